@@ -1,0 +1,329 @@
+//! The command line, declared once: `main` parses it, `completions` and the man page are
+//! generated from it.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rolecall",
+    version,
+    about = "AWS credentials through Microsoft Entra ID, for every AWS client",
+    long_about = "rolecall signs in through Microsoft Entra ID (IAM Identity Center, Entra SAML to IAM roles, \
+                  or Entra OIDC to web identity) once, keeps short-lived role credentials in a per-user daemon \
+                  (rolecalld), and serves them to every AWS client."
+)]
+pub struct Cli {
+    /// Do not start rolecalld when it is not running.
+    #[arg(long, global = true, env = "ROLECALL_NO_AUTOSTART")]
+    pub no_autostart: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Sign in to a source (all sources when none is named).
+    Login(LoginArgs),
+    /// Forget a source's session (all sources when none is named).
+    Logout(LogoutArgs),
+    /// Print credentials for an AWS profile's `credential_process`.
+    CredentialProcess(ProfileArg),
+    /// Make a profile the active one in this shell (needs `rolecall init`).
+    Use(UseArgs),
+    /// Show sources, sign-in state, profiles and expiry.
+    Status(StatusArgs),
+    /// Print the prompt segment: active profile, account and time left.
+    Prompt(PromptArgs),
+    /// Print the shell integration script: eval "$(rolecall init bash)".
+    Init(InitArgs),
+    /// Print shell completions.
+    Completions(CompletionsArgs),
+    /// Write profiles for every account and permission set of a source.
+    Populate(PopulateArgs),
+    /// Turn the SSO profiles of ~/.aws/config into rolecall sources and profiles.
+    Import(ImportArgs),
+    /// Credentials for containers through the container credentials endpoint.
+    Container(ContainerArgs),
+    /// Run a command with self-refreshing credentials for a profile.
+    Exec(ExecArgs),
+    /// Print a profile's credentials as environment variables.
+    Env(EnvArgs),
+    /// Forward TCP connections (the Docker Desktop relay for 169.254.170.2).
+    Relay(RelayArgs),
+    /// Start, stop and inspect rolecalld.
+    Daemon(DaemonArgs),
+    /// Install rolecalld as a user service (systemd or launchd).
+    Service(ServiceArgs),
+    /// Run the whole product against a local sandbox, no cloud account needed.
+    Demo(DemoArgs),
+    /// List profile or source names (for completions).
+    #[command(hide = true)]
+    Names(NamesArgs),
+    /// Write the man page.
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ProfileArg {
+    /// The rolecall profile name.
+    pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The source to sign in to.
+    pub source: Option<String>,
+    /// Use the device code flow: print a URL and a code instead of opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// entra-saml: read a base64 SAMLResponse from stdin instead of capturing it in a browser.
+    #[arg(long)]
+    pub paste: bool,
+    /// Sign in again even when the session is still valid.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    pub source: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct UseArgs {
+    /// The profile to activate (a picker opens when none is given on a terminal).
+    pub profile: Option<String>,
+    /// Deactivate the current profile.
+    #[arg(long)]
+    pub unset: bool,
+    /// The shell whose syntax to print (set by the shell function).
+    #[arg(long, value_enum, hide = true)]
+    pub shell: Option<Shell>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Stable JSON for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PromptArgs {
+    /// Template: {profile} {account} {account_id} {account_name} {role} {time_left} {region}.
+    #[arg(long, env = "ROLECALL_PROMPT_FORMAT")]
+    pub format: Option<String>,
+    /// The profile (defaults to $ROLECALL_PROFILE, then $AWS_PROFILE).
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Colour: auto (when under 15 minutes or signed out), always or never.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: ColorChoice,
+    /// The shell, for its prompt escape syntax around colours.
+    #[arg(long, value_enum)]
+    pub shell: Option<Shell>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
+    Powershell,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    #[arg(value_enum)]
+    pub shell: Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct PopulateArgs {
+    /// The identity-center source to list.
+    pub source: String,
+    /// Print the changes as a unified diff and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Prefix for generated profile names.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Template for profile names: {account_name} {account_id} {role} {source}.
+    #[arg(long)]
+    pub name_template: Option<String>,
+    /// Remove generated profiles whose account or role is gone.
+    #[arg(long)]
+    pub prune: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Print what would be written and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct ContainerArgs {
+    #[command(subcommand)]
+    pub command: Option<ContainerCommand>,
+    /// The profile to mint a token for.
+    pub profile: Option<String>,
+    #[arg(long, value_enum, default_value = "env")]
+    pub format: ContainerFormat,
+    /// Write the token to this file (0600) and print AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Use AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (169.254.170.2, after `container setup`).
+    #[arg(long)]
+    pub relative: bool,
+    /// Revoke the profile's tokens (all tokens with --all).
+    #[arg(long)]
+    pub revoke: bool,
+    #[arg(long, requires = "revoke")]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Print (or --apply) the one-time root step that forwards 169.254.170.2:80 to rolecalld.
+    Setup(ContainerSetupArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ContainerSetupArgs {
+    /// Run the printed commands through sudo.
+    #[arg(long)]
+    pub apply: bool,
+    /// Print the Docker Desktop relay setup instead of the Linux DNAT rule.
+    #[arg(long)]
+    pub docker_desktop: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum ContainerFormat {
+    Env,
+    Docker,
+    Compose,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    pub profile: String,
+    /// Export plain keys instead of the container endpoint.
+    #[arg(long = "static")]
+    pub static_keys: bool,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct EnvArgs {
+    pub profile: String,
+    #[arg(long, value_enum, default_value = "sh")]
+    pub format: EnvFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum EnvFormat {
+    Sh,
+    Fish,
+    Powershell,
+    Json,
+    Dotenv,
+}
+
+#[derive(Debug, Args)]
+pub struct RelayArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "169.254.170.2:80")]
+    pub listen: String,
+    /// Address to forward to.
+    #[arg(long)]
+    pub to: String,
+}
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    #[command(subcommand)]
+    pub command: DaemonCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DaemonCommand {
+    /// Start rolecalld in the background (no-op when it runs).
+    Start,
+    /// Stop rolecalld.
+    Stop,
+    /// Is rolecalld running, which version, which socket.
+    Status,
+    /// Print rolecalld's log.
+    Logs {
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Number of lines from the end.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServiceArgs {
+    #[command(subcommand)]
+    pub command: ServiceCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Write and enable the user unit (systemd) or agent (launchd).
+    Install,
+    /// Disable and remove it.
+    Uninstall,
+    /// Show whether it is installed and running.
+    Status,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Leave the sandbox and daemon running, with instructions to try them by hand.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NamesArgs {
+    #[arg(value_enum)]
+    pub kind: NameKind,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum NameKind {
+    Profiles,
+    Sources,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Directory to write rolecall.1 into (stdout when absent).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}

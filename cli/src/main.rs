@@ -1,0 +1,26 @@
+//! `rolecall`: a thin client of the `rolecalld` socket, plus the shell integration.
+//!
+//! Each subcommand lives in its own module under `commands/`. The CLI links no async runtime
+//! and no AWS SDK: `credential-process` and `prompt` run on every AWS call and every prompt.
+
+mod cli;
+mod commands;
+
+use clap::Parser;
+
+fn main() {
+    let args = cli::Cli::parse();
+    let code = match commands::dispatch(args) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line, no backtrace: the error chain joined, as users read it.
+            let msg = format!("{e:#}");
+            eprintln!(
+                "rolecall: {}",
+                msg.lines().next().unwrap_or("unknown error")
+            );
+            1
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,89 @@
+//! Where rolecall keeps its files. Every path can be overridden by an environment variable so
+//! that tests (and unusual setups) can isolate a whole installation in a temporary directory.
+//!
+//! - config: `ROLECALL_CONFIG`, else the platform config dir (`$XDG_CONFIG_HOME/rolecall/config.toml`)
+//! - state (secret store, logs, browser profiles): `ROLECALL_STATE_DIR`, else the platform state dir
+//! - runtime (socket, status snapshot, locks): `ROLECALL_RUNTIME_DIR`, else
+//!   `$XDG_RUNTIME_DIR/rolecall`, else a per-user 0700 directory under the temp dir
+
+use std::path::{Path, PathBuf};
+
+pub const SOCKET_NAME: &str = "rolecalld.sock";
+pub const SNAPSHOT_NAME: &str = "status.json";
+pub const START_LOCK_NAME: &str = "start.lock";
+pub const PID_NAME: &str = "rolecalld.pid";
+pub const LOG_NAME: &str = "rolecalld.log";
+
+fn env_path(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+fn project_dirs() -> Option<directories::ProjectDirs> {
+    directories::ProjectDirs::from("", "", "rolecall")
+}
+
+/// The configuration file.
+pub fn config_file() -> PathBuf {
+    if let Some(p) = env_path("ROLECALL_CONFIG") {
+        return p;
+    }
+    match project_dirs() {
+        Some(d) => d.config_dir().join("config.toml"),
+        None => PathBuf::from(".rolecall/config.toml"),
+    }
+}
+
+/// The state directory: the encrypted secret store, its key file (file mode), logs and the
+/// dedicated browser profiles.
+pub fn state_dir() -> PathBuf {
+    if let Some(p) = env_path("ROLECALL_STATE_DIR") {
+        return p;
+    }
+    match project_dirs() {
+        Some(d) => d
+            .state_dir()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| d.data_local_dir().to_path_buf()),
+        None => PathBuf::from(".rolecall/state"),
+    }
+}
+
+/// The runtime directory that holds the socket and the status snapshot.
+pub fn runtime_dir() -> PathBuf {
+    if let Some(p) = env_path("ROLECALL_RUNTIME_DIR") {
+        return p;
+    }
+    if let Some(p) = env_path("XDG_RUNTIME_DIR") {
+        return p.join("rolecall");
+    }
+    // No XDG runtime dir (macOS, containers, cron): a per-user directory under the temp dir.
+    // The daemon creates it 0700 and refuses to use it if another user owns it.
+    std::env::temp_dir().join(format!("rolecall-{}", current_uid()))
+}
+
+pub fn socket_path() -> PathBuf {
+    runtime_dir().join(SOCKET_NAME)
+}
+
+pub fn snapshot_path() -> PathBuf {
+    runtime_dir().join(SNAPSHOT_NAME)
+}
+
+pub fn start_lock_path() -> PathBuf {
+    runtime_dir().join(START_LOCK_NAME)
+}
+
+pub fn pid_path() -> PathBuf {
+    runtime_dir().join(PID_NAME)
+}
+
+pub fn log_path() -> PathBuf {
+    state_dir().join(LOG_NAME)
+}
+
+pub fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions and cannot fail.
+    unsafe { libc::getuid() }
+}

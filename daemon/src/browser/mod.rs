@@ -1,0 +1,1 @@
+//! The DevTools-protocol driver that captures the SAML POST (entra-saml). PLACEHOLDER.

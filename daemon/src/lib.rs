@@ -1,0 +1,18 @@
+//! rolecalld: the per-user daemon that signs in through Entra, keeps short-lived AWS role
+//! credentials per profile, and serves them to every AWS client on the machine.
+//!
+//! Module ownership (see ARCHITECTURE.md): `sources` turn a profile into credentials and know
+//! nothing of serving; `serve` answers clients and knows nothing of how credentials were
+//! obtained; `broker` sits between them (cache, single-flight, logins); `vault` keeps secrets.
+
+pub mod app;
+pub mod broker;
+pub mod browser;
+pub mod config;
+pub mod endpoints;
+pub mod logging;
+pub mod login;
+pub mod refresh;
+pub mod serve;
+pub mod sources;
+pub mod vault;

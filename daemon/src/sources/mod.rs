@@ -1,0 +1,116 @@
+//! Login sources: each turns "a profile" into "credentials + expiry", behind one trait.
+//!
+//! A source knows how to sign in (interactively, through a browser or a device code), whether it
+//! still has a session that can fetch credentials silently, and how to fetch role credentials
+//! with that session. It does not know how credentials are cached or served.
+
+use crate::config::ProfileConfig;
+use rolecall_proto::api::{AvailableRole, LoginState};
+use std::fmt;
+use tokio::sync::watch;
+use zeroize::Zeroizing;
+
+/// Short-lived AWS role credentials.
+#[derive(Clone)]
+pub struct RoleCredentials {
+    pub access_key_id: String,
+    pub secret_access_key: Zeroizing<String>,
+    pub session_token: Zeroizing<String>,
+    /// Epoch seconds.
+    pub expiration: i64,
+    pub account_id: String,
+    pub role_arn: String,
+}
+
+impl fmt::Debug for RoleCredentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RoleCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .field("session_token", &"** redacted **")
+            .field("expiration", &self.expiration)
+            .field("account_id", &self.account_id)
+            .field("role_arn", &self.role_arn)
+            .finish()
+    }
+}
+
+/// Whether a source can fetch credentials without the user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionState {
+    /// A session (access token, refresh token, browser session) exists; `expires` is when the
+    /// current access token or SAML session ends, when known (epoch seconds).
+    SignedIn { expires: Option<i64> },
+    /// Only an interactive login can go on.
+    NeedsLogin,
+}
+
+/// How an interactive login should run.
+#[derive(Debug, Clone, Default)]
+pub struct LoginOptions {
+    /// Device flow / print the URL instead of opening a browser.
+    pub no_browser: bool,
+    /// entra-saml `--paste`: a base64 SAMLResponse read from stdin.
+    pub saml_response: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// No silent way on: the user must sign in. The message says why (e.g. "refresh token revoked").
+    #[error("{0}")]
+    NeedsLogin(String),
+    /// The user (or Entra) declined, cancelled, or the login timed out.
+    #[error("{0}")]
+    LoginCancelled(String),
+    /// Upstream refused the role or account.
+    #[error("{0}")]
+    AccessDenied(String),
+    /// Upstream failure; `retryable` for throttling, 5xx, timeouts and dropped connections.
+    #[error("{message}")]
+    Upstream { message: String, retryable: bool },
+    /// The source or profile configuration cannot work.
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// The login's live state (URL, user code, phase), published for `rolecall login` to show.
+pub type LoginProgress = watch::Sender<LoginState>;
+
+#[async_trait::async_trait]
+pub trait Source: Send + Sync + 'static {
+    /// The source's name in the config (`corp`).
+    fn name(&self) -> &str;
+
+    /// `identity-center`, `entra-saml` or `entra-oidc`.
+    fn kind(&self) -> &'static str;
+
+    /// Whether a silent fetch can work now. Cheap: no network.
+    async fn session_state(&self) -> SessionState;
+
+    /// Runs an interactive login to completion (or failure), publishing progress. The caller
+    /// guarantees at most one login per source at a time.
+    async fn login(&self, opts: LoginOptions, progress: &LoginProgress) -> Result<(), SourceError>;
+
+    /// Forgets the session (tokens, cached registrations stay unless invalid).
+    async fn logout(&self) -> Result<(), SourceError>;
+
+    /// Fetches fresh role credentials for the profile silently (renewing the session's access
+    /// token with its refresh token first if needed). Never opens a browser: answers
+    /// [`SourceError::NeedsLogin`] instead.
+    async fn credentials(&self, profile: &ProfileConfig) -> Result<RoleCredentials, SourceError>;
+
+    /// Every account × role this source offers (for `rolecall populate` and `status`).
+    async fn list_roles(&self) -> Result<Vec<AvailableRole>, SourceError> {
+        Err(SourceError::Config(format!(
+            "source '{}' ({}) cannot list its roles",
+            self.name(),
+            self.kind()
+        )))
+    }
+}
+
+pub mod entra_oidc;
+pub mod entra_saml;
+pub mod identity_center;
