@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Installs what building rolecall and running its tests and demo need on a Debian/Ubuntu machine:
+# the system packages (the ONE list of them lives here), the Python venv with the real AWS
+# clients (tests/.venv) and the AWS SDK for JavaScript (tests/js/node_modules).
+#
+# Idempotent and quick when everything is there: it only asks apt for missing packages, and only
+# creates the venv / node_modules when they are missing or their requirement files changed.
+#
+# Used by .ci/run (CI, as root, fresh machine) and by tests/run (developers), so the README's
+# two commands work on a fresh machine.
+#
+#   tests/setup-system.sh            # packages + venv + node_modules
+#   tests/setup-system.sh --packages # only the system packages
+#   tests/setup-system.sh --tools    # only the venv and node_modules
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+# Why each package is here:
+#   libclang-dev            samael's xmlsec feature runs bindgen (panics without libclang)
+#   libxmlsec1-dev pkg-config libssl-dev   xmlsec/openssl for SAML signatures (sandbox + daemon)
+#   libdbus-1-dev           keyring / notify-rust (Secret Service, desktop notifications over D-Bus)
+#   chromium                the entra-saml capture drives a real Chromium over --remote-debugging-pipe
+#   wrk hyperfine           benchmarks (tests/benches)
+#   zsh fish tmux shellcheck   shell integration tests (real shells, an interactive pty, lint)
+#   python3-venv            tests/.venv with boto3/awscli/moto/aws-sso-util
+#   dbus gnome-keyring      a private session bus + Secret Service for keyring tests
+#   iproute2 iptables       container endpoint tests (network namespace, 169.254.170.2 DNAT)
+#   systemd                 systemd-analyze verify / systemd-socket-activate for packaging/
+#   openssl xmlsec1 curl    fixtures and debugging (curl --unix-socket against the daemon)
+#   bsdutils procps         `script` (pty for interactive callers), `ps`/`pgrep` in tests
+PACKAGES=(
+  build-essential pkg-config
+  libclang-dev libxmlsec1-dev libssl-dev libdbus-1-dev
+  chromium
+  wrk hyperfine
+  zsh fish tmux shellcheck
+  python3-venv
+  dbus gnome-keyring
+  iproute2 iptables
+  systemd
+  openssl xmlsec1 curl ca-certificates
+  bsdutils procps
+)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    log "need root to run: $*"
+    return 1
+  fi
+}
+
+install_packages() {
+  if ! command -v dpkg-query >/dev/null 2>&1; then
+    log "not a Debian-family system: install the equivalents of: ${PACKAGES[*]}"
+    return 0
+  fi
+  local missing=() p
+  for p in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$p")
+    fi
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    log "system packages present"
+    return 0
+  fi
+  log "installing: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+}
+
+# A stamp of the requirement file inside the tool dir tells whether it is up to date.
+stamp_ok() { # <stamp file> <source file>
+  [ -f "$1" ] && cmp -s "$1" "$2"
+}
+
+setup_venv() {
+  local venv="$REPO/tests/.venv" req="$REPO/tests/py/requirements.txt"
+  if [ -x "$venv/bin/pytest" ] && stamp_ok "$venv/.requirements.stamp" "$req"; then
+    log "python venv up to date"
+    return 0
+  fi
+  local py
+  py="$(command -v python3.11 || command -v python3)"
+  log "creating tests/.venv with $py"
+  [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  cp "$req" "$venv/.requirements.stamp"
+}
+
+setup_node() {
+  local dir="$REPO/tests/js"
+  [ -f "$dir/package.json" ] || return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    log "npm not found: the JavaScript SDK tests need Node.js 20 and npm"
+    return 1
+  fi
+  if [ -d "$dir/node_modules" ] && stamp_ok "$dir/node_modules/.package-lock.stamp" "$dir/package-lock.json"; then
+    log "node_modules up to date"
+    return 0
+  fi
+  log "installing tests/js/node_modules"
+  if [ -f "$dir/package-lock.json" ]; then
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  else
+    (cd "$dir" && npm install --no-audit --no-fund --loglevel=error)
+  fi
+  cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.stamp"
+}
+
+case "${1:-all}" in
+  --packages) install_packages ;;
+  --tools) setup_venv; setup_node ;;
+  all | --all) install_packages; setup_venv; setup_node ;;
+  *) log "usage: $0 [--packages|--tools]"; exit 2 ;;
+esac
