@@ -251,3 +251,582 @@ pub mod duration_str {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Loading and validation
+// ---------------------------------------------------------------------------------------------
+
+/// A config file that cannot be used, located as `file:line:column: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub path: PathBuf,
+    /// 1-based line and column, when the problem has a place in the file.
+    pub location: Option<(usize, usize)>,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.location {
+            Some((line, col)) => {
+                write!(f, "{}:{line}:{col}: {}", self.path.display(), self.message)
+            }
+            None => write!(f, "{}: {}", self.path.display(), self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A loaded configuration and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedConfig {
+    pub path: PathBuf,
+    /// False when the file does not exist (an empty config: the daemon still runs).
+    pub exists: bool,
+    pub config: Config,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            daemon: DaemonConfig::default(),
+            sources: BTreeMap::new(),
+            profiles: BTreeMap::new(),
+        }
+    }
+}
+
+/// The smallest `refresh_ahead` allowed: botocore refreshes credentials with less than 15
+/// minutes left, so serving less would make every call re-run the helper.
+pub const MIN_REFRESH_AHEAD: Duration = Duration::from_secs(15 * 60);
+
+/// Reads and validates the config file at `path`. A missing file is an empty config.
+pub fn load(path: &std::path::Path) -> Result<LoadedConfig, ConfigError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(LoadedConfig {
+                path: path.to_path_buf(),
+                exists: false,
+                config: Config::default(),
+            })
+        }
+        Err(e) => {
+            return Err(ConfigError {
+                path: path.to_path_buf(),
+                location: None,
+                message: format!("cannot read the config file: {e}"),
+            })
+        }
+    };
+    let config = parse(&text, path)?;
+    Ok(LoadedConfig {
+        path: path.to_path_buf(),
+        exists: true,
+        config,
+    })
+}
+
+/// Parses and validates config text; `path` only names the file in errors.
+pub fn parse(text: &str, path: &std::path::Path) -> Result<Config, ConfigError> {
+    let at = |offset: Option<usize>, message: String| ConfigError {
+        path: path.to_path_buf(),
+        location: offset.map(|o| line_col(text, o)),
+        message,
+    };
+    let config: Config =
+        toml::from_str(text).map_err(|e| at(e.span().map(|s| s.start), first_line(e.message())))?;
+    // A second, untyped pass only to find where each key is, for semantic errors.
+    let spans: SpanDoc = toml::from_str(text).unwrap_or_default();
+    validate(&config, &spans).map_err(|(place, message)| {
+        let offset = place.and_then(|p| p.offset(&spans, text));
+        at(offset, message)
+    })?;
+    Ok(config)
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or("").trim().to_string()
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map(|i| i + 1).unwrap_or(0);
+    (line, text[line_start..offset].chars().count() + 1)
+}
+
+type SpannedTable = BTreeMap<String, toml::Spanned<toml::Value>>;
+
+/// The file's keys with their positions.
+#[derive(Debug, Default, Deserialize)]
+struct SpanDoc {
+    #[serde(default)]
+    daemon: SpannedTable,
+    #[serde(default)]
+    sources: BTreeMap<String, toml::Spanned<SpannedTable>>,
+    #[serde(default)]
+    profiles: BTreeMap<String, toml::Spanned<SpannedTable>>,
+}
+
+/// Where a semantic error points: a key of `[daemon]`, of a source, or of a profile.
+enum Place<'a> {
+    Daemon(&'a str),
+    Source(&'a str, Option<&'a str>),
+    Profile(&'a str, Option<&'a str>),
+}
+
+impl Place<'_> {
+    fn offset(&self, spans: &SpanDoc, text: &str) -> Option<usize> {
+        let (table, key) = match *self {
+            Place::Daemon(key) => {
+                return spans
+                    .daemon
+                    .get(key)
+                    .map(|v| key_offset(text, key, v.span().start))
+            }
+            Place::Source(name, key) => (spans.sources.get(name)?, key),
+            Place::Profile(name, key) => (spans.profiles.get(name)?, key),
+        };
+        match key.and_then(|k| table.get_ref().get(k).map(|v| (k, v))) {
+            Some((k, v)) => Some(key_offset(text, k, v.span().start)),
+            None => Some(table.span().start),
+        }
+    }
+}
+
+/// The key's own position when it stands before its value on the same line (`key = value`),
+/// else the value's.
+fn key_offset(text: &str, key: &str, value_start: usize) -> usize {
+    let value_start = value_start.min(text.len());
+    let line_start = text[..value_start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    match text[line_start..value_start].find(key) {
+        Some(i) => line_start + i,
+        None => value_start,
+    }
+}
+
+type Invalid<'a> = (Option<Place<'a>>, String);
+
+fn validate<'a>(config: &'a Config, _spans: &SpanDoc) -> Result<(), Invalid<'a>> {
+    let d = &config.daemon;
+    if d.refresh_ahead <= MIN_REFRESH_AHEAD {
+        return Err((
+            Some(Place::Daemon("refresh_ahead")),
+            format!(
+                "refresh_ahead must be more than 15m (botocore refreshes credentials with less than 15 minutes left), got {}s",
+                d.refresh_ahead.as_secs()
+            ),
+        ));
+    }
+    if d.container_listen.parse::<std::net::SocketAddr>().is_err() {
+        return Err((
+            Some(Place::Daemon("container_listen")),
+            format!(
+                "container_listen must be an address and port like \"127.0.0.1:9911\", got {:?}",
+                d.container_listen
+            ),
+        ));
+    }
+    if let Some(imds) = &d.imds {
+        if imds.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err((
+                Some(Place::Daemon("imds")),
+                format!(
+                    "imds.listen must be an address and port, got {:?}",
+                    imds.listen
+                ),
+            ));
+        }
+        if !config.profiles.contains_key(&imds.profile) {
+            return Err((
+                Some(Place::Daemon("imds")),
+                format!("imds.profile names unknown profile '{}'", imds.profile),
+            ));
+        }
+    }
+    for (name, source) in &config.sources {
+        validate_source(name, source)?;
+    }
+    for (name, profile) in &config.profiles {
+        validate_profile(config, name, profile)?;
+    }
+    Ok(())
+}
+
+fn validate_url<'a>(place: Place<'a>, key: &str, value: &str) -> Result<(), Invalid<'a>> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        _ => Err((
+            Some(place),
+            format!("{key} must be an http(s) URL, got {value:?}"),
+        )),
+    }
+}
+
+fn validate_source<'a>(name: &'a str, source: &'a SourceConfig) -> Result<(), Invalid<'a>> {
+    let p = |k: &'a str| Place::Source(name, Some(k));
+    let (endpoint, authority) = match source {
+        SourceConfig::IdentityCenter(c) => {
+            if c.start_url.trim().is_empty() {
+                return Err((
+                    Some(p("start_url")),
+                    format!("source '{name}': start_url is empty"),
+                ));
+            }
+            validate_url(p("start_url"), "start_url", &c.start_url)?;
+            if c.region.trim().is_empty() {
+                return Err((
+                    Some(p("region")),
+                    format!("source '{name}': region is empty"),
+                ));
+            }
+            (&c.endpoint_url, &None)
+        }
+        SourceConfig::EntraSaml(c) => {
+            if c.tenant.trim().is_empty() {
+                return Err((
+                    Some(p("tenant")),
+                    format!("source '{name}': tenant is empty"),
+                ));
+            }
+            (&c.endpoint_url, &c.authority)
+        }
+        SourceConfig::EntraOidc(c) => {
+            if c.tenant.trim().is_empty() {
+                return Err((
+                    Some(p("tenant")),
+                    format!("source '{name}': tenant is empty"),
+                ));
+            }
+            if c.client_id.trim().is_empty() {
+                return Err((
+                    Some(p("client_id")),
+                    format!("source '{name}': client_id is empty"),
+                ));
+            }
+            (&c.endpoint_url, &c.authority)
+        }
+    };
+    if let Some(e) = endpoint {
+        validate_url(p("endpoint_url"), "endpoint_url", e)?;
+    }
+    if let Some(a) = authority {
+        validate_url(p("authority"), "authority", a)?;
+    }
+    Ok(())
+}
+
+/// `arn:<partition>:iam::<12 digits>:<kind>/<name>`.
+fn is_iam_arn(s: &str, kind: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    if parts.len() != 6 || parts[0] != "arn" || parts[2] != "iam" || !parts[3].is_empty() {
+        return false;
+    }
+    let partition_ok =
+        parts[1].starts_with("aws") && parts[1].chars().all(|c| c.is_ascii_lowercase() || c == '-');
+    let name = parts[5]
+        .strip_prefix(kind)
+        .and_then(|r| r.strip_prefix('/'));
+    partition_ok && is_account_id(parts[4]) && name.is_some_and(|n| !n.is_empty())
+}
+
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn validate_profile<'a>(
+    config: &'a Config,
+    name: &'a str,
+    profile: &'a ProfileConfig,
+) -> Result<(), Invalid<'a>> {
+    let p = |k: &'a str| Place::Profile(name, Some(k));
+    if name.is_empty()
+        || name
+            .chars()
+            .any(|c| c == '/' || c.is_control() || c.is_whitespace())
+    {
+        return Err((
+            Some(Place::Profile(name, None)),
+            format!("profile name {name:?} may not contain '/', spaces or control characters"),
+        ));
+    }
+    let Some(source) = config.sources.get(&profile.source) else {
+        let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
+        let known = if known.is_empty() {
+            "no sources are configured".to_string()
+        } else {
+            format!("known sources: {}", known.join(", "))
+        };
+        return Err((
+            Some(p("source")),
+            format!(
+                "profile '{name}' names unknown source '{}' ({known})",
+                profile.source
+            ),
+        ));
+    };
+    if let Some(account) = &profile.account {
+        if !is_account_id(account) {
+            return Err((
+                Some(p("account")),
+                format!(
+                    "profile '{name}': account must be a 12-digit AWS account id, got {account:?}"
+                ),
+            ));
+        }
+    }
+    if profile.role.trim().is_empty() {
+        return Err((Some(p("role")), format!("profile '{name}': role is empty")));
+    }
+    match source {
+        SourceConfig::IdentityCenter(_) => {
+            if profile.account.is_none() {
+                return Err((
+                    Some(Place::Profile(name, None)),
+                    format!(
+                        "profile '{name}': identity-center source '{}' needs account (a 12-digit account id)",
+                        profile.source
+                    ),
+                ));
+            }
+            if profile.duration.is_some() {
+                return Err((
+                    Some(p("duration")),
+                    format!("profile '{name}': duration applies to entra-* sources only (Identity Center sets the session length)"),
+                ));
+            }
+        }
+        SourceConfig::EntraSaml(_) | SourceConfig::EntraOidc(_) => {
+            if !is_iam_arn(&profile.role, "role") {
+                return Err((
+                    Some(p("role")),
+                    format!(
+                        "profile '{name}': role must be an IAM role ARN like arn:aws:iam::123456789012:role/Name for {} source '{}', got {:?}",
+                        source.kind_name(),
+                        profile.source,
+                        profile.role
+                    ),
+                ));
+            }
+            if let Some(account) = &profile.account {
+                let arn_account = profile.role.split(':').nth(4).unwrap_or_default();
+                if arn_account != account {
+                    return Err((
+                        Some(p("account")),
+                        format!("profile '{name}': account {account} differs from the role ARN's account {arn_account}"),
+                    ));
+                }
+            }
+        }
+    }
+    if let Some(principal) = &profile.principal {
+        if !matches!(source, SourceConfig::EntraSaml(_)) {
+            return Err((
+                Some(p("principal")),
+                format!("profile '{name}': principal applies to entra-saml sources only"),
+            ));
+        }
+        if !is_iam_arn(principal, "saml-provider") {
+            return Err((
+                Some(p("principal")),
+                format!("profile '{name}': principal must be a SAML provider ARN like arn:aws:iam::123456789012:saml-provider/Name, got {principal:?}"),
+            ));
+        }
+    }
+    if let Some(d) = profile.duration {
+        if !(900..=43_200).contains(&d.as_secs()) {
+            return Err((
+                Some(p("duration")),
+                format!(
+                    "profile '{name}': duration must be between 15m and 12h, got {}s",
+                    d.as_secs()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn err(text: &str) -> String {
+        parse(text, Path::new("/c/config.toml"))
+            .expect_err("config should be refused")
+            .to_string()
+    }
+
+    const GOOD: &str = r#"
+[daemon]
+refresh_ahead = "20m"
+
+[sources.corp]
+kind = "identity-center"
+start_url = "https://d-1234567890.awsapps.com/start"
+region = "eu-west-1"
+
+[sources.legacy]
+kind = "entra-saml"
+tenant = "contoso.onmicrosoft.com"
+app_identifier = "https://signin.aws.amazon.com/saml#1"
+
+[profiles.dev-admin]
+source = "corp"
+account = "111111111111"
+role = "DeveloperAdmin"
+
+[profiles.legacy-admin]
+source = "legacy"
+role = "arn:aws:iam::333333333333:role/EntraAdmin"
+principal = "arn:aws:iam::333333333333:saml-provider/EntraID"
+duration = "4h"
+"#;
+
+    #[test]
+    fn good_config_parses() {
+        let c = parse(GOOD, Path::new("x")).unwrap();
+        assert_eq!(c.sources.len(), 2);
+        assert_eq!(
+            c.profiles["dev-admin"].account.as_deref(),
+            Some("111111111111")
+        );
+        assert_eq!(
+            c.profiles["legacy-admin"].duration,
+            Some(Duration::from_secs(4 * 3600))
+        );
+        assert_eq!(c.daemon.refresh_ahead, Duration::from_secs(1200));
+    }
+
+    #[test]
+    fn missing_file_is_empty_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = load(&dir.path().join("nope.toml")).unwrap();
+        assert!(!l.exists);
+        assert!(l.config.profiles.is_empty());
+    }
+
+    #[test]
+    fn syntax_error_has_line_and_column() {
+        assert_eq!(
+            err("[daemon]\nrefresh_ahead = \"20m\"\nauto_login = tru\n"),
+            "/c/config.toml:3:14: invalid string\nexpected `\"`, `'`"
+                .lines()
+                .next()
+                .unwrap()
+                .to_string()
+        );
+    }
+
+    #[test]
+    fn unknown_key_points_at_key() {
+        let e = err("[daemon]\nrefresh_ahed = \"20m\"\n");
+        assert!(
+            e.starts_with("/c/config.toml:2:1: unknown field `refresh_ahed`"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_duration_is_located() {
+        let e = err("[daemon]\nrefresh_ahead = \"20x\"\n");
+        assert!(
+            e.starts_with("/c/config.toml:2:17: invalid duration"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn refresh_ahead_must_exceed_15m() {
+        let e = err("\n[daemon]\n  refresh_ahead = \"15m\"\n");
+        assert!(
+            e.starts_with("/c/config.toml:3:3: refresh_ahead must be more than 15m"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn unknown_source_in_profile() {
+        let text = GOOD.replace("source = \"corp\"", "source = \"crop\"");
+        let e = err(&text);
+        let line = text.lines().position(|l| l.contains("\"crop\"")).unwrap() + 1;
+        assert_eq!(
+            e,
+            format!("/c/config.toml:{line}:1: profile 'dev-admin' names unknown source 'crop' (known sources: corp, legacy)")
+        );
+    }
+
+    #[test]
+    fn bad_account_id() {
+        let text = GOOD.replace("\"111111111111\"", "\"11111111111\"");
+        let e = err(&text);
+        let line = text
+            .lines()
+            .position(|l| l.contains("11111111111"))
+            .unwrap()
+            + 1;
+        assert!(
+            e.starts_with(&format!(
+                "/c/config.toml:{line}:1: profile 'dev-admin': account must be a 12-digit"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_role_arn_for_entra() {
+        let text = GOOD.replace("arn:aws:iam::333333333333:role/EntraAdmin", "EntraAdmin");
+        let e = err(&text);
+        let line = text
+            .lines()
+            .position(|l| l == "role = \"EntraAdmin\"")
+            .unwrap()
+            + 1;
+        assert!(
+            e.starts_with(&format!(
+                "/c/config.toml:{line}:1: profile 'legacy-admin': role must be an IAM role ARN"
+            )),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn missing_start_url() {
+        let text = GOOD.replace(
+            "start_url = \"https://d-1234567890.awsapps.com/start\"\n",
+            "",
+        );
+        let e = err(&text);
+        assert!(e.contains("missing field `start_url`"), "{e}");
+        let line = text.lines().position(|l| l == "[sources.corp]").unwrap() + 1;
+        assert!(e.starts_with(&format!("/c/config.toml:{line}:")), "{e}");
+    }
+
+    #[test]
+    fn identity_center_profile_needs_account() {
+        let text = GOOD.replace("account = \"111111111111\"\n", "");
+        let e = err(&text);
+        let line = text
+            .lines()
+            .position(|l| l == "[profiles.dev-admin]")
+            .unwrap()
+            + 1;
+        assert!(
+            e.starts_with(&format!("/c/config.toml:{line}:")) && e.contains("needs account"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_principal_and_unknown_kind() {
+        let e = err(&GOOD.replace("saml-provider/EntraID", "role/EntraID"));
+        assert!(e.contains("principal must be a SAML provider ARN"), "{e}");
+        let e = err(&GOOD.replace("kind = \"entra-saml\"", "kind = \"entra-magic\""));
+        assert!(e.contains("entra-magic"), "{e}");
+    }
+}
