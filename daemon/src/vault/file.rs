@@ -1,0 +1,183 @@
+//! The store file: format, sealing, and the atomic private write.
+//!
+//! Format (version 1): `b"RCVAULT"` + version byte + 12-byte nonce + ChaCha20-Poly1305
+//! ciphertext of the JSON map. The 8 header bytes are the AEAD's associated data, so a changed
+//! version or magic fails authentication like any other tampering.
+
+use super::VaultError;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use rand::RngCore;
+use std::collections::BTreeMap;
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+const MAGIC: &[u8; 7] = b"RCVAULT";
+const VERSION: u8 = 1;
+const HEADER_LEN: usize = 8;
+const NONCE_LEN: usize = 12;
+
+fn header() -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..7].copy_from_slice(MAGIC);
+    h[7] = VERSION;
+    h
+}
+
+/// Encrypts `plain` under a fresh random nonce.
+pub(super) fn seal(key: &[u8; 32], plain: &[u8]) -> Vec<u8> {
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+    let mut nonce = [0u8; NONCE_LEN];
+    rand::rngs::OsRng.fill_bytes(&mut nonce);
+    let head = header();
+    let ct = cipher
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: plain,
+                aad: &head,
+            },
+        )
+        // Encryption fails only for plaintexts beyond 256 GiB.
+        .expect("ChaCha20-Poly1305 encryption of a small buffer");
+    let mut out = Vec::with_capacity(HEADER_LEN + NONCE_LEN + ct.len());
+    out.extend_from_slice(&head);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&ct);
+    out
+}
+
+/// Decrypts a sealed buffer; the error says what is wrong with it (never its content).
+pub(super) fn unseal(key: &[u8; 32], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
+    if data.len() < HEADER_LEN + NONCE_LEN + 16 {
+        return Err(format!("file too short ({} bytes)", data.len()));
+    }
+    if &data[..7] != MAGIC {
+        return Err("not a rolecall secret store (bad magic)".into());
+    }
+    if data[7] != VERSION {
+        return Err(format!(
+            "unsupported format version {} (this rolecall reads {VERSION})",
+            data[7]
+        ));
+    }
+    let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
+    cipher
+        .decrypt(
+            Nonce::from_slice(&data[HEADER_LEN..HEADER_LEN + NONCE_LEN]),
+            Payload {
+                msg: &data[HEADER_LEN + NONCE_LEN..],
+                aad: &data[..HEADER_LEN],
+            },
+        )
+        .map(Zeroizing::new)
+        .map_err(|_| "authentication failed (tampered, corrupt, or sealed with another key)".into())
+}
+
+pub(super) enum ReadOutcome {
+    Missing,
+    Entries(BTreeMap<String, serde_json::Value>),
+    /// The file exists but cannot be used; the reason.
+    Unreadable(String),
+}
+
+pub(super) fn read_store(path: &Path, key: &[u8; 32]) -> Result<ReadOutcome, VaultError> {
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ReadOutcome::Missing),
+        Err(e) => {
+            return Err(VaultError::Io {
+                what: "cannot read",
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
+    };
+    let plain = match unseal(key, &data) {
+        Ok(p) => p,
+        Err(why) => return Ok(ReadOutcome::Unreadable(why)),
+    };
+    match serde_json::from_slice(&plain) {
+        Ok(m) => Ok(ReadOutcome::Entries(m)),
+        Err(_) => Ok(ReadOutcome::Unreadable(
+            "decrypted content is not a JSON map".into(),
+        )),
+    }
+}
+
+/// Renames an unusable store file to `secrets.bin.corrupt-<epoch>` so that nothing is lost.
+pub(super) fn move_aside(path: &Path) -> Result<PathBuf, VaultError> {
+    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".corrupt-{ts}"));
+    let mut aside = path.with_file_name(&name);
+    // Two corrupt files in one second: do not overwrite the first.
+    let mut n = 1;
+    while aside.exists() {
+        let mut alt = name.clone();
+        alt.push(format!("-{n}"));
+        aside = path.with_file_name(alt);
+        n += 1;
+    }
+    fs::rename(path, &aside).map_err(|e| VaultError::Io {
+        what: "cannot move aside the unreadable store",
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    Ok(aside)
+}
+
+/// Creates `dir` (and parents) if needed and makes it 0700.
+pub(super) fn ensure_private_dir(dir: &Path) -> Result<(), VaultError> {
+    let io = |what, e| VaultError::Io {
+        what,
+        path: dir.to_path_buf(),
+        source: e,
+    };
+    fs::create_dir_all(dir).map_err(|e| io("cannot create directory", e))?;
+    let meta = fs::metadata(dir).map_err(|e| io("cannot read directory", e))?;
+    if meta.permissions().mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| io("cannot make directory private (0700)", e))?;
+    }
+    Ok(())
+}
+
+/// Writes `data` to `dir/name` atomically: a 0600 temp file in the same dir, fsync, rename over
+/// the target, fsync the dir. On any failure the temp file is removed and the old file is intact.
+pub(super) fn write_atomic(dir: &Path, name: &str, data: &[u8]) -> Result<(), VaultError> {
+    let target = dir.join(name);
+    let mut suffix = [0u8; 6];
+    rand::rngs::OsRng.fill_bytes(&mut suffix);
+    let tmp = dir.join(format!(".{name}.tmp-{}", hex::encode(suffix)));
+    let result = (|| {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| ("cannot create", e))?;
+        f.write_all(data).map_err(|e| ("cannot write", e))?;
+        f.sync_all().map_err(|e| ("cannot sync", e))?;
+        drop(f);
+        fs::rename(&tmp, &target).map_err(|e| ("cannot replace", e))?;
+        Ok(())
+    })();
+    if let Err((what, source)) = result {
+        let _ = fs::remove_file(&tmp);
+        return Err(VaultError::Io {
+            what,
+            path: target,
+            source,
+        });
+    }
+    // The rename is durable only once the directory entry is synced. The data itself is safe
+    // already, so a failure here is logged rather than reported as a failed write.
+    if let Err(e) = fs::File::open(dir).and_then(|d| d.sync_all()) {
+        tracing::warn!(dir = %dir.display(), error = %e, "could not sync the state dir after a write");
+    }
+    Ok(())
+}
