@@ -3,7 +3,9 @@
 //! Each subcommand lives in its own module under `commands/`. The CLI links no async runtime
 //! and no AWS SDK: `credential-process` and `prompt` run on every AWS call and every prompt.
 
+mod autostart;
 mod cli;
+mod client;
 mod commands;
 
 use clap::Parser;

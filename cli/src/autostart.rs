@@ -1,0 +1,303 @@
+//! Starting `rolecalld` on demand, and replacing a daemon left over from an older install.
+//!
+//! Many processes may find the daemon down at once (a burst of `credential_process` calls from
+//! a test runner or Terraform). They serialise on an `flock` of `paths::start_lock_path()`: the
+//! holder re-checks the socket, starts ONE daemon and waits for its socket; the others keep
+//! probing the socket and find it answering. The daemon itself also refuses to run twice.
+
+use crate::client::{self, is_not_listening, ClientError};
+use rolecall_proto::api::VersionReply;
+use rolecall_proto::{paths, HEADER_PROTOCOL, PROTOCOL_VERSION};
+use std::fs::{DirBuilder, File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a freshly started daemon may take to open its socket.
+const SOCKET_WAIT: Duration = Duration::from_secs(5);
+/// How long a caller waits for another caller that holds the start-up lock.
+const LOCK_WAIT: Duration = Duration::from_secs(15);
+/// How long an old daemon may take to exit after `POST /v1/shutdown`.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
+/// The daemon binary: beside our own executable (an install or `target/debug`), else `$PATH`.
+pub fn find_daemon() -> Result<PathBuf, ClientError> {
+    find_sibling("rolecalld").ok_or_else(|| {
+        ClientError::StartFailed(
+            "rolecalld was found neither beside rolecall nor on PATH".to_string(),
+        )
+    })
+}
+
+/// A program installed beside the running `rolecall`, else on `$PATH`.
+pub fn find_sibling(name: &str) -> Option<PathBuf> {
+    if let Some(dir) = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+    {
+        let p = dir.join(name);
+        if is_executable(&p) {
+            return Some(p);
+        }
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| is_executable(p))
+    })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Returns a connection to the daemon, starting it when nothing listens on `socket`.
+pub fn ensure_running(socket: &Path) -> Result<UnixStream, ClientError> {
+    let lock = StartLock::open()?;
+    let deadline = Instant::now() + LOCK_WAIT;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        if let Some(s) = probe(socket)? {
+            return Ok(s);
+        }
+        if let Some(_held) = lock.try_lock()? {
+            // Re-check under the lock: another caller may have just finished starting it.
+            if let Some(s) = probe(socket)? {
+                return Ok(s);
+            }
+            return start_and_wait(socket);
+        }
+        if Instant::now() >= deadline {
+            return Err(ClientError::StartFailed(format!(
+                "another rolecall held {} for {}s",
+                paths::start_lock_path().display(),
+                LOCK_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(25));
+    }
+}
+
+/// Stops a daemon that answered with another protocol number, and starts ours. Runs under the
+/// start-up lock so that a burst of callers replaces it once.
+pub fn replace_incompatible(socket: &Path) -> Result<(), ClientError> {
+    let lock = StartLock::open()?;
+    let _held = lock.lock(LOCK_WAIT)?;
+    if let Some(s) = probe(socket)? {
+        let reply = client::exchange(s, "GET", "/v1/version", None)?;
+        let same = reply
+            .header(HEADER_PROTOCOL)
+            .and_then(|p| p.parse::<u32>().ok())
+            == Some(PROTOCOL_VERSION);
+        if same {
+            return Ok(()); // another caller replaced it already
+        }
+        let pid = serde_json::from_slice::<VersionReply>(&reply.body)
+            .ok()
+            .map(|v| v.pid);
+        stop(socket, pid)?;
+    }
+    start_and_wait(socket).map(drop)
+}
+
+/// Asks the daemon on `socket` to shut down and waits until it is gone (socket closed and,
+/// when its pid is known, the process exited), falling back to SIGTERM.
+pub fn stop(socket: &Path, pid: Option<u32>) -> Result<(), ClientError> {
+    let asked = match probe(socket)? {
+        Some(s) => client::exchange(s, "POST", "/v1/shutdown", None).is_ok(),
+        None => false,
+    };
+    if !asked {
+        if let Some(pid) = pid {
+            terminate(pid);
+        }
+    }
+    let deadline = Instant::now() + EXIT_WAIT;
+    let mut termed = !asked;
+    loop {
+        let socket_gone = probe(socket)?.is_none();
+        let process_gone = pid.is_none_or(|p| !alive(p));
+        if socket_gone && process_gone {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            if let (false, Some(p)) = (termed, pid) {
+                // It did not honour the shutdown request in time: ask the kernel way, once.
+                terminate(p);
+                termed = true;
+                continue;
+            }
+            return Err(ClientError::StartFailed(format!(
+                "the running rolecalld{} did not stop within {}s",
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default(),
+                EXIT_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn terminate(pid: u32) {
+    if let Ok(pid) = libc::pid_t::try_from(pid) {
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
+
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// A connection when something listens, `None` when the socket is absent or stale.
+fn probe(socket: &Path) -> Result<Option<UnixStream>, ClientError> {
+    match UnixStream::connect(socket) {
+        Ok(s) => Ok(Some(s)),
+        Err(e) if is_not_listening(&e) => Ok(None),
+        Err(error) => Err(ClientError::Connect {
+            socket: socket.to_path_buf(),
+            error,
+        }),
+    }
+}
+
+/// Starts `rolecalld` detached and waits for its socket. The caller holds the start-up lock.
+fn start_and_wait(socket: &Path) -> Result<UnixStream, ClientError> {
+    let bin = find_daemon()?;
+    let mut child = spawn_detached(&bin)?;
+    let deadline = Instant::now() + SOCKET_WAIT;
+    let mut pause = Duration::from_millis(1);
+    let mut exited_ok = false;
+    loop {
+        if let Some(s) = probe(socket)? {
+            return Ok(s);
+        }
+        if !exited_ok {
+            match child.try_wait() {
+                Ok(Some(st)) if st.success() => exited_ok = true, // it daemonized
+                Ok(Some(st)) => {
+                    return Err(ClientError::StartFailed(format!(
+                        "{} exited ({st}) before opening its socket; see: rolecall daemon logs",
+                        bin.display()
+                    )))
+                }
+                Ok(None) | Err(_) => {}
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(ClientError::StartFailed(format!(
+                "{} did not open {} within {}s; see: rolecall daemon logs",
+                bin.display(),
+                socket.display(),
+                SOCKET_WAIT.as_secs()
+            )));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
+}
+
+/// Spawns the daemon in its own session with stdio on /dev/null, so that it outlives this
+/// process and a Ctrl-C in the terminal never reaches it.
+fn spawn_detached(bin: &Path) -> Result<Child, ClientError> {
+    let mut cmd = Command::new(bin);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .map_err(|e| ClientError::StartFailed(format!("cannot run {}: {e}", bin.display())))
+}
+
+/// The start-up lock file, created 0600 in a 0700 runtime dir (the daemon refuses a runtime dir
+/// others can read, so we create it the way it wants).
+struct StartLock {
+    file: File,
+}
+
+/// Held lock; released when dropped.
+struct Held<'a>(&'a File);
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the fd is valid for the lifetime of the borrowed File.
+        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+impl StartLock {
+    fn open() -> Result<StartLock, ClientError> {
+        let path = paths::start_lock_path();
+        if let Some(dir) = path.parent() {
+            DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    ClientError::StartFailed(format!("cannot create {}: {e}", dir.display()))
+                })?;
+        }
+        // std opens with O_CLOEXEC, so the daemon we spawn never inherits (and holds) the lock.
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| {
+                ClientError::StartFailed(format!("cannot open {}: {e}", path.display()))
+            })?;
+        Ok(StartLock { file })
+    }
+
+    fn try_lock(&self) -> Result<Option<Held<'_>>, ClientError> {
+        // SAFETY: flock on a valid fd.
+        let r = unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if r == 0 {
+            return Ok(Some(Held(&self.file)));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => Ok(None),
+            _ => Err(ClientError::StartFailed(format!(
+                "cannot lock {}: {e}",
+                paths::start_lock_path().display()
+            ))),
+        }
+    }
+
+    fn lock(&self, wait: Duration) -> Result<Held<'_>, ClientError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            if let Some(h) = self.try_lock()? {
+                return Ok(h);
+            }
+            if Instant::now() >= deadline {
+                return Err(ClientError::StartFailed(format!(
+                    "another rolecall held {} for {}s",
+                    paths::start_lock_path().display(),
+                    wait.as_secs()
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
