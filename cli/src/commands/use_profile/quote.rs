@@ -1,0 +1,131 @@
+//! Setting and removing environment variables in each shell's syntax, with values quoted so
+//! that no profile name or region can inject shell code into the evaluated lines.
+
+use crate::cli::Shell;
+
+pub fn set(out: &mut String, shell: Shell, var: &str, value: &str) {
+    match shell {
+        Shell::Bash | Shell::Zsh => {
+            out.push_str("export ");
+            out.push_str(var);
+            out.push('=');
+            posix(out, value);
+        }
+        Shell::Fish => {
+            out.push_str("set -gx ");
+            out.push_str(var);
+            out.push(' ');
+            fish(out, value);
+        }
+        Shell::Powershell => {
+            out.push_str("$env:");
+            out.push_str(var);
+            out.push_str(" = ");
+            powershell(out, value);
+        }
+    }
+    out.push('\n');
+}
+
+pub fn unset(out: &mut String, shell: Shell, var: &str) {
+    match shell {
+        Shell::Bash | Shell::Zsh => {
+            out.push_str("unset ");
+            out.push_str(var);
+        }
+        Shell::Fish => {
+            out.push_str("set -e ");
+            out.push_str(var);
+        }
+        Shell::Powershell => {
+            out.push_str("Remove-Item Env:");
+            out.push_str(var);
+            out.push_str(" -ErrorAction SilentlyContinue");
+        }
+    }
+    out.push('\n');
+}
+
+/// POSIX single quotes: nothing inside is special; a `'` closes, is escaped, and reopens.
+pub fn posix(out: &mut String, value: &str) {
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+}
+
+/// fish single quotes: only `\'` and `\\` are escapes.
+pub fn fish(out: &mut String, value: &str) {
+    out.push('\'');
+    for c in value.chars() {
+        if c == '\'' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('\'');
+}
+
+/// PowerShell single quotes: a quote is doubled. PowerShell also treats the typographic
+/// quotes U+2018/U+2019/U+201A/U+201B as single quotes, so those are doubled too.
+pub fn powershell(out: &mut String, value: &str) {
+    out.push('\'');
+    for c in value.chars() {
+        if matches!(c, '\'' | '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}') {
+            out.push(c);
+        }
+        out.push(c);
+    }
+    out.push('\'');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(f: fn(&mut String, &str), v: &str) -> String {
+        let mut s = String::new();
+        f(&mut s, v);
+        s
+    }
+
+    #[test]
+    fn quotes_are_escaped_per_shell() {
+        assert_eq!(q(posix, "a'b$(x)"), "'a'\\''b$(x)'");
+        assert_eq!(q(fish, "a'b\\c$x"), "'a\\'b\\\\c$x'");
+        assert_eq!(q(powershell, "a'b\u{2019}$x"), "'a''b\u{2019}\u{2019}$x'");
+    }
+
+    #[test]
+    fn hostile_values_round_trip_through_real_shells() {
+        let nasty = "it's $(touch /nonexistent/x) `id` \\ \" ; \u{e9}";
+        for (sh, args, line) in [
+            ("bash", vec!["-c"], {
+                let mut s = String::new();
+                set(&mut s, Shell::Bash, "V", nasty);
+                s + "printf %s \"$V\""
+            }),
+            ("zsh", vec!["-f", "-c"], {
+                let mut s = String::new();
+                set(&mut s, Shell::Zsh, "V", nasty);
+                s + "printf %s \"$V\""
+            }),
+            ("fish", vec!["--no-config", "-c"], {
+                let mut s = String::new();
+                set(&mut s, Shell::Fish, "V", nasty);
+                s + "printf %s \"$V\""
+            }),
+        ] {
+            let Ok(out) = std::process::Command::new(sh).args(&args).arg(&line).output() else {
+                eprintln!("{sh} not installed; skipped");
+                continue;
+            };
+            assert_eq!(String::from_utf8_lossy(&out.stdout), nasty, "{sh}");
+        }
+    }
+}
