@@ -15,7 +15,13 @@ use std::path::PathBuf;
 )]
 pub struct Cli {
     /// Do not start rolecalld when it is not running.
-    #[arg(long, global = true, env = "ROLECALL_NO_AUTOSTART")]
+    /// (ROLECALL_NO_AUTOSTART=1 does the same; 0, false, no, off or empty do not.)
+    #[arg(
+        long,
+        global = true,
+        env = "ROLECALL_NO_AUTOSTART",
+        value_parser = clap::builder::FalseyValueParser::new()
+    )]
     pub no_autostart: bool,
 
     #[command(subcommand)]
