@@ -129,16 +129,26 @@ mod tests {
         }
         let lines = t.flag_lines();
         assert!(lines.iter().any(|l| l == "use --unset"), "{lines:?}");
-        assert!(lines.iter().any(|l| l.starts_with("populate --dry-run --prefix")));
+        assert!(lines
+            .iter()
+            .any(|l| l.starts_with("populate --dry-run --prefix")));
         // `use --shell` is for the shell function, not for people.
-        assert!(lines.iter().all(|l| !l.starts_with("use ") || !l.contains("--shell")));
+        assert!(lines
+            .iter()
+            .all(|l| !l.starts_with("use ") || !l.contains("--shell")));
     }
 
     #[test]
     fn every_placeholder_is_filled() {
         for sh in [Shell::Bash, Shell::Zsh, Shell::Fish, Shell::Powershell] {
             let s = script(sh, "/opt/it's here/rolecall");
-            for ph in ["@ROLECALL_BIN@", "@SUBCOMMANDS@", "@PROFILE_CMDS@", "@SOURCE_CMDS@", "@FLAGS@"] {
+            for ph in [
+                "@ROLECALL_BIN@",
+                "@SUBCOMMANDS@",
+                "@PROFILE_CMDS@",
+                "@SOURCE_CMDS@",
+                "@FLAGS@",
+            ] {
                 assert!(!s.contains(ph), "{sh:?}: {ph}");
             }
         }

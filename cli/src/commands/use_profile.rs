@@ -38,7 +38,9 @@ pub fn run(a: &UseArgs) -> anyhow::Result<i32> {
             None => pick(&profiles)?,
         };
         let Some(info) = profiles.iter().find(|p| p.name == name) else {
-            bail!("unknown profile '{name}' — run: rolecall status (or rolecall populate <source>)");
+            bail!(
+                "unknown profile '{name}' — run: rolecall status (or rolecall populate <source>)"
+            );
         };
         use_lines(shell, info, env(REGION_MARK), env("AWS_REGION"))
     };
@@ -51,7 +53,9 @@ pub fn run(a: &UseArgs) -> anyhow::Result<i32> {
 
 fn pick(profiles: &[ProfileInfo]) -> anyhow::Result<String> {
     if profiles.is_empty() {
-        bail!("no profiles configured — run: rolecall populate <source> or edit the rolecall config");
+        bail!(
+            "no profiles configured — run: rolecall populate <source> or edit the rolecall config"
+        );
     }
     // The shell function captures stdout, so the picker talks to the user on stderr and reads
     // the answer from stdin, which the function leaves on the terminal.
@@ -93,7 +97,11 @@ pub fn use_lines(
 }
 
 /// The lines that deactivate the current profile.
-pub fn unset_lines(shell: Shell, region_mark: Option<String>, aws_region: Option<String>) -> String {
+pub fn unset_lines(
+    shell: Shell,
+    region_mark: Option<String>,
+    aws_region: Option<String>,
+) -> String {
     let mut out = String::new();
     quote::unset(&mut out, shell, "AWS_PROFILE");
     quote::unset(&mut out, shell, "ROLECALL_PROFILE");

@@ -230,7 +230,13 @@ mod tests {
         p.account_name = None;
         let s = Segment::new("dev", &p, NOW);
         assert_eq!(
-            render("{account}|{account_id}|{account_name}|{role}|{region}", &s, false, false, None),
+            render(
+                "{account}|{account_id}|{account_name}|{role}|{region}",
+                &s,
+                false,
+                false,
+                None
+            ),
             "222222222222|222222222222||Admin|eu-west-1"
         );
     }
@@ -257,15 +263,24 @@ mod tests {
             r(&soon, true, false, Some(Shell::Bash)),
             "\x01\x1b[33m\x0214m\x01\x1b[0m\x02"
         );
-        assert_eq!(r(&soon, true, false, Some(Shell::Fish)), "\x1b[33m14m\x1b[0m");
+        assert_eq!(
+            r(&soon, true, false, Some(Shell::Fish)),
+            "\x1b[33m14m\x1b[0m"
+        );
     }
 
     #[test]
     fn zsh_percent_signs_are_literal() {
         let p = profile(None, false);
         let s = Segment::new("100%", &p, NOW);
-        assert_eq!(render("{profile}", &s, false, false, Some(Shell::Zsh)), "100%%");
-        assert_eq!(render("{profile}", &s, false, false, Some(Shell::Bash)), "100%");
+        assert_eq!(
+            render("{profile}", &s, false, false, Some(Shell::Zsh)),
+            "100%%"
+        );
+        assert_eq!(
+            render("{profile}", &s, false, false, Some(Shell::Bash)),
+            "100%"
+        );
     }
 
     #[test]

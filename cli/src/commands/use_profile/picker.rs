@@ -16,7 +16,11 @@ pub fn pick(
     loop {
         let width = shown.len().to_string().len();
         for (i, p) in shown.iter().enumerate() {
-            let mark = if Some(p.name.as_str()) == current { '*' } else { ' ' };
+            let mark = if Some(p.name.as_str()) == current {
+                '*'
+            } else {
+                ' '
+            };
             let region = p.region.as_deref().unwrap_or("-");
             writeln!(
                 out,
@@ -77,7 +81,12 @@ mod tests {
 
     fn run(answers: &str) -> (anyhow::Result<String>, String) {
         let mut out = Vec::new();
-        let r = pick(&profiles(), Some("dev/Admin"), &mut answers.as_bytes(), &mut out);
+        let r = pick(
+            &profiles(),
+            Some("dev/Admin"),
+            &mut answers.as_bytes(),
+            &mut out,
+        );
         (r, String::from_utf8(out).unwrap())
     }
 

@@ -80,10 +80,17 @@ mod tests {
             "#,
         )
         .unwrap();
-        let got: Vec<_> = p.iter().map(|p| (p.name.as_str(), p.region.as_deref())).collect();
+        let got: Vec<_> = p
+            .iter()
+            .map(|p| (p.name.as_str(), p.region.as_deref()))
+            .collect();
         assert_eq!(
             got,
-            [("a", Some("eu-west-1")), ("b", Some("us-east-2")), ("c", None)]
+            [
+                ("a", Some("eu-west-1")),
+                ("b", Some("us-east-2")),
+                ("c", None)
+            ]
         );
     }
 

@@ -121,7 +121,11 @@ mod tests {
                 s + "printf %s \"$V\""
             }),
         ] {
-            let Ok(out) = std::process::Command::new(sh).args(&args).arg(&line).output() else {
+            let Ok(out) = std::process::Command::new(sh)
+                .args(&args)
+                .arg(&line)
+                .output()
+            else {
                 eprintln!("{sh} not installed; skipped");
                 continue;
             };
