@@ -223,6 +223,9 @@ pub struct DaemonStatus {
     pub config: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_error: Option<String>,
+    /// The config file does not exist: the daemon runs with no sources and no profiles.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub config_missing: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_listen: Option<String>,
 }
