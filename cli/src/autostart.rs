@@ -58,19 +58,25 @@ fn is_executable(p: &Path) -> bool {
 
 /// Returns a connection to the daemon, starting it when nothing listens on `socket`.
 pub fn ensure_running(socket: &Path) -> Result<UnixStream, ClientError> {
-    let lock = StartLock::open()?;
+    ensure_running_report(socket).map(|(s, _)| s)
+}
+
+/// Like [`ensure_running`], and says whether this process is the one that started it (of a
+/// burst of callers, exactly one is).
+pub fn ensure_running_report(socket: &Path) -> Result<(UnixStream, bool), ClientError> {
+    let lock = StartLock::open(&paths::start_lock_path())?;
     let deadline = Instant::now() + LOCK_WAIT;
     let mut pause = Duration::from_millis(2);
     loop {
         if let Some(s) = probe(socket)? {
-            return Ok(s);
+            return Ok((s, false));
         }
         if let Some(_held) = lock.try_lock()? {
             // Re-check under the lock: another caller may have just finished starting it.
             if let Some(s) = probe(socket)? {
-                return Ok(s);
+                return Ok((s, false));
             }
-            return start_and_wait(socket);
+            return start_and_wait(socket).map(|s| (s, true));
         }
         if Instant::now() >= deadline {
             return Err(ClientError::StartFailed(format!(
@@ -87,7 +93,7 @@ pub fn ensure_running(socket: &Path) -> Result<UnixStream, ClientError> {
 /// Stops a daemon that answered with another protocol number, and starts ours. Runs under the
 /// start-up lock so that a burst of callers replaces it once.
 pub fn replace_incompatible(socket: &Path) -> Result<(), ClientError> {
-    let lock = StartLock::open()?;
+    let lock = StartLock::open(&paths::start_lock_path())?;
     let _held = lock.lock(LOCK_WAIT)?;
     if let Some(s) = probe(socket)? {
         let reply = client::exchange(s, "GET", "/v1/version", None)?;
@@ -244,8 +250,7 @@ impl Drop for Held<'_> {
 }
 
 impl StartLock {
-    fn open() -> Result<StartLock, ClientError> {
-        let path = paths::start_lock_path();
+    fn open(path: &Path) -> Result<StartLock, ClientError> {
         if let Some(dir) = path.parent() {
             DirBuilder::new()
                 .recursive(true)
@@ -261,7 +266,7 @@ impl StartLock {
             .truncate(false)
             .write(true)
             .mode(0o600)
-            .open(&path)
+            .open(path)
             .map_err(|e| {
                 ClientError::StartFailed(format!("cannot open {}: {e}", path.display()))
             })?;
@@ -299,5 +304,55 @@ impl StartLock {
             }
             std::thread::sleep(Duration::from_millis(10));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_lock_is_exclusive_between_open_files_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run/start.lock");
+        let a = StartLock::open(&path).unwrap();
+        let b = StartLock::open(&path).unwrap();
+        let held = a.try_lock().unwrap().expect("first lock");
+        assert!(
+            b.try_lock().unwrap().is_none(),
+            "second holder while the first holds it"
+        );
+        assert!(b.lock(Duration::from_millis(50)).is_err());
+        drop(held);
+        assert!(b.try_lock().unwrap().is_some());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        assert_eq!(mode(path.parent().unwrap()), 0o700);
+    }
+
+    #[test]
+    fn one_of_many_threads_takes_the_lock_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("start.lock");
+        let inside = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let max = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let threads: Vec<_> = (0..16)
+            .map(|_| {
+                let (path, inside, max) = (path.clone(), inside.clone(), max.clone());
+                std::thread::spawn(move || {
+                    let l = StartLock::open(&path).unwrap();
+                    let _h = l.lock(Duration::from_secs(10)).unwrap();
+                    let now = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    max.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
+                    std::thread::sleep(Duration::from_millis(2));
+                    inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(max.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

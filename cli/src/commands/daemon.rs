@@ -28,21 +28,18 @@ pub fn run(a: &DaemonArgs) -> anyhow::Result<i32> {
 }
 
 fn start() -> anyhow::Result<i32> {
-    let was_running = match Client::connect_existing() {
-        Ok(_) => true,
-        Err(e) if e.is_daemon_down() => false,
-        Err(e) => return Err(e.into()),
-    };
-    // connect(true) also replaces a daemon of another protocol number.
-    let client = Client::connect(true)?;
+    let socket = paths::socket_path();
+    let (_, started) = autostart::ensure_running_report(&socket)?;
+    // Through a checking client: a daemon of another protocol number is replaced here.
+    let client = Client::connect_to(socket, true)?;
     let v: VersionReply = client.get("/v1/version")?;
-    if was_running {
+    if started {
+        println!("Started rolecalld (pid {}, version {})", v.pid, v.version);
+    } else {
         println!(
             "rolecalld is already running (pid {}, version {})",
             v.pid, v.version
         );
-    } else {
-        println!("Started rolecalld (pid {}, version {})", v.pid, v.version);
     }
     Ok(0)
 }

@@ -1,0 +1,147 @@
+//! Black-box tests of autostart and `rolecall daemon …` against the real `rolecalld`, which must
+//! be built beside `rolecall` (`cargo build -p rolecall-daemon`), in an isolated installation.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+struct Install {
+    dir: tempfile::TempDir,
+}
+
+impl Install {
+    fn new() -> Install {
+        let rolecall = PathBuf::from(env!("CARGO_BIN_EXE_rolecall"));
+        let daemon = rolecall.with_file_name("rolecalld");
+        assert!(
+            daemon.is_file(),
+            "{} is missing — run: cargo build -p rolecall-daemon (with the same target dir)",
+            daemon.display()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            "[daemon]\nsecret_store = \"file\"\nnotifications = false\ncontainer_listen = \"127.0.0.1:0\"\n",
+        )
+        .unwrap();
+        Install { dir }
+    }
+
+    fn runtime(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rolecall"));
+        c.args(args)
+            .env_remove("ROLECALL_NO_AUTOSTART")
+            .env("HOME", self.dir.path().join("home"))
+            .env("ROLECALL_CONFIG", self.dir.path().join("config.toml"))
+            .env("ROLECALL_STATE_DIR", self.dir.path().join("state"))
+            .env("ROLECALL_RUNTIME_DIR", self.runtime())
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+}
+
+impl Drop for Install {
+    fn drop(&mut self) {
+        let _ = self.run(&["daemon", "stop"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn socket_answers(p: &Path) -> bool {
+    std::os::unix::net::UnixStream::connect(p).is_ok()
+}
+
+#[test]
+fn a_burst_of_fifty_callers_starts_exactly_one_daemon() {
+    let inst = Install::new();
+    let children: Vec<_> = (0..50)
+        .map(|_| {
+            inst.cmd(&["daemon", "start"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    for o in &outputs {
+        assert!(o.status.success(), "{}", text(&o.stderr));
+    }
+    let started: Vec<_> = outputs
+        .iter()
+        .filter(|o| text(&o.stdout).starts_with("Started rolecalld"))
+        .collect();
+    assert_eq!(started.len(), 1, "exactly one caller started the daemon");
+    // Everybody talks to the same daemon.
+    let pid_of = |o: &Output| {
+        let t = text(&o.stdout);
+        t.split("(pid ")
+            .nth(1)
+            .unwrap()
+            .split(',')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let first = pid_of(&outputs[0]);
+    assert!(outputs.iter().all(|o| pid_of(o) == first));
+
+    let st = inst.run(&["daemon", "status"]);
+    assert!(st.status.success());
+    let s = text(&st.stdout);
+    assert!(s.contains(&format!("pid       {first}")), "{s}");
+    assert!(s.contains(&format!("protocol {}", rolecall_proto::PROTOCOL_VERSION)));
+
+    let stop = inst.run(&["daemon", "stop"]);
+    assert!(stop.status.success(), "{}", text(&stop.stderr));
+    assert!(text(&stop.stdout).starts_with("Stopped rolecalld"));
+    assert!(!socket_answers(&inst.runtime().join("rolecalld.sock")));
+    let st = inst.run(&["daemon", "status"]);
+    assert_eq!(st.status.code(), Some(3));
+}
+
+#[test]
+fn credential_process_autostarts_and_reports_the_daemons_error_in_one_line() {
+    let inst = Install::new();
+    let t = Instant::now();
+    let o = inst.run(&["credential-process", "no-such-profile"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = text(&o.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("rolecall: "), "{err}");
+    assert!(err.contains("no-such-profile"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // It was started (and left running) by that call.
+    assert!(socket_answers(&inst.runtime().join("rolecalld.sock")));
+    let logs = inst.run(&["daemon", "logs", "-n", "5"]);
+    assert!(logs.status.success(), "{}", text(&logs.stderr));
+}
+
+#[test]
+fn a_stale_socket_file_does_not_stop_autostart() {
+    let inst = Install::new();
+    std::fs::create_dir_all(inst.runtime()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(inst.runtime(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // A socket file nobody listens on, as a crashed daemon leaves behind.
+    drop(std::os::unix::net::UnixListener::bind(inst.runtime().join("rolecalld.sock")).unwrap());
+    let o = inst.run(&["daemon", "start"]);
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    assert!(text(&o.stdout).starts_with("Started rolecalld"));
+}
