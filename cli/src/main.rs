@@ -4,6 +4,7 @@
 //! and no AWS SDK: `credential-process` and `prompt` run on every AWS call and every prompt.
 
 mod autostart;
+mod awsconfig;
 mod cli;
 mod client;
 mod commands;

@@ -4,7 +4,7 @@
 //! parent's environment, hence the function; run without it, this explains how to set it up.
 
 mod picker;
-mod profiles;
+pub mod profiles;
 mod quote;
 
 use crate::cli::{Shell, UseArgs};
