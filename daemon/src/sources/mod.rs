@@ -114,3 +114,5 @@ pub trait Source: Send + Sync + 'static {
 pub mod entra_oidc;
 pub mod entra_saml;
 pub mod identity_center;
+pub mod common;
+pub use common::{build, SourceContext};

@@ -1,0 +1,97 @@
+//! Reading AWS SDK errors of the Identity Center APIs: the modelled error code (also for codes
+//! the model does not list, like the portal's `ForbiddenException`), the HTTP status, and
+//! whether the failure is worth retrying later.
+
+use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
+
+/// An SDK failure reduced to what decisions need. `message` never carries a token.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    pub code: Option<String>,
+    pub status: Option<u16>,
+    pub message: String,
+    /// Throttling, 5xx, timeouts, dropped connections.
+    pub retryable: bool,
+}
+
+impl Failure {
+    pub fn is(&self, code: &str) -> bool {
+        self.code.as_deref() == Some(code)
+    }
+}
+
+pub fn read<E, R>(e: &SdkError<E, R>) -> Failure
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: HasStatus,
+{
+    match e {
+        SdkError::ServiceError(se) => {
+            let err = se.err();
+            let http = se.raw().status_code();
+            let status = Some(http);
+            let code = err.code().map(str::to_string);
+            let retryable = matches!(
+                code.as_deref(),
+                Some("TooManyRequestsException" | "ThrottlingException" | "SlowDownException")
+            ) || http >= 500
+                || http == 429;
+            let message = match (code.as_deref(), err.message()) {
+                (Some(c), Some(m)) if !m.is_empty() => format!("{c}: {m}"),
+                (Some(c), _) => c.to_string(),
+                (None, _) => format!("HTTP {}", http),
+            };
+            Failure {
+                code,
+                status,
+                message,
+                retryable,
+            }
+        }
+        SdkError::TimeoutError(_) => Failure {
+            code: None,
+            status: None,
+            message: "timed out".into(),
+            retryable: true,
+        },
+        SdkError::DispatchFailure(d) => Failure {
+            code: None,
+            status: None,
+            message: if d.is_timeout() {
+                "timed out".into()
+            } else {
+                "cannot connect".into()
+            },
+            retryable: true,
+        },
+        SdkError::ResponseError(r) => Failure {
+            code: None,
+            status: Some(r.raw().status_code()),
+            message: "unreadable response".into(),
+            retryable: true,
+        },
+        SdkError::ConstructionFailure(_) => Failure {
+            code: None,
+            status: None,
+            message: "request could not be built".into(),
+            retryable: false,
+        },
+        _ => Failure {
+            code: None,
+            status: None,
+            message: "unexpected SDK error".into(),
+            retryable: false,
+        },
+    }
+}
+
+/// The raw HTTP response type of the SDK, reduced to its status.
+pub trait HasStatus {
+    fn status_code(&self) -> u16;
+}
+
+impl HasStatus for aws_smithy_runtime_api::http::Response {
+    fn status_code(&self) -> u16 {
+        self.status().as_u16()
+    }
+}
