@@ -269,6 +269,51 @@ pub fn apply(text: &str, split: &Split<'_>, block: &str) -> String {
     }
 }
 
+/// One `[section]` of an AWS config file with its top-level `key = value` settings (nested
+/// indented settings are skipped). Read-only: for `rolecall import`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    pub settings: Vec<(String, String)>,
+}
+
+impl Section {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The sections of a well-formed file (check it with [`split`] first), block included.
+pub fn sections(text: &str) -> Vec<Section> {
+    let mut out: Vec<Section> = Vec::new();
+    for line in text.lines() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') || t.starts_with(';') {
+            continue;
+        }
+        if let Some(inner) = t.strip_prefix('[') {
+            if let Some(close) = inner.find(']') {
+                out.push(Section {
+                    name: inner[..close].trim().to_owned(),
+                    settings: Vec::new(),
+                });
+            }
+            continue;
+        }
+        if line.starts_with([' ', '\t']) {
+            continue;
+        }
+        if let (Some(sec), Some((k, v))) = (out.last_mut(), t.split_once('=')) {
+            sec.settings
+                .push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    out
+}
+
 /// Section names of an AWS credentials file (`[name]`), ignoring anything unparseable: it is
 /// only read to warn about shadowing.
 pub fn credentials_sections(text: &str) -> Vec<String> {

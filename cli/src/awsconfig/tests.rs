@@ -223,3 +223,14 @@ fn atomic_write_keeps_permissions() {
         1
     );
 }
+
+#[test]
+fn sections_and_settings() {
+    let s = sections(HAND_EDITED);
+    assert_eq!(s.len(), 4);
+    assert_eq!(s[1].name, "profile legacy");
+    assert_eq!(s[1].get("source_profile"), Some("default"));
+    // Nested settings are not top-level keys.
+    assert_eq!(s[1].get("max_concurrent_requests"), None);
+    assert_eq!(s[2].get("sso_region"), Some("eu-west-1"));
+}

@@ -9,6 +9,9 @@ mod diff;
 mod edit;
 mod naming;
 
+pub use diff::unified as unified_diff;
+pub use naming::sanitize as sanitize_name;
+
 use crate::awsconfig::{self, BlockProfile};
 use crate::cli::PopulateArgs;
 use crate::client::{path_segment, Client};
