@@ -83,3 +83,89 @@ pub fn build(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{EntraOidcConfig, IdentityCenterConfig, OidcTokenKind, SecretStoreKind};
+
+    fn ctx(env: &[(&str, &str)]) -> (tempfile::TempDir, SourceContext) {
+        let tmp = tempfile::tempdir().unwrap();
+        let vault = SecretStore::open(tmp.path(), SecretStoreKind::File).unwrap();
+        let env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let c = SourceContext::new(vault, Arc::new(env), tmp.path().to_path_buf());
+        (tmp, c)
+    }
+
+    fn ic(start_url: &str, endpoint: Option<&str>) -> SourceConfig {
+        SourceConfig::IdentityCenter(IdentityCenterConfig {
+            start_url: start_url.into(),
+            region: "eu-west-1".into(),
+            flow: None,
+            endpoint_url: endpoint.map(str::to_string),
+        })
+    }
+
+    #[test]
+    fn builds_identity_center_and_names_bad_settings() {
+        let (_t, c) = ctx(&[]);
+        let s = build("corp", &ic("https://d-1.awsapps.com/start", None), &c).unwrap();
+        assert_eq!((s.name(), s.kind()), ("corp", "identity-center"));
+
+        let e = build("corp", &ic("d-1.awsapps.com/start", None), &c)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("source 'corp'") && e.contains("start_url"),
+            "{e}"
+        );
+        let e = build(
+            "corp",
+            &ic("https://d-1.awsapps.com/start", Some("nope")),
+            &c,
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(e.contains("endpoint_url"), "{e}");
+        let (_t, c) = ctx(&[("AWS_ENDPOINT_URL_SSO", "127.0.0.1:9")]);
+        let e = build("corp", &ic("https://d-1.awsapps.com/start", None), &c)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(e.contains("AWS_ENDPOINT_URL_SSO"), "{e}");
+    }
+
+    #[test]
+    fn entra_kinds_are_a_clear_config_error_until_built() {
+        let (_t, c) = ctx(&[]);
+        let cfg = SourceConfig::EntraOidc(EntraOidcConfig {
+            tenant: "t".into(),
+            client_id: "c".into(),
+            flow: None,
+            token: OidcTokenKind::IdToken,
+            scope: None,
+            role_session_name: None,
+            authority: None,
+            region: None,
+            endpoint_url: None,
+        });
+        match build("h", &cfg, &c) {
+            Err(SourceError::Config(m)) => assert!(m.contains("entra-oidc"), "{m}"),
+            _ => panic!("expected a config error"),
+        }
+    }
+
+    #[test]
+    fn hostname_is_safe_for_client_names() {
+        let h = hostname(&EnvSnapshot::new());
+        assert!(!h.is_empty() && h.len() <= 64);
+        assert!(h
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+    }
+}

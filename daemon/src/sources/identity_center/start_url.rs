@@ -86,4 +86,58 @@ mod tests {
         assert!(!is_canonical("https://awsapps.com.evil.example/start"));
         assert!(!is_canonical("not a url"));
     }
+
+    /// A one-route loopback server answering every request with `status` and `location`.
+    async fn serve(status: u16, location: Option<&'static str>) -> String {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((s, _)) = l.accept().await else { return };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |_req| async move {
+                        let mut b = http::Response::builder().status(status);
+                        if let Some(loc) = location {
+                            b = b.header("location", loc);
+                        }
+                        Ok::<_, std::convert::Infallible>(
+                            b.body(http_body_util::Full::new(bytes::Bytes::new()))
+                                .unwrap(),
+                        )
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(s), svc)
+                        .await;
+                });
+            }
+        });
+        format!("http://{addr}/start")
+    }
+
+    #[tokio::test]
+    async fn custom_domain_follows_exactly_one_redirect() {
+        let u = serve(302, Some("https://d-1234567890.awsapps.com/start/?x=1")).await;
+        assert_eq!(
+            resolve(&u).await.unwrap(),
+            "https://d-1234567890.awsapps.com/start"
+        );
+        let u = serve(301, Some("/elsewhere")).await;
+        assert!(resolve(&u).await.unwrap().ends_with("/elsewhere"));
+        let u = serve(200, None).await;
+        assert_eq!(resolve(&u).await.unwrap(), u);
+        let u = serve(302, None).await;
+        assert!(resolve(&u)
+            .await
+            .unwrap_err()
+            .contains("without a Location"));
+        let u = serve(404, None).await;
+        assert!(resolve(&u).await.unwrap_err().contains("HTTP 404"));
+        let e = resolve("http://127.0.0.1:1/start").await.unwrap_err();
+        assert!(e.contains("cannot reach"), "{e}");
+        // Canonical URLs are never fetched (port 1 would refuse).
+        assert_eq!(
+            resolve("https://d-1.awsapps.com/start").await.unwrap(),
+            "https://d-1.awsapps.com/start"
+        );
+    }
 }
