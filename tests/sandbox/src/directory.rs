@@ -1,0 +1,409 @@
+//! The seeded directory: who exists and who may do what.
+//!
+//! One TOML file (`--seed FILE`) or the built-in default describes the Entra tenant (users, app
+//! registrations, the SAML enterprise app), the Identity Center instance (accounts, permission
+//! sets, assignments) and IAM (roles, SAML and OIDC providers). `[generate]` adds many
+//! accounts and permission sets for populate benchmarks.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub upn: String,
+    /// Entra object id (GUID).
+    pub oid: String,
+    pub display_name: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Account {
+    pub id: String,
+    pub name: String,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionSet {
+    pub name: String,
+    /// Session duration of the role credentials, in seconds (1h..12h in AWS).
+    pub session_duration_secs: u64,
+}
+
+/// User × account × permission set.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Assignment {
+    pub user: String,
+    pub account: String,
+    pub permission_set: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityCenter {
+    pub start_url: String,
+    pub region: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Tenant {
+    /// Directory (tenant) id, a GUID.
+    pub id: String,
+    /// Verified domain, usable in place of the id in URLs.
+    pub domain: String,
+}
+
+/// An Entra app registration.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EntraApp {
+    pub client_id: String,
+    pub display_name: String,
+    /// "Allow public client flows" (needed for the device code flow).
+    #[serde(default)]
+    pub allow_public_client: bool,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    /// App ID URI of an exposed API (`api://…`), for v1 access tokens.
+    #[serde(default)]
+    pub app_id_uri: Option<String>,
+}
+
+/// One Role claim value of the SAML app: `role-arn,principal-arn`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SamlRoleClaim {
+    pub role: String,
+    pub principal: String,
+    /// UPNs that get this role; empty = every user.
+    #[serde(default)]
+    pub users: Vec<String>,
+}
+
+/// The Entra SAML enterprise app ("AWS Single-Account Access").
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SamlApp {
+    /// Identifier (Entity ID) = the Audience of its assertions.
+    pub identifier: String,
+    /// Reply URL (ACS) where Entra posts the response.
+    pub reply_url: String,
+    /// SessionDuration attribute, seconds.
+    pub session_duration_secs: u64,
+    pub roles: Vec<SamlRoleClaim>,
+}
+
+/// An IAM role that a SAML or OIDC provider can assume.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IamRole {
+    pub arn: String,
+    /// MaxSessionDuration, seconds (3600..43200).
+    pub max_session_duration_secs: u64,
+    /// Provider ARNs (saml-provider/… or oidc-provider/…) the trust policy allows.
+    pub trusted_providers: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SamlProvider {
+    pub arn: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OidcProvider {
+    pub arn: String,
+    /// Issuer URL (without scheme in the ARN, with it here).
+    pub issuer: String,
+    /// Client ids (audiences) it accepts.
+    pub audiences: Vec<String>,
+}
+
+/// Bulk generation for benchmarks: extra accounts, each assigned every generated permission set
+/// for every user.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Generate {
+    #[serde(default)]
+    pub accounts: usize,
+    #[serde(default)]
+    pub permission_sets: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Directory {
+    pub tenant: Tenant,
+    pub identity_center: IdentityCenter,
+    pub users: Vec<User>,
+    #[serde(default)]
+    pub accounts: Vec<Account>,
+    #[serde(default)]
+    pub permission_sets: Vec<PermissionSet>,
+    #[serde(default)]
+    pub assignments: Vec<Assignment>,
+    #[serde(default)]
+    pub entra_apps: Vec<EntraApp>,
+    #[serde(default)]
+    pub saml_app: Option<SamlApp>,
+    #[serde(default)]
+    pub iam_roles: Vec<IamRole>,
+    #[serde(default)]
+    pub saml_providers: Vec<SamlProvider>,
+    #[serde(default)]
+    pub oidc_providers: Vec<OidcProvider>,
+    #[serde(default, skip_serializing)]
+    pub generate: Option<Generate>,
+}
+
+/// The built-in seed, also shipped as `seeds/default.toml` for reading.
+pub const DEFAULT_SEED: &str = include_str!("../seeds/default.toml");
+
+impl Default for Directory {
+    fn default() -> Self {
+        Directory::from_toml(DEFAULT_SEED).expect("the built-in seed is valid")
+    }
+}
+
+impl Directory {
+    /// Parses and checks a seed; errors name the problem (`toml` gives line and column).
+    pub fn from_toml(text: &str) -> Result<Directory, String> {
+        let mut d: Directory = toml::from_str(text).map_err(|e| e.to_string())?;
+        if let Some(g) = d.generate.take() {
+            d.apply_generate(&g);
+        }
+        d.validate()?;
+        Ok(d)
+    }
+
+    pub fn load(path: &std::path::Path) -> Result<Directory, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("{}: cannot read seed: {e}", path.display()))?;
+        Directory::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    fn apply_generate(&mut self, g: &Generate) {
+        let ps_start = self.permission_sets.len();
+        for i in 0..g.permission_sets {
+            // Cycle through realistic durations: 1h, 4h, 8h, 12h.
+            let hours = [1, 4, 8, 12][i % 4];
+            self.permission_sets.push(PermissionSet {
+                name: format!("GeneratedSet{:02}", i + 1),
+                session_duration_secs: hours * 3600,
+            });
+        }
+        let new_sets: Vec<String> = self.permission_sets[ps_start..]
+            .iter()
+            .map(|p| p.name.clone())
+            .collect();
+        let users: Vec<String> = self.users.iter().map(|u| u.upn.clone()).collect();
+        for i in 0..g.accounts {
+            let id = format!("{:012}", 500_000_000_000u64 + i as u64);
+            self.accounts.push(Account {
+                id: id.clone(),
+                name: format!("generated-{:04}", i + 1),
+                email: Some(format!("aws-generated-{:04}@example.com", i + 1)),
+            });
+            for u in &users {
+                for ps in &new_sets {
+                    self.assignments.push(Assignment {
+                        user: u.clone(),
+                        account: id.clone(),
+                        permission_set: ps.clone(),
+                    });
+                }
+            }
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.users.is_empty() {
+            return Err("the directory needs at least one user".into());
+        }
+        let mut seen = BTreeSet::new();
+        for a in &self.accounts {
+            if a.id.len() != 12 || !a.id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("account id '{}' is not 12 digits", a.id));
+            }
+            if !seen.insert(a.id.clone()) {
+                return Err(format!("account '{}' appears twice", a.id));
+            }
+        }
+        for p in &self.permission_sets {
+            if !(3600..=43200).contains(&p.session_duration_secs) {
+                return Err(format!(
+                    "permission set '{}': session_duration_secs must be 3600..43200",
+                    p.name
+                ));
+            }
+        }
+        for a in &self.assignments {
+            if self.user(&a.user).is_none() {
+                return Err(format!("assignment names unknown user '{}'", a.user));
+            }
+            if self.account(&a.account).is_none() {
+                return Err(format!("assignment names unknown account '{}'", a.account));
+            }
+            if self.permission_set(&a.permission_set).is_none() {
+                return Err(format!(
+                    "assignment names unknown permission set '{}'",
+                    a.permission_set
+                ));
+            }
+        }
+        for r in &self.iam_roles {
+            if !r.arn.starts_with("arn:aws:iam::") || !r.arn.contains(":role/") {
+                return Err(format!("'{}' is not an IAM role ARN", r.arn));
+            }
+            if !(3600..=43200).contains(&r.max_session_duration_secs) {
+                return Err(format!(
+                    "role '{}': max_session_duration_secs must be 3600..43200",
+                    r.arn
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The user approvals default to.
+    pub fn default_user(&self) -> &User {
+        &self.users[0]
+    }
+
+    pub fn user(&self, upn: &str) -> Option<&User> {
+        self.users.iter().find(|u| u.upn.eq_ignore_ascii_case(upn))
+    }
+
+    pub fn account(&self, id: &str) -> Option<&Account> {
+        self.accounts.iter().find(|a| a.id == id)
+    }
+
+    pub fn permission_set(&self, name: &str) -> Option<&PermissionSet> {
+        self.permission_sets.iter().find(|p| p.name == name)
+    }
+
+    /// Accounts the user has at least one assignment in, in directory order.
+    pub fn accounts_of(&self, upn: &str) -> Vec<&Account> {
+        self.accounts
+            .iter()
+            .filter(|a| {
+                self.assignments
+                    .iter()
+                    .any(|s| s.account == a.id && s.user.eq_ignore_ascii_case(upn))
+            })
+            .collect()
+    }
+
+    /// Permission sets assigned to the user in one account.
+    pub fn roles_of(&self, upn: &str, account: &str) -> Vec<&PermissionSet> {
+        self.permission_sets
+            .iter()
+            .filter(|p| {
+                self.assignments.iter().any(|s| {
+                    s.account == account
+                        && s.permission_set == p.name
+                        && s.user.eq_ignore_ascii_case(upn)
+                })
+            })
+            .collect()
+    }
+
+    /// Whether `tenant` (id or domain, case-insensitive) names this tenant.
+    pub fn is_tenant(&self, tenant: &str) -> bool {
+        tenant.eq_ignore_ascii_case(&self.tenant.id)
+            || tenant.eq_ignore_ascii_case(&self.tenant.domain)
+    }
+
+    pub fn entra_app(&self, client_id: &str) -> Option<&EntraApp> {
+        self.entra_apps
+            .iter()
+            .find(|a| a.client_id.eq_ignore_ascii_case(client_id))
+    }
+
+    pub fn iam_role(&self, arn: &str) -> Option<&IamRole> {
+        self.iam_roles.iter().find(|r| r.arn == arn)
+    }
+
+    /// The SAML app's Role claim values for a user.
+    pub fn saml_roles_of(&self, upn: &str) -> Vec<&SamlRoleClaim> {
+        match &self.saml_app {
+            None => Vec::new(),
+            Some(app) => app
+                .roles
+                .iter()
+                .filter(|r| {
+                    r.users.is_empty() || r.users.iter().any(|u| u.eq_ignore_ascii_case(upn))
+                })
+                .collect(),
+        }
+    }
+
+    pub fn oidc_provider_for_issuer(&self, issuer: &str) -> Vec<&OidcProvider> {
+        self.oidc_providers
+            .iter()
+            .filter(|p| p.issuer == issuer)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_seed_is_realistic() {
+        let d = Directory::default();
+        assert_eq!(
+            d.permission_set("DeveloperReadOnly")
+                .unwrap()
+                .session_duration_secs,
+            4 * 3600
+        );
+        assert_eq!(
+            d.permission_set("DeveloperPowerUser")
+                .unwrap()
+                .session_duration_secs,
+            8 * 3600
+        );
+        assert_eq!(
+            d.permission_set("DeveloperAdmin")
+                .unwrap()
+                .session_duration_secs,
+            4 * 3600
+        );
+        let alice = &d.default_user().upn;
+        assert!(d.accounts_of(alice).len() >= 3);
+        assert!(!d.roles_of(alice, "111111111111").is_empty());
+        assert!(d
+            .iam_role("arn:aws:iam::333333333333:role/EntraAdmin")
+            .is_some());
+        assert!(d.saml_roles_of(alice).len() >= 2);
+        assert!(d.is_tenant(&d.tenant.domain.to_uppercase()));
+    }
+
+    #[test]
+    fn generate_adds_accounts() {
+        let text = format!("{DEFAULT_SEED}\n[generate]\naccounts = 300\npermission_sets = 3\n");
+        let d = Directory::from_toml(&text).unwrap();
+        let alice = d.default_user().upn.clone();
+        assert!(d.accounts_of(&alice).len() >= 300);
+        assert_eq!(d.roles_of(&alice, "500000000299").len(), 3);
+    }
+
+    #[test]
+    fn bad_seed_is_explained() {
+        let e = Directory::from_toml("users = []\n").unwrap_err();
+        assert!(e.contains("tenant"), "{e}");
+        let bad = DEFAULT_SEED.replace("id = \"111111111111\"", "id = \"11\"");
+        assert!(Directory::from_toml(&bad)
+            .unwrap_err()
+            .contains("12 digits"));
+    }
+}
