@@ -1,1 +1,229 @@
-//! PLACEHOLDER: owned by a helper.
+//! The daemon's shared state: the config (and its reload), the sources built from it, the
+//! broker, the container endpoint's state, and the shutdown signal. Servers get an `Arc<App>`.
+
+use crate::broker::{Broker, CredentialRequest, Registry};
+use crate::config::{self, LoadedConfig, SourceConfig};
+use crate::endpoints::EnvSnapshot;
+use crate::serve::container::{ContainerState, CredentialProvider, ProfileInfo};
+use crate::sources::{RoleCredentials, Source, SourceError};
+use rolecall_proto::api::{DaemonStatus, ErrorBody, Status};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::watch;
+
+/// Builds the source named by the first argument from its config.
+pub type SourceFactory =
+    Arc<dyn Fn(&str, &SourceConfig) -> Result<Arc<dyn Source>, SourceError> + Send + Sync>;
+
+/// What the daemon is built from.
+pub struct AppParts {
+    pub broker: Arc<Broker>,
+    pub factory: SourceFactory,
+    pub env: Arc<EnvSnapshot>,
+    pub config_path: PathBuf,
+    pub socket_path: PathBuf,
+    pub started_at: i64,
+}
+
+#[derive(Debug, Default)]
+struct ConfigState {
+    /// Whether the config file existed at the last successful load.
+    exists: bool,
+    /// Why the file on disk is not the config in use.
+    error: Option<String>,
+}
+
+pub struct App {
+    broker: Arc<Broker>,
+    factory: SourceFactory,
+    env: Arc<EnvSnapshot>,
+    config_path: PathBuf,
+    socket_path: PathBuf,
+    started_at: i64,
+    config_state: Mutex<ConfigState>,
+    // Serialises reloads (SIGHUP and `POST /v1/reload` may race).
+    reload_lock: Mutex<()>,
+    shutdown: watch::Sender<bool>,
+    container: RwLock<Option<Arc<ContainerState>>>,
+}
+
+impl App {
+    pub fn new(parts: AppParts) -> Arc<Self> {
+        Arc::new(Self {
+            broker: parts.broker,
+            factory: parts.factory,
+            env: parts.env,
+            config_path: parts.config_path,
+            socket_path: parts.socket_path,
+            started_at: parts.started_at,
+            config_state: Mutex::new(ConfigState::default()),
+            reload_lock: Mutex::new(()),
+            shutdown: watch::channel(false).0,
+            container: RwLock::new(None),
+        })
+    }
+
+    pub fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    pub fn env(&self) -> &Arc<EnvSnapshot> {
+        &self.env
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Reads the config file again and applies it; on error the config in use stays and the
+    /// error is shown by `status` as `config_error`.
+    pub fn reload(&self) -> Result<(), config::ConfigError> {
+        let result = config::load(&self.config_path);
+        self.apply(result.clone())?;
+        Ok(())
+    }
+
+    /// Applies the outcome of a config load (the first one is done before the runtime exists).
+    pub fn apply(
+        &self,
+        loaded: Result<LoadedConfig, config::ConfigError>,
+    ) -> Result<(), config::ConfigError> {
+        let _guard = self.reload_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let old = self.broker.registry();
+        let loaded = match loaded {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(error = %e, "config not loaded; keeping the last good one");
+                self.config_state
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .error = Some(e.to_string());
+                let mut reg = (*old).clone();
+                reg.config_error = Some(e.to_string());
+                self.broker.set_registry(reg);
+                return Err(e);
+            }
+        };
+        let mut sources: BTreeMap<String, Arc<dyn Source>> = BTreeMap::new();
+        let mut broken = BTreeMap::new();
+        for (name, cfg) in &loaded.config.sources {
+            // An unchanged source keeps its instance: its session and any running login.
+            let same = old.config.sources.get(name) == Some(cfg);
+            if let (true, Some(existing)) = (same, old.sources.get(name)) {
+                sources.insert(name.clone(), Arc::clone(existing));
+                continue;
+            }
+            match (self.factory)(name, cfg) {
+                Ok(s) => {
+                    sources.insert(name.clone(), s);
+                }
+                Err(e) => {
+                    tracing::error!(source = %name, error = %e, "source cannot be used");
+                    broken.insert(name.clone(), e.to_string());
+                }
+            }
+        }
+        if old.config.daemon.container_listen != loaded.config.daemon.container_listen
+            && old.config != config::Config::default()
+        {
+            tracing::warn!("container_listen changed; it takes effect when the daemon restarts");
+        }
+        tracing::info!(
+            path = %loaded.path.display(),
+            exists = loaded.exists,
+            sources = loaded.config.sources.len(),
+            profiles = loaded.config.profiles.len(),
+            "config loaded"
+        );
+        {
+            let mut st = self.config_state.lock().unwrap_or_else(|p| p.into_inner());
+            st.exists = loaded.exists;
+            st.error = None;
+        }
+        self.broker.set_registry(Registry {
+            config: loaded.config,
+            sources,
+            broken_sources: broken,
+            config_error: None,
+        });
+        Ok(())
+    }
+
+    /// Asks every server to stop (finishing replies in flight).
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// Resolves once shutdown was requested.
+    pub async fn shutdown_requested(&self) {
+        let mut rx = self.shutdown.subscribe();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+
+    pub fn set_container(&self, state: Arc<ContainerState>) {
+        *self.container.write().unwrap_or_else(|e| e.into_inner()) = Some(state);
+    }
+
+    /// The container endpoint's state, when it is running.
+    pub fn container(&self) -> Option<Arc<ContainerState>> {
+        self.container
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub async fn status(&self) -> Status {
+        let (exists, error) = {
+            let st = self.config_state.lock().unwrap_or_else(|p| p.into_inner());
+            (st.exists, st.error.clone())
+        };
+        let container = self.container();
+        Status {
+            daemon: DaemonStatus {
+                version: rolecall_proto::VERSION.to_string(),
+                protocol: rolecall_proto::PROTOCOL_VERSION,
+                pid: std::process::id(),
+                started_at: self.started_at,
+                socket: self.socket_path.display().to_string(),
+                config: self.config_path.display().to_string(),
+                config_error: error,
+                config_missing: !exists,
+                container_listen: container.as_ref().map(|c| c.listen_addr()),
+            },
+            sources: self.broker.source_statuses().await,
+            profiles: self.broker.profile_statuses(),
+            container_tokens: container.map(|c| c.token_status()).unwrap_or_default(),
+        }
+    }
+}
+
+/// Resolves once `rx` (from [`App::shutdown_signal`]) says stop. Holds no borrow of the
+/// channel's value, so it can sit in a `select!` whose other branch awaits.
+pub async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|stop| *stop).await;
+}
+
+/// The container endpoint (and IMDS) get credentials through the broker: the same cache and
+/// single-flight path as `credential_process`, never waiting for a login.
+pub struct BrokerProvider(pub Arc<Broker>);
+
+#[async_trait::async_trait]
+impl CredentialProvider for BrokerProvider {
+    async fn credentials(&self, profile: &str) -> Result<RoleCredentials, ErrorBody> {
+        self.0
+            .credentials(profile, CredentialRequest::default())
+            .await
+    }
+
+    fn profile(&self, profile: &str) -> Option<ProfileInfo> {
+        self.0.profile(profile).map(|p| ProfileInfo {
+            region: p.region,
+            role: p.role,
+        })
+    }
+}

@@ -3,20 +3,16 @@
 
 use super::{Broker, CredentialRequest};
 use crate::config::SourceConfig;
+use crate::endpoints::{self, EnvSnapshot, Service};
 use rolecall_proto::api::{CallerIdentity, ErrorBody, ErrorCode};
 use std::sync::Arc;
 
-/// The STS endpoint for a source: its `endpoint_url`, else the SDK environment variables.
-fn sts_endpoint(source: Option<&SourceConfig>) -> Option<String> {
-    let configured = source.and_then(|s| match s {
-        SourceConfig::IdentityCenter(c) => c.endpoint_url.clone(),
-        SourceConfig::EntraSaml(c) => c.endpoint_url.clone(),
-        SourceConfig::EntraOidc(c) => c.endpoint_url.clone(),
-    });
-    configured.or_else(|| {
-        ["AWS_ENDPOINT_URL_STS", "AWS_ENDPOINT_URL"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+/// The source's own `endpoint_url` setting (it covers every AWS call of the source).
+fn source_endpoint(source: Option<&SourceConfig>) -> Option<&str> {
+    source.and_then(|s| match s {
+        SourceConfig::IdentityCenter(c) => c.endpoint_url.as_deref(),
+        SourceConfig::EntraSaml(c) => c.endpoint_url.as_deref(),
+        SourceConfig::EntraOidc(c) => c.endpoint_url.as_deref(),
     })
 }
 
@@ -28,7 +24,11 @@ fn source_region(source: Option<&SourceConfig>) -> Option<String> {
     })
 }
 
-pub async fn whoami(broker: &Arc<Broker>, profile: &str) -> Result<CallerIdentity, ErrorBody> {
+pub async fn whoami(
+    broker: &Arc<Broker>,
+    env: &EnvSnapshot,
+    profile: &str,
+) -> Result<CallerIdentity, ErrorBody> {
     let creds = broker
         .credentials(profile, CredentialRequest::default())
         .await?;
@@ -45,6 +45,8 @@ pub async fn whoami(broker: &Arc<Broker>, profile: &str) -> Result<CallerIdentit
         .clone()
         .or_else(|| source_region(source_cfg))
         .unwrap_or_else(|| "us-east-1".to_string());
+    let endpoint = endpoints::resolve(Service::Sts, source_endpoint(source_cfg), env)
+        .map_err(|e| ErrorBody::new(ErrorCode::ConfigInvalid, e))?;
     let sdk_creds = aws_credential_types::Credentials::new(
         creds.access_key_id.clone(),
         creds.secret_access_key.to_string(),
@@ -52,14 +54,11 @@ pub async fn whoami(broker: &Arc<Broker>, profile: &str) -> Result<CallerIdentit
         None,
         "rolecall",
     );
-    let mut cfg = aws_sdk_sts::Config::builder()
-        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
-        .region(aws_sdk_sts::config::Region::new(region))
-        .credentials_provider(sdk_creds);
-    if let Some(url) = sts_endpoint(source_cfg) {
-        cfg = cfg.endpoint_url(url);
-    }
-    let client = aws_sdk_sts::Client::from_conf(cfg.build());
+    let client = endpoints::sts_client(
+        &region,
+        endpoint.as_deref(),
+        Some(aws_credential_types::provider::SharedCredentialsProvider::new(sdk_creds)),
+    );
     let out = client.get_caller_identity().send().await.map_err(|e| {
         let detail = aws_smithy_types::error::display::DisplayErrorContext(&e).to_string();
         ErrorBody::new(
