@@ -18,7 +18,7 @@ pub mod keys;
 pub mod oidc;
 pub mod pending;
 pub mod portal;
-// sbxb: add `pub mod saml;` here once it builds.
+pub mod saml;
 pub mod server;
 pub mod sigv4;
 pub mod sts;
