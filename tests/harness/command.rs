@@ -1,0 +1,203 @@
+//! `TestCommand`: a process run with an installation's environment, with a time limit, stdin
+//! bytes and the captured result.
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct TestCommand {
+    cmd: Command,
+    stdin: Option<Vec<u8>>,
+    timeout: Duration,
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Run {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    /// A readable form of the command line, for failure messages.
+    pub line: String,
+}
+
+impl TestCommand {
+    pub(crate) fn new(cmd: Command) -> Self {
+        Self {
+            cmd,
+            stdin: None,
+            timeout: Duration::from_secs(60),
+        }
+    }
+
+    pub fn arg(mut self, a: impl AsRef<OsStr>) -> Self {
+        self.cmd.arg(a);
+        self
+    }
+
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(mut self, k: impl AsRef<OsStr>, v: impl AsRef<OsStr>) -> Self {
+        self.cmd.env(k, v);
+        self
+    }
+
+    pub fn env_remove(mut self, k: impl AsRef<OsStr>) -> Self {
+        self.cmd.env_remove(k);
+        self
+    }
+
+    pub fn current_dir(mut self, d: impl AsRef<std::path::Path>) -> Self {
+        self.cmd.current_dir(d);
+        self
+    }
+
+    /// Bytes for stdin (else stdin is /dev/null: not a terminal, as SDKs run credential_process).
+    pub fn stdin(mut self, bytes: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(bytes.into());
+        self
+    }
+
+    pub fn timeout(mut self, d: Duration) -> Self {
+        self.timeout = d;
+        self
+    }
+
+    /// The underlying command, for callers that need to spawn it themselves.
+    pub fn into_command(self) -> Command {
+        self.cmd
+    }
+
+    pub fn spawn(mut self) -> std::io::Result<Child> {
+        self.cmd
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.cmd.spawn()?;
+        if let Some(bytes) = self.stdin.take() {
+            let mut pipe = child.stdin.take().expect("piped stdin");
+            std::thread::spawn(move || {
+                let _ = pipe.write_all(&bytes);
+            });
+        }
+        Ok(child)
+    }
+
+    /// Runs to completion; panics when the time limit passes (after killing the process).
+    pub fn run(self) -> Run {
+        let line = format!("{:?}", self.cmd);
+        let timeout = self.timeout;
+        let start = Instant::now();
+        let mut child = self.spawn().unwrap_or_else(|e| panic!("spawn {line}: {e}"));
+        let pid = child.id();
+        // Reading stdout/stderr on threads lets `wait` see the exit even for large outputs.
+        let out = child.stdout.take().expect("stdout");
+        let err = child.stderr.take().expect("stderr");
+        let out_t = std::thread::spawn(move || read_all(out));
+        let err_t = std::thread::spawn(move || read_all(err));
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            if start.elapsed() > timeout {
+                crate::kill_child(&mut child);
+                panic!("timed out after {timeout:?} (pid {pid}): {line}");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let elapsed = start.elapsed();
+        Run {
+            status,
+            stdout: out_t.join().unwrap_or_default(),
+            stderr: err_t.join().unwrap_or_default(),
+            elapsed,
+            line,
+        }
+    }
+}
+
+fn read_all(mut r: impl std::io::Read) -> String {
+    let mut buf = Vec::new();
+    let _ = r.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+impl Run {
+    pub fn code(&self) -> Option<i32> {
+        self.status.code()
+    }
+
+    pub fn success(&self) -> bool {
+        self.status.success()
+    }
+
+    /// Panics with the command's output unless it exited 0.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "expected success: {}\nstatus: {}\nstdout: {}\nstderr: {}",
+            self.line,
+            self.status,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Panics unless it exited with `code`.
+    #[track_caller]
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.status.code(),
+            Some(code),
+            "expected exit {code}: {}\nstdout: {}\nstderr: {}",
+            self.line,
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// The rolecall failure contract: exit 1, nothing on stdout, exactly one line on stderr.
+    /// Returns that line.
+    #[track_caller]
+    pub fn assert_one_line_failure(&self) -> String {
+        self.assert_code(1);
+        assert!(
+            self.stdout.is_empty(),
+            "stdout must be empty on failure, got {:?}",
+            self.stdout
+        );
+        let lines: Vec<&str> = self.stderr.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "stderr must be one line, got {:?}",
+            self.stderr
+        );
+        lines[0].to_string()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| {
+            panic!(
+                "stdout of {} is not JSON ({e}): {:?}\nstderr: {}",
+                self.line, self.stdout, self.stderr
+            )
+        })
+    }
+}
