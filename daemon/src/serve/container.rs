@@ -1,1 +1,393 @@
-//! PLACEHOLDER: owned by a helper.
+//! The container credentials endpoint (SPEC §5): `GET /v1/container/<profile>` with
+//! `Authorization: <token>` on `container_listen` (loopback), answering the JSON of
+//! [`rolecall_proto::output::ContainerCredentials`]; the token routes behind
+//! `POST/DELETE /v1/container/tokens` on the socket; and the optional IMDSv2 emulation.
+//!
+//! This module owns serving only. Credentials come through [`CredentialProvider`], which the
+//! daemon implements with its broker (same cache and single-flight path as
+//! `credential_process`): non-interactive, never waiting for a login — when one is needed the
+//! provider starts it and answers an error at once, because SDKs give this endpoint 1–2 s.
+//!
+//! Wiring (in `app.rs`): build a [`TokenStore`] with [`TokenStore::load`] over the vault, a
+//! [`ContainerState`], bind `container_listen`, and spawn [`serve_container`]; the socket
+//! router calls [`ContainerState::mint_token`] / [`ContainerState::revoke_tokens`] and
+//! [`ContainerState::token_status`] for `status`.
+
+pub mod guard;
+pub mod imds;
+pub mod limits;
+pub mod tokens;
+
+use crate::sources::RoleCredentials;
+use bytes::Bytes;
+use http::{header, Method, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Body as _, Incoming};
+use hyper::Request;
+use rolecall_proto::api::{
+    ContainerTokenStatus, ErrorBody, ErrorCode, MintTokenReply, MintTokenRequest, OkReply,
+    RevokeTokenRequest,
+};
+use rolecall_proto::output::{ContainerCredentials, ContainerError};
+use rolecall_proto::timefmt;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub use limits::Limits;
+pub use tokens::{Revoke, StoredToken, TokenStore, TokenVault};
+
+/// The ECS link-local address that `rolecall container setup` forwards to the listener.
+pub const ECS_LINK_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2));
+
+/// The path prefix of the credentials route.
+pub const ROUTE_PREFIX: &str = "/v1/container/";
+
+/// The vault entry holding the token hashes.
+pub const VAULT_KEY: &str = "container/tokens";
+
+/// How often tokens bound to a process (`rolecall exec`) are checked for a dead process.
+const REAP_INTERVAL: Duration = Duration::from_secs(2);
+
+/// What a profile looks like to the server: enough to mint a token and fill the variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileInfo {
+    pub region: Option<String>,
+    /// Permission set name (identity-center) or role ARN (entra-*), as configured.
+    pub role: String,
+}
+
+/// Where the endpoint gets credentials. The daemon implements it with its broker.
+#[async_trait::async_trait]
+pub trait CredentialProvider: Send + Sync + 'static {
+    /// Credentials for `profile`, non-interactively: from the cache, or one (shared) upstream
+    /// fetch; when a login is needed, start it (if allowed) and answer the error at once.
+    async fn credentials(&self, profile: &str) -> Result<RoleCredentials, ErrorBody>;
+
+    /// The profile's configuration, `None` when no such profile exists.
+    fn profile(&self, profile: &str) -> Option<ProfileInfo>;
+}
+
+/// The endpoint's shared state.
+pub struct ContainerState {
+    tokens: Arc<TokenStore>,
+    provider: Arc<dyn CredentialProvider>,
+    limits: Limits,
+    /// The configured listen address, replaced by the bound one once serving (port 0 in tests).
+    listen: RwLock<String>,
+}
+
+impl std::fmt::Debug for ContainerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ContainerState")
+            .field("tokens", &self.tokens)
+            .field("listen", &self.listen_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ContainerState {
+    pub fn new(
+        tokens: Arc<TokenStore>,
+        provider: Arc<dyn CredentialProvider>,
+        container_listen: &str,
+    ) -> Self {
+        Self {
+            tokens,
+            provider,
+            limits: Limits::default(),
+            listen: RwLock::new(container_listen.to_string()),
+        }
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn tokens(&self) -> &Arc<TokenStore> {
+        &self.tokens
+    }
+
+    /// `ip:port` the endpoint is reached on.
+    pub fn listen_addr(&self) -> String {
+        self.listen
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// `POST /v1/container/tokens`.
+    pub fn mint_token(&self, req: &MintTokenRequest) -> Result<MintTokenReply, ErrorBody> {
+        let Some(info) = self.provider.profile(&req.profile) else {
+            return Err(ErrorBody::new(
+                ErrorCode::UnknownProfile,
+                format!("no profile named '{}' in the config", req.profile),
+            )
+            .with_hint("rolecall status"));
+        };
+        let minted = self
+            .tokens
+            .mint(&req.profile, req.bound_pid, timefmt::now_epoch())
+            .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?;
+        tracing::info!(id = %minted.id, profile = %minted.profile, bound_pid = ?req.bound_pid, "container token minted");
+        let relative_uri = relative_uri(&req.profile);
+        Ok(MintTokenReply {
+            id: minted.id,
+            token: minted.token.to_string(),
+            profile: minted.profile,
+            full_uri: format!("http://{}{}", self.listen_addr(), relative_uri),
+            relative_uri,
+            region: info.region,
+        })
+    }
+
+    /// `DELETE /v1/container/tokens`: by id, by profile, or all.
+    pub fn revoke_tokens(&self, req: &RevokeTokenRequest) -> Result<OkReply, ErrorBody> {
+        let which = match (&req.id, &req.profile) {
+            (Some(id), _) => Revoke::Id(id.clone()),
+            (None, Some(p)) => Revoke::Profile(p.clone()),
+            (None, None) => Revoke::All,
+        };
+        let n = self
+            .tokens
+            .revoke(&which)
+            .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?;
+        if n == 0 {
+            if let Revoke::Id(id) = &which {
+                return Err(ErrorBody::new(
+                    ErrorCode::NotFound,
+                    format!("no container token with id '{id}'"),
+                ));
+            }
+        }
+        tracing::info!(?which, revoked = n, "container tokens revoked");
+        Ok(OkReply { ok: true })
+    }
+
+    /// The tokens `rolecall status` lists.
+    pub fn token_status(&self) -> Vec<ContainerTokenStatus> {
+        self.tokens.list()
+    }
+}
+
+/// `/v1/container/<profile>`, the profile percent-encoded as one path segment.
+pub fn relative_uri(profile: &str) -> String {
+    format!(
+        "{ROUTE_PREFIX}{}",
+        percent_encoding::utf8_percent_encode(profile, PATH_SEGMENT)
+    )
+}
+
+/// Everything but unreserved characters is escaped in a profile's path segment.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// The token vault is the daemon's secret store, under [`VAULT_KEY`].
+impl TokenVault for crate::vault::SecretStore {
+    fn load(&self) -> Result<Vec<StoredToken>, String> {
+        Ok(self.get::<Vec<StoredToken>>(VAULT_KEY).unwrap_or_default())
+    }
+
+    fn save(&self, tokens: &[StoredToken]) -> Result<(), String> {
+        self.put(VAULT_KEY, &tokens).map_err(|e| e.to_string())
+    }
+}
+
+/// Serves the endpoint on `listener` until `shutdown` completes. Also reaps tokens bound to
+/// processes that are gone. The bound address is recorded at once (before the returned future
+/// is first polled), so tokens minted right after name the real port.
+pub fn serve_container<F>(
+    listener: TcpListener,
+    state: Arc<ContainerState>,
+    shutdown: F,
+) -> impl Future<Output = ()> + Send
+where
+    F: Future<Output = ()> + Send,
+{
+    if let Ok(addr) = listener.local_addr() {
+        *state.listen.write().unwrap_or_else(|e| e.into_inner()) = addr.to_string();
+        tracing::info!(%addr, "container credentials endpoint listening");
+    }
+    async move {
+        let reaper = {
+            let tokens = state.tokens.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(REAP_INTERVAL);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    match tokens.reap_dead() {
+                        Ok(ids) if !ids.is_empty() => {
+                            tracing::info!(?ids, "revoked container tokens of exited processes")
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not revoke tokens of exited processes")
+                        }
+                    }
+                }
+            })
+        };
+        let limits = state.limits.clone();
+        let handler = Arc::new(ContainerHandler { state });
+        limits::serve(listener, limits, handler, shutdown).await;
+        reaper.abort();
+    }
+}
+
+struct ContainerHandler {
+    state: Arc<ContainerState>,
+}
+
+/// A JSON reply with the headers every answer of these endpoints carries.
+pub(crate) fn json_reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+fn error_reply(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(&ContainerError {
+        code: code.to_string(),
+        message: message.to_string(),
+    })
+    .unwrap_or_default();
+    json_reply(status, body)
+}
+
+/// Whether the request carries a body. Nothing here takes one; hyper would otherwise read it.
+pub(crate) fn has_body(req: &Request<Incoming>) -> bool {
+    !req.body().is_end_stream()
+}
+
+/// A refusal after which the connection must not be reused (an unread body may follow).
+pub(crate) fn closing(mut r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
+impl ContainerHandler {
+    async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Full<Bytes>> {
+        if let Err(why) = guard::check(req.headers(), local, ECS_LINK_LOCAL) {
+            return error_reply(StatusCode::FORBIDDEN, "Forbidden", why);
+        }
+        if has_body(&req) {
+            return closing(error_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BadRequest",
+                "request bodies are not accepted",
+            ));
+        }
+        if req.method() != Method::GET {
+            let mut r = error_reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "BadRequest",
+                "only GET is served",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+            return r;
+        }
+        let Some(profile) = req
+            .uri()
+            .path()
+            .strip_prefix(ROUTE_PREFIX)
+            .filter(|p| !p.is_empty() && !p.contains('/'))
+            .and_then(|p| percent_encoding::percent_decode_str(p).decode_utf8().ok())
+        else {
+            return error_reply(StatusCode::NOT_FOUND, "NotFound", "no such route");
+        };
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        // One answer for a missing, wrong, revoked or other-profile token.
+        if !self.state.tokens.verify(&profile, token) {
+            return error_reply(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "missing or invalid authorization token for this profile — run: rolecall container <profile>",
+            );
+        }
+        match self.state.provider.credentials(&profile).await {
+            Ok(c) => credentials_reply(&c),
+            Err(e) => {
+                let status = StatusCode::from_u16(e.code.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                error_reply(status, &format!("{:?}", e.code), &e.one_line())
+            }
+        }
+    }
+}
+
+fn credentials_reply(c: &RoleCredentials) -> Response<Full<Bytes>> {
+    if c.expiration <= timefmt::now_epoch() {
+        // The broker never hands out expired keys; if it ever did, say so rather than serve them.
+        return error_reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Expired",
+            "the credentials available have expired",
+        );
+    }
+    let body = ContainerCredentials {
+        access_key_id: c.access_key_id.clone(),
+        secret_access_key: c.secret_access_key.to_string(),
+        token: c.session_token.to_string(),
+        expiration: timefmt::rfc3339(c.expiration),
+        role_arn: c.role_arn.clone(),
+        account_id: c.account_id.clone(),
+    };
+    // The body holds the secret: build it once, hand the bytes to hyper.
+    json_reply(
+        StatusCode::OK,
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+}
+
+impl limits::Handler for ContainerHandler {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        local: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send + '_>> {
+        Box::pin(self.answer(req, local))
+    }
+
+    fn timeout_reply(&self) -> Response<Full<Bytes>> {
+        error_reply(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Upstream",
+            "the credentials could not be fetched in time; try again",
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_uris_escape_profile_names() {
+        assert_eq!(relative_uri("dev-admin"), "/v1/container/dev-admin");
+        assert_eq!(relative_uri("a b/c"), "/v1/container/a%20b%2Fc");
+    }
+}

@@ -1,0 +1,272 @@
+//! IMDSv2 emulation for tools that only know EC2 (off by default; `[daemon.imds]`).
+//!
+//! `PUT /latest/api/token` with `x-aws-ec2-metadata-token-ttl-seconds` (1–21600) gives a
+//! session token; with it, `GET /latest/meta-data/iam/security-credentials/` names the role and
+//! `GET …/<role>` returns the credentials. IMDS has no client authentication by design, so this
+//! serves only the one profile it was configured for, on loopback, and only credentials with
+//! more than [`MIN_REMAINING`] left: botocore stretches IMDS credentials near expiry instead of
+//! failing, which would keep a client on dead keys.
+
+use super::limits::{self, Limits};
+use super::{closing, has_body, CredentialProvider};
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::Request;
+use rand::RngCore as _;
+use rolecall_proto::timefmt;
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq as _;
+use tokio::net::TcpListener;
+
+/// EC2's link-local metadata address (a Host that names it is accepted).
+pub const IMDS_LINK_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
+
+/// Credentials with this little time left are not served.
+pub const MIN_REMAINING: Duration = Duration::from_secs(20 * 60);
+
+const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
+const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
+const CREDS_PREFIX: &str = "/latest/meta-data/iam/security-credentials/";
+/// Live session tokens kept at most (oldest dropped first): bounds memory under a flood.
+const MAX_SESSIONS: usize = 1024;
+
+pub struct ImdsState {
+    provider: Arc<dyn CredentialProvider>,
+    profile: String,
+    role_name: String,
+    sessions: Mutex<Vec<([u8; 32], Instant)>>,
+    limits: Limits,
+}
+
+impl std::fmt::Debug for ImdsState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImdsState")
+            .field("profile", &self.profile)
+            .field("role_name", &self.role_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The role name IMDS lists: the configured role's last path segment (`DeveloperAdmin`,
+/// or `EntraAdmin` of `arn:aws:iam::333333333333:role/EntraAdmin`).
+pub fn role_name(role: &str) -> String {
+    role.rsplit(['/', ':'])
+        .next()
+        .filter(|s| !s.is_empty())
+        .unwrap_or(role)
+        .to_string()
+}
+
+impl ImdsState {
+    /// `None` when the profile is not configured.
+    pub fn new(provider: Arc<dyn CredentialProvider>, profile: &str) -> Option<Self> {
+        let info = provider.profile(profile)?;
+        Some(Self {
+            provider,
+            profile: profile.to_string(),
+            role_name: role_name(&info.role),
+            sessions: Mutex::new(Vec::new()),
+            limits: Limits::default(),
+        })
+    }
+
+    fn new_session(&self, ttl: Duration) -> String {
+        let mut raw = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        use base64::Engine as _;
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let now = Instant::now();
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        s.retain(|(_, until)| *until > now);
+        if s.len() >= MAX_SESSIONS {
+            s.remove(0);
+        }
+        s.push((hash, now + ttl));
+        token
+    }
+
+    fn session_valid(&self, presented: Option<&[u8]>) -> bool {
+        let Some(p) = presented else { return false };
+        let hash: [u8; 32] = Sha256::digest(p).into();
+        let now = Instant::now();
+        let s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut ok = subtle::Choice::from(0);
+        for (h, until) in s.iter() {
+            ok |= h.ct_eq(&hash) & subtle::Choice::from((*until > now) as u8);
+        }
+        ok.into()
+    }
+}
+
+/// Serves IMDSv2 on `listener` until `shutdown` completes.
+pub async fn serve_imds<F>(listener: TcpListener, state: Arc<ImdsState>, shutdown: F)
+where
+    F: Future<Output = ()> + Send,
+{
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, profile = %state.profile, "IMDSv2 endpoint listening");
+    }
+    let limits = state.limits.clone();
+    limits::serve(listener, limits, Arc::new(ImdsHandler { state }), shutdown).await;
+}
+
+struct ImdsHandler {
+    state: Arc<ImdsState>,
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    r
+}
+
+#[derive(Serialize)]
+struct ImdsCredentials<'a> {
+    #[serde(rename = "Code")]
+    code: &'static str,
+    #[serde(rename = "LastUpdated")]
+    last_updated: String,
+    #[serde(rename = "Type")]
+    kind: &'static str,
+    #[serde(rename = "AccessKeyId")]
+    access_key_id: &'a str,
+    #[serde(rename = "SecretAccessKey")]
+    secret_access_key: &'a str,
+    #[serde(rename = "Token")]
+    token: &'a str,
+    #[serde(rename = "Expiration")]
+    expiration: String,
+}
+
+impl ImdsHandler {
+    async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Full<Bytes>> {
+        if let Err(why) = super::guard::check(req.headers(), local, IMDS_LINK_LOCAL) {
+            return text(StatusCode::FORBIDDEN, why);
+        }
+        if has_body(&req) {
+            return closing(text(
+                StatusCode::BAD_REQUEST,
+                "request bodies are not accepted",
+            ));
+        }
+        let path = req.uri().path();
+        if req.method() == Method::PUT {
+            if path != "/latest/api/token" {
+                return text(StatusCode::NOT_FOUND, "not found");
+            }
+            // As EC2 does: a token request that went through a proxy is refused.
+            if req.headers().contains_key("x-forwarded-for") {
+                return text(
+                    StatusCode::FORBIDDEN,
+                    "forwarded token requests are refused",
+                );
+            }
+            let ttl = req
+                .headers()
+                .get(TTL_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .filter(|t| (1..=21_600).contains(t));
+            let Some(ttl) = ttl else {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    "x-aws-ec2-metadata-token-ttl-seconds must be between 1 and 21600",
+                );
+            };
+            let token = self.state.new_session(Duration::from_secs(ttl));
+            let mut r = text(StatusCode::OK, token);
+            r.headers_mut().insert(TTL_HEADER, HeaderValue::from(ttl));
+            return r;
+        }
+        if req.method() != Method::GET {
+            return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
+        }
+        // IMDSv2 only: every read needs a session token.
+        let presented = req.headers().get(TOKEN_HEADER).map(|v| v.as_bytes());
+        if !self.state.session_valid(presented) {
+            return text(StatusCode::UNAUTHORIZED, "unauthorized");
+        }
+        match path.strip_prefix(CREDS_PREFIX) {
+            Some("") => text(StatusCode::OK, self.state.role_name.clone()),
+            Some(role) if role == self.state.role_name => self.credentials().await,
+            _ if path == "/latest/meta-data/iam/security-credentials" => {
+                text(StatusCode::OK, self.state.role_name.clone())
+            }
+            _ => text(StatusCode::NOT_FOUND, "not found"),
+        }
+    }
+
+    async fn credentials(&self) -> Response<Full<Bytes>> {
+        let c = match self.state.provider.credentials(&self.state.profile).await {
+            Ok(c) => c,
+            Err(e) => {
+                let status = StatusCode::from_u16(e.code.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return text(status, e.one_line());
+            }
+        };
+        let now = timefmt::now_epoch();
+        if c.expiration - now <= MIN_REMAINING.as_secs() as i64 {
+            return text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "the credentials of profile '{}' have 20 minutes or less left; IMDS serves only longer-lived ones",
+                    self.state.profile
+                ),
+            );
+        }
+        let body = ImdsCredentials {
+            code: "Success",
+            last_updated: timefmt::rfc3339(now),
+            kind: "AWS-HMAC",
+            access_key_id: &c.access_key_id,
+            secret_access_key: &c.secret_access_key,
+            token: &c.session_token,
+            expiration: timefmt::rfc3339(c.expiration),
+        };
+        super::json_reply(
+            StatusCode::OK,
+            serde_json::to_vec(&body).unwrap_or_default(),
+        )
+    }
+}
+
+impl limits::Handler for ImdsHandler {
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        local: SocketAddr,
+    ) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send + '_>> {
+        Box::pin(self.answer(req, local))
+    }
+
+    fn timeout_reply(&self) -> Response<Full<Bytes>> {
+        text(StatusCode::GATEWAY_TIMEOUT, "timed out")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_names_are_the_last_segment() {
+        assert_eq!(role_name("DeveloperAdmin"), "DeveloperAdmin");
+        assert_eq!(
+            role_name("arn:aws:iam::333333333333:role/EntraAdmin"),
+            "EntraAdmin"
+        );
+        assert_eq!(role_name("arn:aws:iam::3:role/path/to/R"), "R");
+    }
+}

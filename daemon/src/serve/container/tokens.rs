@@ -1,0 +1,432 @@
+//! Container tokens: minted per profile by `rolecall container` / `rolecall exec`, presented by
+//! SDKs in the `Authorization` header, revocable, and kept across daemon restarts.
+//!
+//! Only a SHA-256 of each token is kept (in memory and in the vault): a leaked secret store does
+//! not hand out working tokens. Checking a presented token hashes it and compares it, in
+//! constant time, against every stored hash, so that a missing, wrong, revoked or other-profile
+//! token costs the same time as a right one.
+
+use base64::Engine as _;
+use rand::RngCore as _;
+use rolecall_proto::api::ContainerTokenStatus;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+use std::sync::{Arc, RwLock};
+use subtle::{Choice, ConstantTimeEq as _};
+use zeroize::Zeroizing;
+
+/// Prefix of every token: lets secret scanners recognise one, and costs nothing.
+pub const TOKEN_PREFIX: &str = "rct_";
+
+/// Where tokens survive a restart (the daemon's vault). Synchronous: writes are rare (mint,
+/// revoke) and small.
+pub trait TokenVault: Send + Sync + 'static {
+    fn load(&self) -> Result<Vec<StoredToken>, String>;
+    fn save(&self, tokens: &[StoredToken]) -> Result<(), String>;
+}
+
+/// One token as persisted: its hash, never the token itself.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct StoredToken {
+    pub id: String,
+    pub profile: String,
+    /// Hex SHA-256 of the token.
+    pub sha256: String,
+    /// Epoch seconds.
+    pub created: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_pid: Option<u32>,
+    /// The bound process's start time (Linux: /proc/<pid>/stat field 22), so that a reused pid
+    /// does not keep a token alive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bound_start: Option<u64>,
+}
+
+impl std::fmt::Debug for StoredToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoredToken")
+            .field("id", &self.id)
+            .field("profile", &self.profile)
+            .field("created", &self.created)
+            .field("bound_pid", &self.bound_pid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A freshly minted token: the only time the secret exists in the daemon.
+pub struct Minted {
+    pub id: String,
+    pub token: Zeroizing<String>,
+    pub profile: String,
+}
+
+impl std::fmt::Debug for Minted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Minted")
+            .field("id", &self.id)
+            .field("token", &"** redacted **")
+            .field("profile", &self.profile)
+            .finish()
+    }
+}
+
+/// Which tokens to revoke.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revoke {
+    Id(String),
+    Profile(String),
+    All,
+}
+
+#[derive(Clone)]
+struct Entry {
+    stored: StoredToken,
+    hash: [u8; 32],
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("could not save container tokens: {0}")]
+    Persist(String),
+    #[error("could not read saved container tokens: {0}")]
+    Load(String),
+}
+
+pub struct TokenStore {
+    entries: RwLock<Vec<Entry>>,
+    vault: Option<Arc<dyn TokenVault>>,
+}
+
+impl std::fmt::Debug for TokenStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenStore")
+            .field("tokens", &self.read().len())
+            .finish()
+    }
+}
+
+fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+impl TokenStore {
+    /// A store that lives only in memory (tests, or a daemon without a vault).
+    pub fn in_memory() -> Self {
+        Self {
+            entries: RwLock::new(Vec::new()),
+            vault: None,
+        }
+    }
+
+    /// Loads the tokens saved in the vault. Entries whose hash does not parse are dropped (they
+    /// could never match).
+    pub fn load(vault: Arc<dyn TokenVault>) -> Result<Self, TokenError> {
+        let stored = vault.load().map_err(TokenError::Load)?;
+        let entries = stored
+            .into_iter()
+            .filter_map(|s| {
+                let bytes = hex::decode(&s.sha256).ok()?;
+                let hash: [u8; 32] = bytes.try_into().ok()?;
+                Some(Entry { stored: s, hash })
+            })
+            .collect();
+        Ok(Self {
+            entries: RwLock::new(entries),
+            vault: Some(vault),
+        })
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Vec<Entry>> {
+        // A panic while holding the lock cannot leave the Vec half-updated (every mutation
+        // is a single push/retain), so a poisoned lock is still safe to use.
+        self.entries.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Vec<Entry>> {
+        self.entries.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn persist(&self, entries: &[Entry]) -> Result<(), TokenError> {
+        match &self.vault {
+            Some(v) => {
+                let list: Vec<StoredToken> = entries.iter().map(|e| e.stored.clone()).collect();
+                v.save(&list).map_err(TokenError::Persist)
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Mints a 256-bit random token scoped to `profile` (and, optionally, to a process).
+    pub fn mint(
+        &self,
+        profile: &str,
+        bound_pid: Option<u32>,
+        now: i64,
+    ) -> Result<Minted, TokenError> {
+        let mut raw = Zeroizing::new([0u8; 32]);
+        rand::rngs::OsRng.fill_bytes(raw.as_mut());
+        let token = Zeroizing::new(format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref())
+        ));
+        let mut idb = [0u8; 6];
+        rand::rngs::OsRng.fill_bytes(&mut idb);
+        let hash = sha256(token.as_bytes());
+        let stored = StoredToken {
+            id: hex::encode(idb),
+            profile: profile.to_string(),
+            sha256: hex::encode(hash),
+            created: now,
+            bound_pid,
+            bound_start: bound_pid.and_then(process_start_time),
+        };
+        let mut entries = self.write();
+        entries.push(Entry {
+            stored: stored.clone(),
+            hash,
+        });
+        if let Err(e) = self.persist(&entries) {
+            // A token that would silently vanish at the next restart is worse than none.
+            entries.retain(|e| e.stored.id != stored.id);
+            return Err(e);
+        }
+        Ok(Minted {
+            id: stored.id,
+            token,
+            profile: stored.profile,
+        })
+    }
+
+    /// Whether `presented` is a live token for `profile`. Runs in time that depends only on the
+    /// number of stored tokens, not on which (if any) matched.
+    pub fn verify(&self, profile: &str, presented: Option<&[u8]>) -> bool {
+        let hash = sha256(presented.unwrap_or_default());
+        let entries = self.read();
+        let mut ok = Choice::from(0u8);
+        for e in entries.iter() {
+            let same_token = hash.ct_eq(&e.hash);
+            let same_profile = e.stored.profile.as_bytes().ct_eq(profile.as_bytes());
+            ok |= same_token & same_profile;
+        }
+        bool::from(ok & Choice::from(presented.is_some() as u8))
+    }
+
+    /// Removes the selected tokens; answers how many went.
+    pub fn revoke(&self, which: &Revoke) -> Result<usize, TokenError> {
+        let mut entries = self.write();
+        let before = entries.len();
+        let kept: Vec<Entry> = entries
+            .iter()
+            .filter(|e| match which {
+                Revoke::Id(id) => &e.stored.id != id,
+                Revoke::Profile(p) => &e.stored.profile != p,
+                Revoke::All => false,
+            })
+            .cloned()
+            .collect();
+        let removed = before - kept.len();
+        if removed > 0 {
+            self.persist(&kept)?;
+            *entries = kept;
+        }
+        Ok(removed)
+    }
+
+    /// Revokes tokens bound to processes that are gone (or whose pid now names another
+    /// process). Answers the ids revoked.
+    pub fn reap_dead(&self) -> Result<Vec<String>, TokenError> {
+        let dead: Vec<String> = self
+            .read()
+            .iter()
+            .filter(|e| match e.stored.bound_pid {
+                Some(pid) => !process_alive(pid, e.stored.bound_start),
+                None => false,
+            })
+            .map(|e| e.stored.id.clone())
+            .collect();
+        if dead.is_empty() {
+            return Ok(dead);
+        }
+        let mut entries = self.write();
+        let kept: Vec<Entry> = entries
+            .iter()
+            .filter(|e| !dead.contains(&e.stored.id))
+            .cloned()
+            .collect();
+        self.persist(&kept)?;
+        *entries = kept;
+        Ok(dead)
+    }
+
+    /// What `rolecall status` shows: ids, profiles, creation, binding. Never the hashes.
+    pub fn list(&self) -> Vec<ContainerTokenStatus> {
+        self.read()
+            .iter()
+            .map(|e| ContainerTokenStatus {
+                id: e.stored.id.clone(),
+                profile: e.stored.profile.clone(),
+                created: e.stored.created,
+                bound_pid: e.stored.bound_pid,
+            })
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Whether `pid` still runs and is the process the token was bound to.
+fn process_alive(pid: u32, start: Option<u64>) -> bool {
+    let Ok(pid_t) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 only checks for existence and permission; no signal is sent.
+    let r = unsafe { libc::kill(pid_t, 0) };
+    if r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+        return false;
+    }
+    match (start, process_start_time(pid)) {
+        (Some(want), Some(now)) => want == now,
+        // No start time recorded (or not on Linux): existence is all we can check.
+        _ => true,
+    }
+}
+
+/// The process's start time in clock ticks since boot (Linux), to tell a reused pid apart.
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may contain spaces: split after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    // rest starts with field 3 (state); starttime is field 22.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Default)]
+    struct MemVault {
+        saved: Mutex<Vec<StoredToken>>,
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    impl TokenVault for MemVault {
+        fn load(&self) -> Result<Vec<StoredToken>, String> {
+            Ok(self.saved.lock().unwrap().clone())
+        }
+        fn save(&self, tokens: &[StoredToken]) -> Result<(), String> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err("disk full".into());
+            }
+            *self.saved.lock().unwrap() = tokens.to_vec();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn tokens_are_256_bit_url_safe_and_scoped_to_their_profile() {
+        let s = TokenStore::in_memory();
+        let m = s.mint("dev", None, 1).unwrap();
+        let body = m.token.strip_prefix(TOKEN_PREFIX).unwrap();
+        assert_eq!(body.len(), 43);
+        assert!(body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+        assert!(s.verify("dev", Some(m.token.as_bytes())));
+        assert!(!s.verify("prod", Some(m.token.as_bytes())));
+        assert!(!s.verify("dev", None));
+        assert!(!s.verify("dev", Some(b"")));
+        assert!(!s.verify("dev", Some(&m.token.as_bytes()[..20])));
+        let other = s.mint("dev", None, 1).unwrap();
+        assert_ne!(*other.token, *m.token);
+        assert_ne!(other.id, m.id);
+    }
+
+    #[test]
+    fn only_hashes_are_persisted_and_they_survive_a_reload() {
+        let vault = Arc::new(MemVault::default());
+        let s = TokenStore::load(vault.clone()).unwrap();
+        let m = s.mint("dev", None, 7).unwrap();
+        let saved = vault.saved.lock().unwrap().clone();
+        assert_eq!(saved.len(), 1);
+        let json = serde_json::to_string(&saved).unwrap();
+        assert!(!json.contains(m.token.as_str()));
+        assert!(!json.contains(&m.token[TOKEN_PREFIX.len()..]));
+        assert!(!format!("{saved:?}").contains(&saved[0].sha256));
+
+        let again = TokenStore::load(vault.clone()).unwrap();
+        assert!(again.verify("dev", Some(m.token.as_bytes())));
+        assert_eq!(again.list()[0].created, 7);
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_saved_is_not_handed_out() {
+        let vault = Arc::new(MemVault::default());
+        let s = TokenStore::load(vault.clone()).unwrap();
+        vault.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        assert!(matches!(
+            s.mint("dev", None, 1),
+            Err(TokenError::Persist(_))
+        ));
+        assert!(s.is_empty());
+    }
+
+    #[test]
+    fn revoke_by_id_profile_and_all() {
+        let vault = Arc::new(MemVault::default());
+        let s = TokenStore::load(vault.clone()).unwrap();
+        let a = s.mint("dev", None, 1).unwrap();
+        let b = s.mint("dev", None, 1).unwrap();
+        let c = s.mint("prod", None, 1).unwrap();
+        assert_eq!(s.revoke(&Revoke::Id(a.id.clone())).unwrap(), 1);
+        assert!(!s.verify("dev", Some(a.token.as_bytes())));
+        assert!(s.verify("dev", Some(b.token.as_bytes())));
+        assert_eq!(s.revoke(&Revoke::Profile("dev".into())).unwrap(), 1);
+        assert!(!s.verify("dev", Some(b.token.as_bytes())));
+        assert!(s.verify("prod", Some(c.token.as_bytes())));
+        assert_eq!(s.revoke(&Revoke::All).unwrap(), 1);
+        assert!(s.is_empty());
+        assert!(vault.saved.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn tokens_bound_to_a_gone_process_are_reaped() {
+        let s = TokenStore::in_memory();
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let bound = s.mint("dev", Some(child.id()), 1).unwrap();
+        let mine = s.mint("dev", Some(std::process::id()), 1).unwrap();
+        let free = s.mint("dev", None, 1).unwrap();
+        assert!(s.reap_dead().unwrap().is_empty());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(s.reap_dead().unwrap(), vec![bound.id.clone()]);
+        assert!(!s.verify("dev", Some(bound.token.as_bytes())));
+        assert!(s.verify("dev", Some(mine.token.as_bytes())));
+        assert!(s.verify("dev", Some(free.token.as_bytes())));
+    }
+
+    #[test]
+    fn a_reused_pid_does_not_keep_a_token_alive() {
+        let me = std::process::id();
+        let start = process_start_time(me).expect("linux /proc");
+        assert!(process_alive(me, Some(start)));
+        assert!(!process_alive(me, Some(start + 1)));
+    }
+
+    #[test]
+    fn debug_output_redacts() {
+        let s = TokenStore::in_memory();
+        let m = s.mint("dev", None, 1).unwrap();
+        assert!(!format!("{m:?}").contains(m.token.as_str()));
+    }
+}

@@ -1,0 +1,522 @@
+//! The container endpoint and IMDS servers over real loopback sockets: what they answer, what
+//! they refuse, and that good clients keep being served under abuse.
+//!
+//! The unit under test is the serving layer, which by design does not know where credentials
+//! come from; the provider here hands out fixed keys for "dev" and answers "not signed in" for
+//! "cold", the two outcomes the broker gives it. The end-to-end tests with the real broker,
+//! the sandbox and real SDKs are in `tests/py/test_e2e_container*.py` and `tests/js/`.
+
+use rolecall_daemon::serve::container::imds::{serve_imds, ImdsState};
+use rolecall_daemon::serve::container::{
+    serve_container, ContainerState, CredentialProvider, Limits, ProfileInfo, TokenStore,
+};
+use rolecall_daemon::sources::RoleCredentials;
+use rolecall_proto::api::{ErrorBody, ErrorCode, MintTokenRequest, RevokeTokenRequest};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+
+struct FixedProvider {
+    calls: AtomicUsize,
+    lifetime: i64,
+}
+
+#[async_trait::async_trait]
+impl CredentialProvider for FixedProvider {
+    async fn credentials(&self, profile: &str) -> Result<RoleCredentials, ErrorBody> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        match profile {
+            "dev" | "prod" => Ok(RoleCredentials {
+                access_key_id: format!("ASIA{}", profile.to_uppercase()),
+                secret_access_key: "SECRETKEYVALUE".to_string().into(),
+                session_token: "SESSIONTOKENVALUE".to_string().into(),
+                expiration: rolecall_proto::timefmt::now_epoch() + self.lifetime,
+                account_id: "111111111111".into(),
+                role_arn: "arn:aws:sts::111111111111:assumed-role/Dev/me".into(),
+            }),
+            _ => Err(
+                ErrorBody::new(ErrorCode::NotSignedIn, "not signed in to source 'corp'")
+                    .with_hint("rolecall login corp"),
+            ),
+        }
+    }
+
+    fn profile(&self, profile: &str) -> Option<ProfileInfo> {
+        matches!(profile, "dev" | "prod" | "cold").then(|| ProfileInfo {
+            region: Some("eu-west-1".into()),
+            role: "DeveloperAdmin".into(),
+        })
+    }
+}
+
+struct Server {
+    addr: SocketAddr,
+    state: Arc<ContainerState>,
+    provider: Arc<FixedProvider>,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(limits: Limits, lifetime: i64) -> Server {
+    let provider = Arc::new(FixedProvider {
+        calls: AtomicUsize::new(0),
+        lifetime,
+    });
+    let state = Arc::new(
+        ContainerState::new(
+            Arc::new(TokenStore::in_memory()),
+            provider.clone(),
+            "127.0.0.1:0",
+        )
+        .with_limits(limits),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel();
+    let task = tokio::spawn(serve_container(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
+    Server {
+        addr,
+        state,
+        provider,
+        stop: Some(tx),
+        task,
+    }
+}
+
+impl Server {
+    fn mint(&self, profile: &str) -> String {
+        self.state
+            .mint_token(&MintTokenRequest {
+                profile: profile.into(),
+                bound_pid: None,
+            })
+            .unwrap()
+            .token
+    }
+
+    async fn stop(mut self) {
+        let _ = self.stop.take().unwrap().send(());
+        tokio::time::timeout(Duration::from_secs(5), self.task)
+            .await
+            .expect("server stops")
+            .unwrap();
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`); answers (status, body).
+async fn raw(addr: SocketAddr, head: &str) -> (u16, String) {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(head.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    parse(&buf)
+}
+
+fn parse(buf: &[u8]) -> (u16, String) {
+    let text = String::from_utf8_lossy(buf).to_string();
+    let status = text
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line in {text:?}"));
+    let body = text.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    (status, body.to_string())
+}
+
+async fn get(addr: SocketAddr, path: &str, host: &str, extra: &str) -> (u16, String) {
+    raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}Connection: close\r\n\r\n"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn serves_the_container_json_to_the_right_token_only() {
+    let srv = start(Limits::default(), 3600).await;
+    let host = srv.addr.to_string();
+    let dev = srv.mint("dev");
+    let prod = srv.mint("prod");
+
+    let (status, body) = get(
+        srv.addr,
+        "/v1/container/dev",
+        &host,
+        &format!("Authorization: {dev}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Field order as AWS documents it (serde_json sorts keys on parse: check the raw text).
+    let at = |k: &str| body.find(&format!("\"{k}\"")).unwrap_or(usize::MAX);
+    let order = [
+        "AccessKeyId",
+        "SecretAccessKey",
+        "Token",
+        "Expiration",
+        "RoleArn",
+        "AccountId",
+    ];
+    assert!(order.windows(2).all(|w| at(w[0]) < at(w[1])), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v.as_object().unwrap().len(), 6);
+    assert_eq!(v["AccessKeyId"], "ASIADEV");
+    assert!(v["Expiration"].as_str().unwrap().ends_with('Z'));
+
+    let refusals = [
+        ("no token", String::new()),
+        ("wrong token", "Authorization: rct_wrong\r\n".to_string()),
+        ("other profile", format!("Authorization: {prod}\r\n")),
+        ("bearer prefix", format!("Authorization: Bearer {dev}\r\n")),
+    ];
+    for (what, extra) in refusals {
+        let (status, body) = get(srv.addr, "/v1/container/dev", &host, &extra).await;
+        assert_eq!(status, 401, "{what}: {body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["Code"], "Unauthorized", "{what}");
+        assert!(!body.contains("SECRETKEYVALUE"));
+    }
+
+    srv.state
+        .revoke_tokens(&RevokeTokenRequest {
+            id: None,
+            profile: Some("dev".into()),
+        })
+        .unwrap();
+    let (status, _) = get(
+        srv.addr,
+        "/v1/container/dev",
+        &host,
+        &format!("Authorization: {dev}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 401, "revoked token");
+    let (status, _) = get(
+        srv.addr,
+        "/v1/container/prod",
+        &host,
+        &format!("Authorization: {prod}\r\n"),
+    )
+    .await;
+    assert_eq!(status, 200, "another profile's token still works");
+    // Refused requests never reached the provider.
+    assert_eq!(srv.provider.calls.load(Ordering::SeqCst), 2);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn minting_names_the_bound_address_and_refuses_unknown_profiles() {
+    let srv = start(Limits::default(), 3600).await;
+    let reply = srv
+        .state
+        .mint_token(&MintTokenRequest {
+            profile: "dev".into(),
+            bound_pid: None,
+        })
+        .unwrap();
+    assert_eq!(
+        reply.full_uri,
+        format!("http://{}/v1/container/dev", srv.addr)
+    );
+    assert_eq!(reply.relative_uri, "/v1/container/dev");
+    assert_eq!(reply.region.as_deref(), Some("eu-west-1"));
+    let err = srv
+        .state
+        .mint_token(&MintTokenRequest {
+            profile: "nope".into(),
+            bound_pid: None,
+        })
+        .unwrap_err();
+    assert_eq!(err.code, ErrorCode::UnknownProfile);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_needed_login_is_answered_at_once_with_code_and_message() {
+    let srv = start(Limits::default(), 3600).await;
+    let cold = srv.mint("cold");
+    let t = Instant::now();
+    let (status, body) = get(
+        srv.addr,
+        "/v1/container/cold",
+        &srv.addr.to_string(),
+        &format!("Authorization: {cold}\r\n"),
+    )
+    .await;
+    assert!(t.elapsed() < Duration::from_millis(500));
+    assert_eq!(status, 503);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Code"], "NotSignedIn");
+    assert_eq!(
+        v["Message"],
+        "not signed in to source 'corp' — run: rolecall login corp"
+    );
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn foreign_hosts_origins_bodies_and_huge_headers_are_refused() {
+    let srv = start(Limits::default(), 3600).await;
+    let dev = srv.mint("dev");
+    let auth = format!("Authorization: {dev}\r\n");
+    let host = srv.addr.to_string();
+
+    let (s, body) = get(srv.addr, "/v1/container/dev", "evil.example", &auth).await;
+    assert_eq!(s, 403, "{body}");
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["Code"],
+        "Forbidden"
+    );
+    let (s, _) = get(
+        srv.addr,
+        "/v1/container/dev",
+        &format!("evil.example:{}", srv.addr.port()),
+        &auth,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = get(
+        srv.addr,
+        "/v1/container/dev",
+        &host,
+        &format!("{auth}Origin: http://evil.example\r\n"),
+    )
+    .await;
+    assert_eq!(s, 403);
+    // The forwarded link-local name and localhost are fine.
+    for ok in ["169.254.170.2", "169.254.170.2:80", "localhost"] {
+        let (s, _) = get(srv.addr, "/v1/container/dev", ok, &auth).await;
+        assert_eq!(s, 200, "{ok}");
+    }
+    let (s, _) = raw(
+        srv.addr,
+        &format!("POST /v1/container/dev HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Length: 5\r\nConnection: close\r\n\r\nhello"),
+    )
+    .await;
+    assert_eq!(s, 413);
+    let (s, _) = raw(
+        srv.addr,
+        &format!(
+            "DELETE /v1/container/dev HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
+        ),
+    )
+    .await;
+    assert_eq!(s, 405);
+    let (s, _) = get(srv.addr, "/v1/container/dev/x", &host, &auth).await;
+    assert_eq!(s, 404);
+
+    // A 1 MiB header: refused with 431 (or the connection is cut) without buffering it all.
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let head = format!(
+        "GET /v1/container/dev HTTP/1.1\r\nHost: {host}\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(1 << 20)
+    );
+    let _ = s.write_all(head.as_bytes()).await;
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf).await;
+    if !buf.is_empty() {
+        assert_eq!(parse(&buf).0, 431);
+    }
+    // Still serving.
+    let (s, _) = get(srv.addr, "/v1/container/dev", &host, &auth).await;
+    assert_eq!(s, 200);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn keep_alive_serves_many_requests_on_one_connection() {
+    let srv = start(Limits::default(), 3600).await;
+    let dev = srv.mint("dev");
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let req = format!(
+        "GET /v1/container/dev HTTP/1.1\r\nHost: {}\r\nAuthorization: {dev}\r\n\r\n",
+        srv.addr
+    );
+    for _ in 0..3 {
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        assert_eq!(parse(&buf[..n]).0, 200);
+    }
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn idle_and_slow_connections_are_closed() {
+    let limits = Limits {
+        header_read_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_millis(400),
+        ..Limits::default()
+    };
+    let srv = start(limits, 3600).await;
+    // Nothing sent at all.
+    let mut idle = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    // Half a request head, then silence (slowloris).
+    let mut slow = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    slow.write_all(b"GET /v1/container/dev HTTP/1.1\r\nHost: ")
+        .await
+        .unwrap();
+    for s in [&mut idle, &mut slow] {
+        let mut buf = Vec::new();
+        let r = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+        assert!(r.is_ok(), "connection was not closed");
+    }
+    srv.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_idle_connections_do_not_lock_out_good_clients() {
+    let srv = start(Limits::default(), 3600).await;
+    let dev = srv.mint("dev");
+    let addr = srv.addr;
+    let flood = std::thread::spawn(move || {
+        let mut held = Vec::with_capacity(10_000);
+        let mut refused = 0;
+        for _ in 0..10_000 {
+            match std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3)) {
+                Ok(s) => held.push(s),
+                Err(_) => refused += 1,
+            }
+        }
+        (held, refused)
+    });
+    let mut worst = Duration::ZERO;
+    let mut served = 0;
+    let host = addr.to_string();
+    while !flood.is_finished() || served < 50 {
+        let t = Instant::now();
+        let (s, body) = tokio::time::timeout(
+            Duration::from_secs(5),
+            get(
+                addr,
+                "/v1/container/dev",
+                &host,
+                &format!("Authorization: {dev}\r\n"),
+            ),
+        )
+        .await
+        .expect("a good client was not served within 5 s");
+        assert_eq!(s, 200, "{body}");
+        worst = worst.max(t.elapsed());
+        served += 1;
+        // Leave the two shared cores to the flood and the server.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (mut held, refused) = flood.join().unwrap();
+    eprintln!(
+        "served {served} good requests during the flood (worst {worst:?}); {} idle connections opened, {refused} refused",
+        held.len()
+    );
+    // The daemon closed the idle sockets it evicted; they read EOF.
+    let mut closed = 0;
+    for s in held.iter_mut().take(100) {
+        s.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let mut b = [0u8; 1];
+        if matches!(s.read(&mut b), Ok(0) | Err(_)) {
+            closed += 1;
+        }
+    }
+    assert!(closed > 0);
+    drop(held);
+    let (s, _) = get(
+        addr,
+        "/v1/container/dev",
+        &host,
+        &format!("Authorization: {dev}\r\n"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn imds_v2_serves_its_one_profile_with_a_session_token() {
+    let provider = Arc::new(FixedProvider {
+        calls: AtomicUsize::new(0),
+        lifetime: 3600,
+    });
+    let state = Arc::new(ImdsState::new(provider.clone(), "dev").unwrap());
+    assert!(ImdsState::new(provider.clone(), "nope").is_none());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve_imds(listener, state, async {
+        let _ = rx.await;
+    }));
+    let host = addr.to_string();
+    let put = |ttl: &str, extra: &str| {
+        format!("PUT /latest/api/token HTTP/1.1\r\nHost: {host}\r\nx-aws-ec2-metadata-token-ttl-seconds: {ttl}\r\n{extra}Connection: close\r\n\r\n")
+    };
+    for bad in ["0", "21601", "x"] {
+        assert_eq!(raw(addr, &put(bad, "")).await.0, 400, "ttl {bad}");
+    }
+    assert_eq!(
+        raw(addr, &put("60", "X-Forwarded-For: 1.2.3.4\r\n"))
+            .await
+            .0,
+        403
+    );
+    let (s, token) = raw(addr, &put("60", "")).await;
+    assert_eq!(s, 200);
+    let path = "/latest/meta-data/iam/security-credentials/";
+    assert_eq!(get(addr, path, &host, "").await.0, 401);
+    assert_eq!(
+        get(addr, path, &host, "x-aws-ec2-metadata-token: nope\r\n")
+            .await
+            .0,
+        401
+    );
+    let hdr = format!("x-aws-ec2-metadata-token: {token}\r\n");
+    let (s, role) = get(addr, path, &host, &hdr).await;
+    assert_eq!((s, role.as_str()), (200, "DeveloperAdmin"));
+    let (s, body) = get(addr, &format!("{path}DeveloperAdmin"), &host, &hdr).await;
+    assert_eq!(s, 200);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Code"], "Success");
+    assert_eq!(v["Type"], "AWS-HMAC");
+    assert_eq!(v["AccessKeyId"], "ASIADEV");
+    assert_eq!(get(addr, &format!("{path}Other"), &host, &hdr).await.0, 404);
+    assert_eq!(
+        get(addr, path, "evil.example", &hdr).await.0,
+        403,
+        "rebinding"
+    );
+    let _ = tx.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn imds_refuses_credentials_with_twenty_minutes_or_less_left() {
+    let provider = Arc::new(FixedProvider {
+        calls: AtomicUsize::new(0),
+        lifetime: 15 * 60,
+    });
+    let state = Arc::new(ImdsState::new(provider, "dev").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve_imds(listener, state, async {
+        let _ = rx.await;
+    }));
+    let host = addr.to_string();
+    let (_, token) = raw(
+        addr,
+        &format!("PUT /latest/api/token HTTP/1.1\r\nHost: {host}\r\nx-aws-ec2-metadata-token-ttl-seconds: 60\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    let (s, body) = get(
+        addr,
+        "/latest/meta-data/iam/security-credentials/DeveloperAdmin",
+        &host,
+        &format!("x-aws-ec2-metadata-token: {token}\r\n"),
+    )
+    .await;
+    assert_eq!(s, 503, "{body}");
+    assert!(!body.contains("SECRETKEYVALUE"));
+    let _ = tx.send(());
+    task.await.unwrap();
+}
