@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The start URL the tests' identity-center source uses (any string the sandbox accepts).
-pub const START_URL: &str = "https://d-9067c0ffee.awsapps.com/start";
+pub const START_URL: &str = "https://d-9067c2e5f7.awsapps.com/start";
 pub const REGION: &str = "eu-west-1";
 
 /// What the test `$BROWSER` does with the URL it is given.

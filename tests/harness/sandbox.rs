@@ -211,7 +211,7 @@ impl Sandbox {
     }
 
     /// Sets lifetimes (seconds) of what the sandbox issues, e.g.
-    /// `{"role_credentials": 3600, "access_token": 60}`.
+    /// `{"role_credentials_secs": 3600, "access_token_secs": 60}`.
     pub fn lifetimes(&self, body: Value) {
         self.admin("POST", "/_sandbox/lifetimes", Some(body));
     }
