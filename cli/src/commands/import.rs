@@ -69,8 +69,8 @@ pub fn run(a: &ImportArgs) -> anyhow::Result<i32> {
             super::populate::unified_diff(
                 &config_text,
                 &new_text,
-                &format!("a/{}", config_path.display()),
-                &format!("b/{}", config_path.display()),
+                &config_path.display().to_string(),
+                &config_path.display().to_string(),
             )
         );
         eprintln!("rolecall: dry run, nothing written: {summary}");

@@ -96,14 +96,14 @@ pub fn run(a: &PopulateArgs, autostart: bool) -> anyhow::Result<i32> {
         out.push_str(&diff::unified(
             &config_text,
             &new_config,
-            &format!("a/{}", config_path.display()),
-            &format!("b/{}", config_path.display()),
+            &config_path.display().to_string(),
+            &config_path.display().to_string(),
         ));
         out.push_str(&diff::unified(
             &aws_text,
             &new_aws,
-            &format!("a/{}", aws_path.display()),
-            &format!("b/{}", aws_path.display()),
+            &aws_path.display().to_string(),
+            &aws_path.display().to_string(),
         ));
         print!("{out}");
         eprintln!("rolecall: dry run, nothing written: {summary}");
