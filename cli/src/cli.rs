@@ -221,6 +221,16 @@ pub struct ContainerSetupArgs {
     /// Print the Docker Desktop relay setup instead of the Linux DNAT rule.
     #[arg(long)]
     pub docker_desktop: bool,
+    /// Linux: the bridge interface containers arrive on (default: docker0 when it exists,
+    /// else every interface).
+    #[arg(long, conflicts_with = "docker_desktop")]
+    pub interface: Option<String>,
+    /// The daemon's container listener to forward to (default: asked from rolecalld).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Undo the forwarding instead (with --apply: run the removal).
+    #[arg(long)]
+    pub remove: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

@@ -1,4 +1,145 @@
-//! PLACEHOLDER: owned by a helper; replaced before landing.
-pub fn run(_a: &crate::cli::EnvArgs, _autostart: bool) -> anyhow::Result<i32> {
-    anyhow::bail!("not built yet")
+//! `rolecall env <profile> [--format sh|fish|powershell|json|dotenv]`: a profile's current
+//! credentials as plain environment variables, quoted for the target shell.
+//!
+//! These keys do not refresh themselves (prefer `rolecall exec` or the container endpoint for
+//! long-running programs); `AWS_CREDENTIAL_EXPIRATION` says when they end.
+
+use crate::cli::{EnvArgs, EnvFormat};
+use crate::client::{path_segment, Client};
+use rolecall_proto::api::Status;
+use rolecall_proto::output::ProcessCredentials;
+use std::io::Write as _;
+
+pub fn run(a: &EnvArgs, autostart: bool) -> anyhow::Result<i32> {
+    let client = Client::connect(autostart)?;
+    let (creds, region) = fetch(&client, &a.profile)?;
+    let vars = key_variables(&creds, region.as_deref());
+    let text = render(&vars, a.format);
+    std::io::stdout().lock().write_all(text.as_bytes())?;
+    Ok(0)
+}
+
+/// The profile's credentials (waiting for a sign-in only when a person is at the terminal, as
+/// `credential-process` does) and its configured region.
+pub(super) fn fetch(
+    client: &Client,
+    profile: &str,
+) -> anyhow::Result<(ProcessCredentials, Option<String>)> {
+    // SAFETY: isatty only inspects the descriptor.
+    let interactive = unsafe { libc::isatty(0) } == 1;
+    let creds: ProcessCredentials = client.get(&format!(
+        "/v1/credentials/{}?interactive={}",
+        path_segment(profile),
+        u8::from(interactive)
+    ))?;
+    // The region is configuration, not part of the credentials reply: status has it.
+    let region = client
+        .get::<Status>("/v1/status")
+        .ok()
+        .and_then(|s| s.profiles.into_iter().find(|p| p.name == profile))
+        .and_then(|p| p.region);
+    Ok((creds, region))
+}
+
+/// The variables for plain keys, in a stable order.
+pub(super) fn key_variables(
+    c: &ProcessCredentials,
+    region: Option<&str>,
+) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("AWS_ACCESS_KEY_ID", c.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", c.secret_access_key.clone()),
+        ("AWS_SESSION_TOKEN", c.session_token.clone()),
+        ("AWS_CREDENTIAL_EXPIRATION", c.expiration.clone()),
+    ];
+    if let Some(r) = region {
+        v.push(("AWS_REGION", r.to_string()));
+        v.push(("AWS_DEFAULT_REGION", r.to_string()));
+    }
+    v
+}
+
+fn render(vars: &[(&str, String)], format: EnvFormat) -> String {
+    match format {
+        EnvFormat::Sh => vars
+            .iter()
+            .map(|(k, v)| format!("export {k}={}\n", sh_quote(v)))
+            .collect(),
+        EnvFormat::Fish => vars
+            .iter()
+            .map(|(k, v)| format!("set -gx {k} {}\n", fish_quote(v)))
+            .collect(),
+        EnvFormat::Powershell => vars
+            .iter()
+            .map(|(k, v)| format!("$Env:{k} = {}\n", ps_quote(v)))
+            .collect(),
+        EnvFormat::Dotenv => vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect(),
+        EnvFormat::Json => {
+            let map: serde_json::Map<String, serde_json::Value> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.clone())))
+                .collect();
+            format!("{}\n", serde_json::Value::Object(map))
+        }
+    }
+}
+
+/// POSIX shells: single quotes, with `'` written as `'\''`.
+fn sh_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', r"'\''"))
+}
+
+/// fish: single quotes, where only `\` and `'` are escaped with a backslash.
+fn fish_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
+/// PowerShell: single-quoted (verbatim) strings, `'` doubled.
+fn ps_quote(v: &str) -> String {
+    format!("'{}'", v.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NASTY: &str = r#"a'b\c"$d`e f"#;
+
+    #[test]
+    fn quoting_survives_each_shell() {
+        assert_eq!(sh_quote(NASTY), r#"'a'\''b\c"$d`e f'"#);
+        assert_eq!(fish_quote(NASTY), r#"'a\'b\\c"$d`e f'"#);
+        assert_eq!(ps_quote(NASTY), r#"'a''b\c"$d`e f'"#);
+        // Round trip through a real POSIX shell.
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("export X={}; printf %s \"$X\"", sh_quote(NASTY)))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), NASTY);
+    }
+
+    #[test]
+    fn formats_list_the_keys_and_regions() {
+        let c = ProcessCredentials {
+            version: 1,
+            access_key_id: "ASIAX".into(),
+            secret_access_key: "s'ecret".into(),
+            session_token: "tok".into(),
+            expiration: "2026-11-22T10:00:00Z".into(),
+            account_id: "111111111111".into(),
+        };
+        let v = key_variables(&c, Some("eu-west-1"));
+        let sh = render(&v, EnvFormat::Sh);
+        assert!(sh.contains("export AWS_SECRET_ACCESS_KEY='s'\\''ecret'\n"));
+        assert!(sh.contains("export AWS_DEFAULT_REGION='eu-west-1'\n"));
+        let json: serde_json::Value = serde_json::from_str(&render(&v, EnvFormat::Json)).unwrap();
+        assert_eq!(json["AWS_SESSION_TOKEN"], "tok");
+        assert_eq!(json["AWS_REGION"], "eu-west-1");
+        assert!(render(&v, EnvFormat::Dotenv).contains("AWS_ACCESS_KEY_ID=ASIAX\n"));
+        assert!(render(&v, EnvFormat::Powershell).contains("$Env:AWS_ACCESS_KEY_ID = 'ASIAX'\n"));
+        assert!(render(&key_variables(&c, None), EnvFormat::Fish)
+            .lines()
+            .all(|l| !l.contains("REGION")));
+    }
 }

@@ -1,4 +1,100 @@
-//! PLACEHOLDER: owned by a helper; replaced before landing.
-pub fn run(_a: &crate::cli::ExecArgs, _autostart: bool) -> anyhow::Result<i32> {
-    anyhow::bail!("not built yet")
+//! `rolecall exec <profile> [--static] -- cmd…`: runs a command whose SDKs get
+//! self-refreshing credentials from the container endpoint.
+//!
+//! A token scoped to the profile and bound to this process (`bound_pid`) is minted; the child
+//! gets `AWS_CONTAINER_CREDENTIALS_FULL_URI` + `AWS_CONTAINER_AUTHORIZATION_TOKEN`, the region
+//! and `ROLECALL_PROFILE`, and loses every variable an SDK would try before the container
+//! provider (profiles, keys) as aws-vault does. The token is bound to `rolecall exec` itself,
+//! which lives exactly as long as the child: it revokes the token when the child ends, and the
+//! daemon revokes it by itself if this process is killed outright.
+//!
+//! `--static` exports the profile's current keys instead (no refresh).
+
+mod signals;
+
+use crate::cli::ExecArgs;
+use crate::client::Client;
+use anyhow::bail;
+use rolecall_proto::api::{MintTokenReply, MintTokenRequest, OkReply, RevokeTokenRequest};
+use std::process::Command;
+
+/// Removed from the child's environment: each would be tried before, or conflict with, the
+/// credentials rolecall provides.
+const REMOVED: &[&str] = &[
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_CREDENTIAL_EXPIRATION",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
+
+pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
+    let client = Client::connect(autostart)?;
+    let mut cmd = Command::new(&a.command[0]);
+    cmd.args(&a.command[1..]);
+    for k in REMOVED {
+        cmd.env_remove(k);
+    }
+    cmd.env("ROLECALL_PROFILE", &a.profile);
+
+    let mut token_id = None;
+    if a.static_keys {
+        let (creds, region) = super::env::fetch(&client, &a.profile)?;
+        for (k, v) in super::env::key_variables(&creds, region.as_deref()) {
+            cmd.env(k, v);
+        }
+    } else {
+        let reply: MintTokenReply = client.post(
+            "/v1/container/tokens",
+            &MintTokenRequest {
+                profile: a.profile.clone(),
+                bound_pid: Some(std::process::id()),
+            },
+        )?;
+        cmd.env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &reply.full_uri);
+        cmd.env("AWS_CONTAINER_AUTHORIZATION_TOKEN", &reply.token);
+        if let Some(r) = &reply.region {
+            cmd.env("AWS_REGION", r);
+            cmd.env("AWS_DEFAULT_REGION", r);
+        }
+        token_id = Some(reply.id);
+    }
+
+    let status = signals::run_forwarding(&mut cmd);
+    if let Some(id) = token_id {
+        // Best effort: the daemon also revokes it once this process is gone.
+        if let Ok(c) = Client::connect(false) {
+            let _ = c.delete::<_, OkReply>(
+                "/v1/container/tokens",
+                &RevokeTokenRequest {
+                    id: Some(id),
+                    profile: None,
+                },
+            );
+        }
+    }
+    let status = match status {
+        Ok(s) => s,
+        Err(e) => {
+            let code = match e.kind() {
+                std::io::ErrorKind::NotFound => 127,
+                std::io::ErrorKind::PermissionDenied => 126,
+                _ => 1,
+            };
+            eprintln!("rolecall: cannot run '{}': {e}", a.command[0]);
+            return Ok(code);
+        }
+    };
+    use std::os::unix::process::ExitStatusExt as _;
+    match (status.code(), status.signal()) {
+        (Some(c), _) => Ok(c),
+        (None, Some(sig)) => Ok(128 + sig),
+        (None, None) => bail!("the command ended in an unknown way"),
+    }
 }
