@@ -180,7 +180,17 @@ fn probe(socket: &Path) -> Result<Option<UnixStream>, ClientError> {
 /// Starts `rolecalld` detached and waits for its socket. The caller holds the start-up lock.
 fn start_and_wait(socket: &Path) -> Result<UnixStream, ClientError> {
     let bin = find_daemon()?;
-    let mut child = spawn_detached(&bin)?;
+    // The daemon reports start-up failures on stderr before it detaches: keep them in a file
+    // (a pipe could break the daemon's later writes once we stop reading it).
+    let err_path = paths::runtime_dir().join("rolecalld.start.err");
+    let err_file = OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(&err_path)
+        .ok();
+    let mut child = spawn_detached(&bin, err_file)?;
     let deadline = Instant::now() + SOCKET_WAIT;
     let mut pause = Duration::from_millis(1);
     let mut exited_ok = false;
@@ -192,10 +202,16 @@ fn start_and_wait(socket: &Path) -> Result<UnixStream, ClientError> {
             match child.try_wait() {
                 Ok(Some(st)) if st.success() => exited_ok = true, // it daemonized
                 Ok(Some(st)) => {
-                    return Err(ClientError::StartFailed(format!(
-                        "{} exited ({st}) before opening its socket; see: rolecall daemon logs",
-                        bin.display()
-                    )))
+                    let why = std::fs::read_to_string(&err_path)
+                        .ok()
+                        .and_then(|t| {
+                            t.lines()
+                                .rev()
+                                .find(|l| !l.trim().is_empty())
+                                .map(|l| l.trim_start_matches("rolecalld: ").to_string())
+                        })
+                        .unwrap_or_else(|| format!("it exited ({st}); see: rolecall daemon logs"));
+                    return Err(ClientError::StartFailed(why));
                 }
                 Ok(None) | Err(_) => {}
             }
@@ -213,13 +229,13 @@ fn start_and_wait(socket: &Path) -> Result<UnixStream, ClientError> {
     }
 }
 
-/// Spawns the daemon in its own session with stdio on /dev/null, so that it outlives this
+/// Spawns the daemon in its own session with stdin/stdout on /dev/null, so that it outlives this
 /// process and a Ctrl-C in the terminal never reaches it.
-fn spawn_detached(bin: &Path) -> Result<Child, ClientError> {
+fn spawn_detached(bin: &Path, stderr: Option<File>) -> Result<Child, ClientError> {
     let mut cmd = Command::new(bin);
     cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
+        .stderr(stderr.map_or_else(Stdio::null, Stdio::from));
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
     unsafe {
         cmd.pre_exec(|| {
