@@ -1,13 +1,73 @@
-//! PLACEHOLDER written by sbxa so the router compiles; part B (sbxb) replaces this file.
-//! Contract: `pub async fn handle(sb: &Arc<Sandbox>, req: &Req) -> HandlerResult` (see `crate::http`).
+//! AWS STS emulation, query protocol (`POST /`, `Action=…&Version=2011-06-15`), with the
+//! response and error documents of the `sts/2011-06-15` model: `AssumeRoleWithSAML`,
+//! `AssumeRoleWithWebIdentity` (both unsigned, as in AWS) and `GetCallerIdentity` (SigV4 with
+//! keys the sandbox issued).
 
-use crate::http::{self, HandlerResult, Req};
-use crate::Sandbox;
+mod caller;
+mod common;
+mod saml_action;
+mod web_identity;
+
+use std::collections::HashMap;
 use std::sync::Arc;
 
-pub async fn handle(_sb: &Arc<Sandbox>, _req: &Req) -> HandlerResult {
-    Ok(http::text(
-        ::http::StatusCode::NOT_IMPLEMENTED,
-        "sts: not implemented yet\n",
-    ))
+use ::http::StatusCode;
+
+use crate::http::{HandlerResult, Req, Resp};
+use crate::Sandbox;
+
+pub use common::StsError;
+
+pub const VERSION: &str = "2011-06-15";
+
+/// Query-protocol parameters: the form body, then the query string (first value wins).
+fn params(req: &Req) -> HashMap<String, String> {
+    let mut p = req.form();
+    for (k, v) in req.query() {
+        p.entry(k).or_insert(v);
+    }
+    p
+}
+
+pub async fn handle(sb: &Arc<Sandbox>, req: &Req) -> HandlerResult {
+    let p = params(req);
+    let action = p.get("Action").cloned().unwrap_or_default();
+    let op = format!("sts:{action}");
+    if p.get("Version").map(String::as_str) != Some(VERSION) {
+        sb.enter(&op).await?;
+        return Ok(StsError::sender(
+            StatusCode::BAD_REQUEST,
+            "InvalidAction",
+            &format!(
+                "Could not find operation {action} for version {}",
+                p.get("Version")
+                    .map(String::as_str)
+                    .unwrap_or("NO_VERSION_SPECIFIED")
+            ),
+        )
+        .reply());
+    }
+    let result: Result<Resp, StsError> = match action.as_str() {
+        "AssumeRoleWithSAML" => {
+            sb.enter(&op).await?;
+            saml_action::assume_role_with_saml(sb, &p)
+        }
+        "AssumeRoleWithWebIdentity" => {
+            sb.enter(&op).await?;
+            web_identity::assume_role_with_web_identity(sb, &p)
+        }
+        "GetCallerIdentity" => {
+            sb.enter(&op).await?;
+            caller::get_caller_identity(sb, req)
+        }
+        _ => {
+            sb.enter(&op).await?;
+            Err(StsError::sender(
+                StatusCode::BAD_REQUEST,
+                "InvalidAction",
+                &format!("Could not find operation {action} for version {VERSION}"),
+            ))
+        }
+    };
+    Ok(result.unwrap_or_else(|e| e.reply()))
 }
