@@ -132,6 +132,11 @@ pub async fn handle(sb: &Arc<Sandbox>, req: &Req) -> HandlerResult {
         },
         (Method::GET, "/issued") => ok(json!({"credentials": sb.issued.list()})),
         (Method::GET, "/directory") => ok(serde_json::to_value(&*sb.dir()).unwrap_or_default()),
+        // Entra's switches (revoke, SAML signing/validity/recipient) live with Entra (sbxb).
+        (_, p) if p.starts_with("/entra/") => {
+            let rest: Vec<&str> = p["/entra/".len()..].split('/').collect();
+            crate::entra::admin(sb, req, &rest).await
+        }
         _ => Ok(http::json(
             StatusCode::NOT_FOUND,
             &json!({"error": format!("no admin endpoint {} {}", req.method(), req.path())}),
