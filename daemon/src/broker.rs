@@ -206,7 +206,7 @@ impl Broker {
         {
             let mut cache = lock(&self.cache);
             cache.retain(|k, _| {
-                old.config.sources.get(&k.source).is_some()
+                old.config.sources.contains_key(&k.source)
                     && old.config.sources.get(&k.source) == registry.config.sources.get(&k.source)
             });
         }

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -285,16 +285,6 @@ pub struct LoadedConfig {
     /// False when the file does not exist (an empty config: the daemon still runs).
     pub exists: bool,
     pub config: Config,
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            daemon: DaemonConfig::default(),
-            sources: BTreeMap::new(),
-            profiles: BTreeMap::new(),
-        }
-    }
 }
 
 /// The smallest `refresh_ahead` allowed: botocore refreshes credentials with less than 15
