@@ -201,3 +201,48 @@ impl Run {
         })
     }
 }
+
+/// Runs the commands all at once (released together by a barrier) and returns their results
+/// in order. Each `Run::elapsed` is measured from the common start.
+pub fn run_concurrently(cmds: Vec<TestCommand>) -> Vec<Run> {
+    let barrier = std::sync::Arc::new(std::sync::Barrier::new(cmds.len()));
+    let handles: Vec<_> = cmds
+        .into_iter()
+        .map(|c| {
+            let b = barrier.clone();
+            std::thread::spawn(move || {
+                b.wait();
+                c.run()
+            })
+        })
+        .collect();
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("a concurrent command panicked"))
+        .collect()
+}
+
+/// Whether `s` is an RFC 3339 UTC timestamp with seconds precision: `2026-11-22T10:00:00Z`.
+pub fn is_utc_seconds_timestamp(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            4 | 7 => *c == b'-',
+            10 => *c == b'T',
+            13 | 16 => *c == b':',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Panics when any of `secrets` (non-empty ones) appears in `text`, naming where.
+#[track_caller]
+pub fn assert_no_secrets(what: &str, text: &str, secrets: &[&str]) {
+    for s in secrets.iter().filter(|s| s.len() >= 8) {
+        assert!(
+            !text.contains(s),
+            "{what} contains a secret (…{}…)",
+            &s[..4]
+        );
+    }
+}

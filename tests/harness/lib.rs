@@ -9,10 +9,14 @@ pub mod command;
 pub mod http;
 pub mod install;
 pub mod sandbox;
+pub mod world;
 
-pub use command::{Run, TestCommand};
+pub use command::{
+    assert_no_secrets, is_utc_seconds_timestamp, run_concurrently, Run, TestCommand,
+};
 pub use install::{BrowserMode, IcProfile, Installation, REGION, START_URL};
 pub use sandbox::{Fault, Sandbox, SandboxOptions};
+pub use world::{default_profiles, World, WorldOptions};
 
 use std::path::PathBuf;
 use std::process::Child;
