@@ -206,17 +206,21 @@ impl DemoEnv {
             return;
         }
         self.torn_down = true;
-        // Ask the daemon to stop the way users do; then make sure.
-        if self.socket().exists() {
-            let _ = self.rolecall(&["daemon", "stop"], Duration::from_secs(8));
-        }
-        if let Some(pid) = self.daemon_pid {
-            terminate_and_wait(pid);
-        }
+        // Ask the daemon to stop the way users do, while the sandbox (an emulator with nothing
+        // to save) gets a short grace period; then make sure both are gone.
+        let stopper = if self.socket().exists() {
+            let mut cmd = self.command(&self.me);
+            cmd.args(["daemon", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            cmd.spawn().ok()
+        } else {
+            None
+        };
         if let Some(mut child) = self.sandbox.take() {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_secs(3);
+            let deadline = Instant::now() + Duration::from_millis(300);
             while Instant::now() < deadline {
                 if child.try_wait().ok().flatten().is_some() {
                     break;
@@ -225,6 +229,17 @@ impl DemoEnv {
             }
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let Some(mut s) = stopper {
+            let deadline = Instant::now() + Duration::from_secs(8);
+            while Instant::now() < deadline && s.try_wait().ok().flatten().is_none() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+        if let Some(pid) = self.daemon_pid {
+            terminate_and_wait(pid);
         }
         if let Err(e) = std::fs::remove_dir_all(&self.root) {
             eprintln!("rolecall: could not remove {}: {e}", self.root.display());

@@ -41,14 +41,15 @@ fn first_line(o: &Output) -> String {
     text.lines()
         .rev()
         .find(|l| !l.trim().is_empty())
-        .unwrap_or("no message")
-        .to_string()
+        .map_or_else(|| format!("it exited ({})", o.status), str::to_string)
 }
 
 /// Runs a step that must work.
 fn must(demo: &DemoEnv, args: &[&str]) -> anyhow::Result<Output> {
     check_interrupted()?;
     let o = demo.rolecall(args, STEP_LIMIT)?;
+    // A Ctrl-C stops the step's process too: report the interruption, not its death.
+    check_interrupted()?;
     if !o.status.success() {
         show(&o);
         bail!("`rolecall {}` failed: {}", args.join(" "), first_line(&o));
@@ -261,8 +262,14 @@ fn container(demo: &DemoEnv) -> anyhow::Result<()> {
         }
     }
     println!(
-        "  GET {uri} → {} for {} (expires {})",
-        creds.access_key_id, creds.role_arn, creds.expiration
+        "  GET {uri} → {}{} (expires {})",
+        creds.access_key_id,
+        if creds.role_arn.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}", creds.role_arn)
+        },
+        creds.expiration
     );
     Ok(())
 }
