@@ -145,3 +145,81 @@ fn a_stale_socket_file_does_not_stop_autostart() {
     assert!(o.status.success(), "{}", text(&o.stderr));
     assert!(text(&o.stdout).starts_with("Started rolecalld"));
 }
+
+/// An "old" daemon: answers everything with protocol 0 until asked to shut down, then removes
+/// its socket as rolecalld does. Returns the request lines it saw.
+fn old_daemon(socket: PathBuf) -> std::thread::JoinHandle<Vec<String>> {
+    use std::io::{Read, Write};
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for conn in listener.incoming() {
+            let mut conn = conn.unwrap();
+            let mut req = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => req.extend_from_slice(&buf[..n]),
+                }
+            }
+            if req.is_empty() {
+                continue; // a probe: connect and close
+            }
+            let line = String::from_utf8_lossy(&req)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let body = if line.starts_with("POST /v1/shutdown") {
+                r#"{"ok":true}"#
+            } else {
+                "{}"
+            };
+            let _ = conn.write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\nx-rolecall-protocol: 0\r\ncontent-length: {}\r\n\r\n{body}",
+                    body.len()
+                )
+                .as_bytes(),
+            );
+            let done = line.starts_with("POST /v1/shutdown");
+            seen.push(line);
+            if done {
+                std::fs::remove_file(&socket).unwrap();
+                break;
+            }
+        }
+        seen
+    })
+}
+
+#[test]
+fn a_daemon_of_another_protocol_is_replaced_once_and_the_request_retried() {
+    let inst = Install::new();
+    std::fs::create_dir_all(inst.runtime()).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(inst.runtime(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let old = old_daemon(inst.runtime().join("rolecalld.sock"));
+    let o = inst.run(&["credential-process", "no-such-profile"]);
+    let seen = old.join().unwrap();
+    assert_eq!(
+        seen[0],
+        "GET /v1/credentials/no-such-profile?interactive=0 HTTP/1.1"
+    );
+    assert!(
+        seen.iter().any(|l| l == "POST /v1/shutdown HTTP/1.1"),
+        "{seen:?}"
+    );
+    // The answer comes from the new daemon: its own error about the profile, not the old `{}`.
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty());
+    let err = text(&o.stderr);
+    assert!(err.contains("no-such-profile"), "{err}");
+    let st = inst.run(&["daemon", "status"]);
+    assert!(
+        text(&st.stdout).contains(&format!("protocol {}", rolecall_proto::PROTOCOL_VERSION)),
+        "{}",
+        text(&st.stdout)
+    );
+}
