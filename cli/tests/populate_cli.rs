@@ -170,9 +170,9 @@ fn writes_900_profiles_keeps_hand_edits_and_is_idempotent() {
     let cfg = read(&ins.path().join("config.toml"));
     // The user's text is untouched and first; the matching hand-made profile is reused.
     assert!(cfg.starts_with(RC_CONFIG), "{cfg}");
-    assert!(!cfg.contains("\"generated-0001/GeneratedSet01\""));
+    assert!(!cfg.contains("\"generated-0001.GeneratedSet01\""));
     assert!(cfg.contains(
-        "[profiles.\"generated-0001/GeneratedSet02\"]\nsource = \"corp\"\naccount = \"500000000000\"\n\
+        "[profiles.\"generated-0001.GeneratedSet02\"]\nsource = \"corp\"\naccount = \"500000000000\"\n\
          account_name = \"generated-0001\"\nrole = \"GeneratedSet02\"\n"
     ));
     assert_eq!(cfg.matches("[profiles.").count(), 900);
@@ -188,7 +188,7 @@ fn writes_900_profiles_keeps_hand_edits_and_is_idempotent() {
         "[profile hand-made]\ncredential_process = {} credential-process hand-made\nregion = us-east-2\n",
         std::fs::canonicalize(BIN).unwrap().display()
     )));
-    assert!(text.contains("credential-process generated-0300/GeneratedSet03\nregion = eu-west-1\n"));
+    assert!(text.contains("credential-process generated-0300.GeneratedSet03\nregion = eu-west-1\n"));
     // The daemon was asked to reload the config it now has.
     assert!(standin
         .requests
@@ -255,7 +255,7 @@ fn prune_removes_gone_accounts_only_when_asked() {
         "{}",
         stdout(&o)
     );
-    assert!(read(&aws).contains("[profile generated-0005/GeneratedSet02]"));
+    assert!(read(&aws).contains("[profile generated-0005.GeneratedSet02]"));
     let o = populate(&ins, &["--prune"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("7 removed"), "{}", stdout(&o));

@@ -41,7 +41,7 @@ echo "building release binaries (cargo build --release -p rolecall -p rolecall-d
 BIN="$TARGET_DIR/release"
 ROLECALL="$BIN/rolecall"
 
-printf 'fn main() { println!("generated-0001/GeneratedSet01@generated-0001 1h00m"); }\n' >"$WORK/constline.rs"
+printf 'fn main() { println!("generated-0001.GeneratedSet01@generated-0001 1h00m"); }\n' >"$WORK/constline.rs"
 rustc -O -C strip=symbols -o "$WORK/constline" "$WORK/constline.rs"
 
 export ROLECALL_RUNTIME_DIR="$WORK/runtime"
@@ -50,7 +50,7 @@ export ROLECALL_STATE_DIR="$WORK/state"
 export HOME="$WORK/home"
 mkdir -p "$ROLECALL_RUNTIME_DIR" "$ROLECALL_STATE_DIR" "$HOME"
 chmod 700 "$ROLECALL_RUNTIME_DIR"
-export ROLECALL_PROFILE="generated-0150/GeneratedSet02"
+export ROLECALL_PROFILE="generated-0150.GeneratedSet02"
 unset AWS_PROFILE NO_COLOR || true
 
 # A snapshot as the daemon writes it, naming $1 as its writer, with 900 profiles.
@@ -62,7 +62,7 @@ now = int(time.time())
 profiles = {}
 for a in range(300):
     for s in range(3):
-        profiles[f"generated-{a+1:04}/GeneratedSet{s+1:02}"] = {
+        profiles[f"generated-{a+1:04}.GeneratedSet{s+1:02}"] = {
             "account": f"{500000000000 + a:012}", "account_name": f"generated-{a+1:04}",
             "role": f"GeneratedSet{s+1:02}", "region": "eu-west-1",
             "expires": now + 3600 + a, "needs_login": False}

@@ -158,8 +158,17 @@ pub fn discover(sections: &[Section]) -> (Vec<FoundSource>, Vec<FoundProfile>, V
                 }
             }
         };
+        // rolecalld refuses `/`, spaces and control characters in profile names.
+        let name = super::populate::sanitize_name(&pname);
+        if name.is_empty() {
+            notes.push(format!("profile {pname:?}: no usable name; ignored"));
+            continue;
+        }
+        if name != pname {
+            notes.push(format!("profile {pname} is imported as {name}"));
+        }
         profiles.push(FoundProfile {
-            name: pname,
+            name,
             source,
             account: account.to_owned(),
             role: role.to_owned(),
@@ -316,6 +325,11 @@ sso_session = nowhere
 sso_account_id = 3
 sso_role_name = X
 
+[profile team/ops]
+sso_session = corp
+sso_account_id = 444444444444
+sso_role_name = Ops
+
 [profile plain]
 role_arn = arn:aws:iam::1:role/x
 source_profile = default
@@ -343,10 +357,18 @@ source_profile = default
             .iter()
             .map(|p| (p.name.as_str(), p.source.as_str()))
             .collect();
-        assert_eq!(names, [("dev", "corp"), ("old-style", "d-9999999999")]);
+        assert_eq!(
+            names,
+            [
+                ("dev", "corp"),
+                ("old-style", "d-9999999999"),
+                ("team-ops", "corp")
+            ]
+        );
         assert_eq!(p[0].region.as_deref(), Some("eu-central-1"));
-        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert_eq!(notes.len(), 2, "{notes:?}");
         assert!(notes[0].contains("broken"));
+        assert!(notes[1].contains("imported as team-ops"));
     }
 
     #[test]
@@ -355,7 +377,7 @@ source_profile = default
         let existing = "# mine\n[sources.work]\nkind = \"identity-center\"\nstart_url = \"https://d-1234567890.awsapps.com/start\"\nregion = \"eu-west-1\"\n";
         let mut doc: DocumentMut = existing.parse().unwrap();
         let r = merge(&mut doc, &s, &p);
-        assert_eq!((r.sources_added, r.profiles_added, r.already), (1, 2, 1));
+        assert_eq!((r.sources_added, r.profiles_added, r.already), (1, 3, 1));
         let text = doc.to_string();
         assert!(text.starts_with(existing), "{text}");
         assert!(text.contains("[profiles.dev]\nsource = \"work\"\naccount = \"111111111111\"\nrole = \"DeveloperAdmin\"\nregion = \"eu-central-1\"\n"), "{text}");

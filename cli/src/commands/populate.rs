@@ -287,7 +287,7 @@ mod tests {
             "corp",
         );
         let names: Vec<&str> = n.iter().map(|(n, _)| n.as_str()).collect();
-        assert_eq!(names, ["Shared/Admin-1", "Shared/Admin-2", "Solo/Admin"]);
+        assert_eq!(names, ["Shared.Admin-1", "Shared.Admin-2", "Solo.Admin"]);
     }
 
     #[test]

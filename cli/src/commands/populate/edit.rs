@@ -159,11 +159,11 @@ role = "arn:aws:iam::1:role/X"
     #[test]
     fn adds_new_profiles_after_the_existing_ones_and_keeps_formatting() {
         let roles = [
-            ("Prod/Admin", role("111111111111", "Prod", "Admin")),
-            ("Dev/ReadOnly", role("222222222222", "Dev", "ReadOnly")),
+            ("Prod.Admin", role("111111111111", "Prod", "Admin")),
+            ("Dev.ReadOnly", role("222222222222", "Dev", "ReadOnly")),
         ];
         let (out, ch) = run(CONFIG, &roles, false);
-        assert_eq!(ch.added, ["Dev/ReadOnly"]);
+        assert_eq!(ch.added, ["Dev.ReadOnly"]);
         assert_eq!(ch.renamed_account, ["my-prod"]);
         // Everything the user wrote is still there, in place.
         assert!(out.starts_with(
@@ -171,7 +171,7 @@ role = "arn:aws:iam::1:role/X"
         ));
         assert!(out.contains("# hand-written, renamed by me\n[profiles.my-prod]\nsource = \"corp\"\naccount = \"111111111111\"\nrole    = \"Admin\"     # aligned on purpose\n"), "{out}");
         assert!(out.ends_with(
-            "\n[profiles.\"Dev/ReadOnly\"]\nsource = \"corp\"\naccount = \"222222222222\"\naccount_name = \"Dev\"\nrole = \"ReadOnly\"\n"
+            "\n[profiles.\"Dev.ReadOnly\"]\nsource = \"corp\"\naccount = \"222222222222\"\naccount_name = \"Dev\"\nrole = \"ReadOnly\"\n"
         ), "{out}");
         // Idempotent.
         let (again, ch) = run(&out, &roles, false);
@@ -185,7 +185,7 @@ role = "arn:aws:iam::1:role/X"
 
     #[test]
     fn prune_removes_only_this_sources_missing_roles() {
-        let roles = [("Dev/ReadOnly", role("222222222222", "Dev", "ReadOnly"))];
+        let roles = [("Dev.ReadOnly", role("222222222222", "Dev", "ReadOnly"))];
         let (out, ch) = run(CONFIG, &roles, false);
         assert_eq!(ch.gone, ["my-prod"]);
         assert!(out.contains("[profiles.my-prod]"));

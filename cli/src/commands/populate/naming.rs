@@ -1,10 +1,11 @@
-//! Profile names for listed roles: the `--name-template` (default `{account_name}/{role}`),
+//! Profile names for listed roles: the `--name-template` (default `{account_name}.{role}`),
 //! the `--prefix`, and a character set that every consumer accepts unquoted (AWS config
-//! section names, shell completion words, TOML keys are quoted by toml_edit anyway).
+//! section names, shell completion words; TOML keys are quoted by toml_edit anyway). No `/`:
+//! the daemon refuses it in profile names, which travel in its socket API's paths.
 
 use rolecall_proto::api::AvailableRole;
 
-pub const DEFAULT_TEMPLATE: &str = "{account_name}/{role}";
+pub const DEFAULT_TEMPLATE: &str = "{account_name}.{role}";
 
 /// Renders the template for one role. `{account_name}` falls back to the account id.
 pub fn render(template: &str, prefix: &str, source: &str, r: &AvailableRole) -> String {
@@ -23,12 +24,12 @@ pub fn render(template: &str, prefix: &str, source: &str, r: &AvailableRole) -> 
     sanitize(&format!("{prefix}{name}"))
 }
 
-/// Keeps `[A-Za-z0-9._/+@-]`, turns runs of anything else into one `-`, trims `-` and `/`.
+/// Keeps `[A-Za-z0-9._+@-]`, turns runs of anything else into one `-`, trims `-` and `.`.
 pub fn sanitize(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut dash = false;
     for c in s.chars() {
-        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '/' | '+' | '@' | '-') {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '@' | '-') {
             out.push(c);
             dash = false;
         } else if !dash {
@@ -36,11 +37,11 @@ pub fn sanitize(s: &str) -> String {
             dash = true;
         }
     }
-    // No dash may hug a slash: "Prod (EU)/Admin" reads "Prod-EU/Admin".
-    while out.contains("-/") || out.contains("/-") {
-        out = out.replace("-/", "/").replace("/-", "/");
+    // No dash may hug a dot: "Prod (EU).Admin" reads "Prod-EU.Admin".
+    while out.contains("-.") || out.contains(".-") {
+        out = out.replace("-.", ".").replace(".-", ".");
     }
-    out.trim_matches(|c| c == '-' || c == '/').to_owned()
+    out.trim_matches(|c| c == '-' || c == '.').to_owned()
 }
 
 /// Checks a template before anything is listed: it must name something per role.
@@ -89,7 +90,7 @@ mod tests {
         );
         assert_eq!(
             render(DEFAULT_TEMPLATE, "", "corp", &r),
-            "Prod-Account-EU/AdministratorAccess"
+            "Prod-Account-EU.AdministratorAccess"
         );
         assert_eq!(
             render("{source}-{account_id}-{role}", "x.", "corp", &r),
@@ -100,7 +101,11 @@ mod tests {
             None,
             "arn:aws:iam::111111111111:role/team/Dev",
         );
-        assert_eq!(render(DEFAULT_TEMPLATE, "", "s", &r), "111111111111/Dev");
+        assert_eq!(render(DEFAULT_TEMPLATE, "", "s", &r), "111111111111.Dev");
+        assert_eq!(
+            render("{account_name}/{role}", "", "s", &r),
+            "111111111111-Dev"
+        );
     }
 
     #[test]
