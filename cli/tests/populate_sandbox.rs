@@ -7,46 +7,9 @@
 
 mod shell_common;
 
-use shell_common::{stderr, stdout, Install, BIN};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-fn sibling(name: &str) -> PathBuf {
-    let p = Path::new(BIN).parent().unwrap().join(name);
-    assert!(
-        p.is_file(),
-        "{} is missing: cargo build -p rolecall-daemon -p rolecall-sandbox --bins",
-        p.display()
-    );
-    p
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        // SAFETY: signals a child this test started.
-        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use shell_common::{stderr, stdout, Install, Stack, BIN};
+use std::process::Command;
+use std::time::Instant;
 
 fn counts(url: &str) -> serde_json::Value {
     let o = Command::new("curl")
@@ -60,91 +23,12 @@ fn counts(url: &str) -> serde_json::Value {
 #[test]
 fn populate_300_accounts_by_3_sets_from_the_sandbox() {
     let ins = Install::new();
-    let seed_text =
-        std::fs::read_to_string(repo().join("tests/sandbox/seeds/default.toml")).unwrap();
-    let start_url = seed_text
-        .parse::<toml::Table>()
-        .unwrap()
-        .get("identity_center")
-        .and_then(|t| t.get("start_url"))
-        .and_then(|v| v.as_str())
-        .unwrap()
-        .to_owned();
-    let seed = ins.path().join("seed.toml");
-    std::fs::write(
-        &seed,
-        format!("{seed_text}\n[generate]\naccounts = 300\npermission_sets = 3\n"),
-    )
-    .unwrap();
-
-    let mut sandbox = Command::new(sibling("rolecall-sandbox"))
-        .args(["--auto-approve", "--seed"])
-        .arg(&seed)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(sandbox.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let _sandbox = Killed(sandbox);
-    let url = line.trim().to_owned();
-    assert!(url.starts_with("http://127.0.0.1:"), "sandbox said {url:?}");
-
-    std::fs::write(
-        ins.path().join("config.toml"),
-        format!(
-            "[daemon]\nsecret_store = \"file\"\nnotifications = false\ncontainer_listen = \"127.0.0.1:0\"\n\n\
-             [sources.corp]\nkind = \"identity-center\"\nstart_url = \"{start_url}\"\nregion = \"eu-west-1\"\nendpoint_url = \"{url}\"\n"
-        ),
-    )
-    .unwrap();
-    let browser = ins.path().join("browser.sh");
-    std::fs::write(
-        &browser,
-        format!(
-            "#!/bin/sh\nexec '{}' browse \"$1\"\n",
-            sibling("rolecall-sandbox").display()
-        ),
-    )
-    .unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::set_permissions(
-            ins.path().join("runtime"),
-            std::fs::Permissions::from_mode(0o700),
-        )
-        .unwrap();
-    }
+    let stack = Stack::start(&ins, Some((300, 3)), "");
+    let url = stack.url.clone();
     let aws = ins.path().join("home/.aws/config");
     std::fs::create_dir_all(aws.parent().unwrap()).unwrap();
     let mine = "# mine\n[default]\nregion = us-east-1\n";
     std::fs::write(&aws, mine).unwrap();
-
-    let _daemon = Killed(
-        ins.command(sibling("rolecalld").to_str().unwrap())
-            .arg("--foreground")
-            .env("BROWSER", &browser)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let sock = ins.path().join("runtime/rolecalld.sock");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !sock.exists() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(25));
-    }
-    let o = ins
-        .command(BIN)
-        .args(["login", "corp"])
-        .env("BROWSER", &browser)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "login: {}{}", stdout(&o), stderr(&o));
 
     let before = counts(&url);
     let t0 = Instant::now();

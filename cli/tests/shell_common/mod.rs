@@ -180,3 +180,137 @@ impl Drop for Tmux {
             .output();
     }
 }
+
+/// A running sandbox and rolecalld for one [`Install`], signed in to source `corp`.
+pub struct Stack {
+    pub url: String,
+    _daemon: Killed,
+    _sandbox: Killed,
+}
+
+/// A child process killed (SIGTERM, then SIGKILL) when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        // SAFETY: signals a child this test started.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A binary built beside `rolecall` (`cargo build -p rolecall-daemon -p rolecall-sandbox --bins`).
+pub fn sibling(name: &str) -> PathBuf {
+    let p = Path::new(BIN).parent().unwrap().join(name);
+    assert!(
+        p.is_file(),
+        "{} is missing: cargo build -p rolecall-daemon -p rolecall-sandbox --bins",
+        p.display()
+    );
+    p
+}
+
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+impl Stack {
+    /// Starts the sandbox (default directory, plus `generate` = (accounts, permission sets)),
+    /// writes a config with source `corp` on it (and `extra` appended), starts rolecalld and
+    /// signs in through the sandbox's robot browser.
+    pub fn start(ins: &Install, generate: Option<(usize, usize)>, extra: &str) -> Stack {
+        use std::io::BufRead;
+        use std::os::unix::fs::PermissionsExt;
+        use std::process::Stdio;
+        let seed_text =
+            std::fs::read_to_string(repo().join("tests/sandbox/seeds/default.toml")).unwrap();
+        let start_url = seed_text
+            .parse::<toml::Table>()
+            .unwrap()
+            .get("identity_center")
+            .and_then(|t| t.get("start_url"))
+            .and_then(|v| v.as_str())
+            .unwrap()
+            .to_owned();
+        let seed = ins.path().join("seed.toml");
+        let gen = generate
+            .map(|(a, p)| format!("\n[generate]\naccounts = {a}\npermission_sets = {p}\n"))
+            .unwrap_or_default();
+        std::fs::write(&seed, format!("{seed_text}{gen}")).unwrap();
+        let mut sandbox = Command::new(sibling("rolecall-sandbox"))
+            .args(["--auto-approve", "--seed"])
+            .arg(&seed)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(sandbox.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let sandbox = Killed(sandbox);
+        let url = line.trim().to_owned();
+        assert!(url.starts_with("http://127.0.0.1:"), "sandbox said {url:?}");
+        std::fs::write(
+            ins.path().join("config.toml"),
+            format!(
+                "[daemon]\nsecret_store = \"file\"\nnotifications = false\ncontainer_listen = \"127.0.0.1:0\"\n\n\
+                 [sources.corp]\nkind = \"identity-center\"\nstart_url = \"{start_url}\"\nregion = \"eu-west-1\"\nendpoint_url = \"{url}\"\n{extra}"
+            ),
+        )
+        .unwrap();
+        let browser = ins.path().join("browser.sh");
+        std::fs::write(
+            &browser,
+            format!(
+                "#!/bin/sh\nexec '{}' browse \"$1\"\n",
+                sibling("rolecall-sandbox").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            ins.path().join("runtime"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
+        let daemon = Killed(
+            ins.command(sibling("rolecalld").to_str().unwrap())
+                .arg("--foreground")
+                .env("BROWSER", &browser)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let sock = ins.path().join("runtime/rolecalld.sock");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !sock.exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        let o = ins
+            .command(BIN)
+            .args(["login", "corp"])
+            .env("BROWSER", &browser)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "login: {}{}", stdout(&o), stderr(&o));
+        Stack {
+            url,
+            _daemon: daemon,
+            _sandbox: sandbox,
+        }
+    }
+}
