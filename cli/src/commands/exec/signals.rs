@@ -45,9 +45,15 @@ fn sigset(sigs: &[libc::c_int]) -> libc::sigset_t {
 pub fn run_forwarding(cmd: &mut Command) -> std::io::Result<ExitStatus> {
     let set = sigset(&FORWARDED);
     // Block the signals across spawn + handler installation so none is lost or hits a child
-    // pid not yet known; std resets the mask (and handlers) in the child before exec.
-    // SAFETY: plain calls with valid pointers.
+    // pid not yet known. The child must not inherit the mask (a blocked SIGTERM would never
+    // end it): it unblocks them between fork and exec.
+    // SAFETY: pthread_sigmask is async-signal-safe, as pre_exec requires; `set` is a copy.
     unsafe {
+        use std::os::unix::process::CommandExt as _;
+        cmd.pre_exec(move || {
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+            Ok(())
+        });
         libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
     }
     let spawned = cmd.spawn();
