@@ -147,6 +147,10 @@ impl App {
             broken_sources: broken,
             config_error: None,
         });
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let broker = Arc::clone(&self.broker);
+            rt.spawn(async move { broker.refresh_session_flags().await });
+        }
         Ok(())
     }
 

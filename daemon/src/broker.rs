@@ -576,6 +576,20 @@ impl Broker {
         Ok(())
     }
 
+    /// Reads every source's session state (cheap, no network) into the flags the prompt
+    /// snapshot shows, so that a fresh daemon's snapshot already says who needs a login.
+    pub async fn refresh_session_flags(&self) {
+        let reg = self.registry();
+        for (name, source) in &reg.sources {
+            let needs = matches!(source.session_state().await, SessionState::NeedsLogin);
+            lock(&self.sources)
+                .entry(name.clone())
+                .or_default()
+                .needs_login = needs;
+        }
+        self.write_snapshot();
+    }
+
     /// Per-source state for `status`.
     pub async fn source_statuses(&self) -> Vec<SourceStatus> {
         let reg = self.registry();

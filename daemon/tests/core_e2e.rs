@@ -155,6 +155,24 @@ async fn auto_login_single_flight_whoami_and_restart() {
     let mut rig = Rig::new().await;
     let socket = rig.socket();
 
+    // Before anything is asked, the prompt snapshot already says a login is needed.
+    let snap_path = rig.dir.path().join("run/status.json");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let snap: Value = std::fs::read(&snap_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or(Value::Null);
+        if snap["profiles"]["dev"]["needs_login"] == true {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "snapshot never said needs_login: {snap}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
     // A non-interactive caller fails at once with the hint; a login has started meanwhile.
     let started = Instant::now();
     let (status, body) = call_async(socket.clone(), "GET", "/v1/credentials/dev".into()).await;
