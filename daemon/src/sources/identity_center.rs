@@ -42,6 +42,8 @@ const GRANT_DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const REGISTRATION_RENEW_AHEAD: i64 = 24 * 3600;
 /// Renew the access token when it has less than this left.
 const TOKEN_RENEW_AHEAD: i64 = 5 * 60;
+/// A token renewed by another caller while this one waited is used if it has this much left.
+const JUST_RENEWED_MIN_LEFT: i64 = 30;
 /// Parallel `ListAccountRoles` calls.
 const LIST_CONCURRENCY: usize = 8;
 
@@ -438,11 +440,13 @@ impl IdentityCenter {
             return Ok(t);
         }
         let _guard = self.renew_lock.lock().await;
-        // Another caller may have renewed it while this one waited.
+        // Another caller may have renewed it while this one waited: a token that fresh is
+        // used as is, even when its whole life is under the renewal margin (one renewal for a
+        // crowd of callers, not one each).
         let Some(t2) = self.stored_token() else {
             return Err(needs_login("no session"));
         };
-        if t2.access_token != t.access_token && t2.expires_at - TOKEN_RENEW_AHEAD > now() {
+        if t2.access_token != t.access_token && t2.expires_at - JUST_RENEWED_MIN_LEFT > now() {
             return Ok(t2);
         }
         let t = t2;
