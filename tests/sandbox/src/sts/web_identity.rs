@@ -85,7 +85,7 @@ pub fn assume_role_with_web_identity(
     let denied =
         || StsError::access_denied("Not authorized to perform sts:AssumeRoleWithWebIdentity");
     let role = role.ok_or_else(denied)?;
-    if !role.trusted_providers.iter().any(|t| *t == provider.arn) {
+    if !role.trusted_providers.contains(&provider.arn) {
         return Err(denied());
     }
     let granted = common::duration(p, role.max_session_duration_secs)?;
