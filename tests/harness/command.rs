@@ -246,3 +246,61 @@ pub fn assert_no_secrets(what: &str, text: &str, secrets: &[&str]) {
         );
     }
 }
+
+/// Finds something shaped like an Identity Center token the sandbox issues: an access token
+/// (`aoa…`), a refresh token (`aor…`) — base64url runs of 100+ characters after the prefix, as
+/// the real service's are — or a client secret (a JWT-like `eyJraWQiOiJzYW5kYm94In0.…`). Tests
+/// cannot learn the daemon's tokens (its store is encrypted), so they look for their shapes.
+pub fn find_token_shape(text: &str) -> Option<&'static str> {
+    if text.contains("eyJraWQiOiJzYW5kYm94In0.") {
+        return Some("an OIDC client secret");
+    }
+    let b = text.as_bytes();
+    let is_tok = |c: u8| c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+    for (prefix, what) in [
+        (&b"aoa"[..], "an access token"),
+        (&b"aor"[..], "a refresh token"),
+    ] {
+        let mut i = 0;
+        while let Some(pos) = b[i..].windows(3).position(|w| w == prefix) {
+            let start = i + pos;
+            let run = b[start + 3..].iter().take_while(|c| is_tok(**c)).count();
+            let boundary = start == 0 || !is_tok(b[start - 1]);
+            if boundary && run >= 100 {
+                return Some(what);
+            }
+            i = start + 3;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_shapes_are_found_and_ordinary_text_is_not() {
+        let tok = "Ab-_9".repeat(30);
+        assert_eq!(
+            find_token_shape(&format!("bearer=aoa{tok} end")),
+            Some("an access token")
+        );
+        assert_eq!(
+            find_token_shape(&format!("\"aor{tok}\"")),
+            Some("a refresh token")
+        );
+        assert!(find_token_shape("secret eyJraWQiOiJzYW5kYm94In0.abc").is_some());
+        // Words that happen to contain the prefixes, and short runs, are not tokens.
+        assert_eq!(find_token_shape("kaoa aorta aoa123 favorite"), None);
+        assert_eq!(find_token_shape(&format!("xaoa{tok}")), None);
+    }
+
+    #[test]
+    fn utc_seconds_timestamps() {
+        assert!(is_utc_seconds_timestamp("2026-11-22T10:00:00Z"));
+        assert!(!is_utc_seconds_timestamp("2026-11-22T10:00:00.000Z"));
+        assert!(!is_utc_seconds_timestamp("2026-11-22T10:00:00+00:00"));
+        assert!(!is_utc_seconds_timestamp("2026-11-22 10:00:00Z"));
+    }
+}

@@ -12,7 +12,8 @@ pub mod sandbox;
 pub mod world;
 
 pub use command::{
-    assert_no_secrets, is_utc_seconds_timestamp, run_concurrently, Run, TestCommand,
+    assert_no_secrets, find_token_shape, is_utc_seconds_timestamp, run_concurrently, Run,
+    TestCommand,
 };
 pub use install::{BrowserMode, IcProfile, Installation, REGION, START_URL};
 pub use sandbox::{Fault, Sandbox, SandboxOptions};

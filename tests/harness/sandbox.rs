@@ -135,6 +135,11 @@ impl Sandbox {
 
     /// An admin API call that must succeed; its JSON reply (Null for an empty body).
     pub fn admin(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        // The admin API takes a JSON object with every POST and DELETE.
+        let body = match (method, body) {
+            ("POST" | "DELETE", None) => Some(json!({})),
+            (_, b) => b,
+        };
         let reply = self
             .request(method, path, body.as_ref())
             .unwrap_or_else(|e| panic!("sandbox admin {method} {path}: {e:#}"));
@@ -200,20 +205,68 @@ impl Sandbox {
         self.admin("GET", "/_sandbox/pending", None)
     }
 
-    /// Approves every pending browser step.
+    /// Approves every pending browser step (as the directory's first user).
     pub fn approve_all(&self) {
         self.admin("POST", "/_sandbox/approve", Some(json!({ "all": true })));
     }
 
-    /// Revokes every refresh token the sandbox issued.
+    /// Denies every pending browser step.
+    pub fn deny_all(&self) {
+        self.admin("POST", "/_sandbox/deny", Some(json!({ "all": true })));
+    }
+
+    /// Revokes every Identity Center refresh token the sandbox issued.
     pub fn revoke_refresh_tokens(&self) {
-        self.admin("POST", "/_sandbox/revoke", Some(json!({ "all": true })));
+        self.admin("POST", "/_sandbox/revoke-refresh-tokens", None);
+    }
+
+    /// Makes every Identity Center access token the sandbox issued expire now.
+    pub fn expire_access_tokens(&self) {
+        self.admin("POST", "/_sandbox/expire-access-tokens", None);
+    }
+
+    /// Every secret string the sandbox handed out (role credentials, OIDC tokens and client
+    /// secrets), for scans that prove none of them leaks.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for path in ["/_sandbox/issued", "/_sandbox/oidc"] {
+            if let Ok(r) = self.request("GET", path, None) {
+                if r.status == 200 {
+                    if let Ok(v) = r.json() {
+                        collect_secret_strings(&v, &mut out);
+                    }
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     /// Sets lifetimes (seconds) of what the sandbox issues, e.g.
     /// `{"role_credentials_secs": 3600, "access_token_secs": 60}`.
     pub fn lifetimes(&self, body: Value) {
         self.admin("POST", "/_sandbox/lifetimes", Some(body));
+    }
+}
+
+/// String values of members whose names say they are secret (tokens, secret keys).
+fn collect_secret_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                let k = k.to_ascii_lowercase();
+                match x.as_str() {
+                    Some(s) if (k.contains("token") || k.contains("secret")) && s.len() >= 8 => {
+                        out.push(s.to_string())
+                    }
+                    Some(_) => {}
+                    None => collect_secret_strings(x, out),
+                }
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| collect_secret_strings(x, out)),
+        _ => {}
     }
 }
 
