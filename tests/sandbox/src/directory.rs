@@ -175,7 +175,7 @@ impl Default for Directory {
 impl Directory {
     /// Parses and checks a seed; errors name the problem (`toml` gives line and column).
     pub fn from_toml(text: &str) -> Result<Directory, String> {
-        let mut d: Directory = toml::from_str(text).map_err(|e| e.to_string())?;
+        let mut d: Directory = toml::from_str(text).map_err(|e| one_line_toml_error(text, &e))?;
         if let Some(g) = d.generate.take() {
             d.apply_generate(&g);
         }
@@ -353,6 +353,20 @@ impl Directory {
     }
 }
 
+/// `line L, column C: message` on one line (toml's own Display draws a multi-line snippet).
+fn one_line_toml_error(text: &str, e: &toml::de::Error) -> String {
+    let msg = e.message().trim().replace('\n', " ");
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {col}: {msg}")
+        }
+        None => msg,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,7 +414,9 @@ mod tests {
     #[test]
     fn bad_seed_is_explained() {
         let e = Directory::from_toml("users = []\n").unwrap_err();
-        assert!(e.contains("tenant"), "{e}");
+        assert!(e.contains("tenant") && !e.contains('\n'), "{e}");
+        let e = Directory::from_toml("[tenant]\nid = 3\n").unwrap_err();
+        assert!(e.starts_with("line 2, column 6: "), "{e}");
         let bad = DEFAULT_SEED.replace("id = \"111111111111\"", "id = \"11\"");
         assert!(Directory::from_toml(&bad)
             .unwrap_err()
