@@ -174,8 +174,29 @@ impl Default for Directory {
 
 impl Directory {
     /// Parses and checks a seed; errors name the problem (`toml` gives line and column).
+    ///
+    /// A seed without `[tenant]` extends the built-in directory: its lists are appended to the
+    /// default ones and its other sections replace them (so a file holding only `[generate]`
+    /// is the default directory plus generated accounts).
     pub fn from_toml(text: &str) -> Result<Directory, String> {
-        let mut d: Directory = toml::from_str(text).map_err(|e| one_line_toml_error(text, &e))?;
+        let table: toml::Table = toml::from_str(text).map_err(|e| one_line_toml_error(text, &e))?;
+        let mut d: Directory = if table.contains_key("tenant") {
+            toml::from_str(text).map_err(|e| one_line_toml_error(text, &e))?
+        } else {
+            let mut base: toml::Table =
+                toml::from_str(DEFAULT_SEED).expect("the built-in seed is TOML");
+            for (k, v) in table {
+                match (base.get_mut(&k), v) {
+                    (Some(toml::Value::Array(a)), toml::Value::Array(b)) => a.extend(b),
+                    (_, v) => {
+                        base.insert(k, v);
+                    }
+                }
+            }
+            toml::Value::Table(base)
+                .try_into()
+                .map_err(|e: toml::de::Error| e.message().trim().replace('\n', " "))?
+        };
         if let Some(g) = d.generate.take() {
             d.apply_generate(&g);
         }
@@ -412,9 +433,40 @@ mod tests {
     }
 
     #[test]
+    fn partial_seed_extends_the_default() {
+        let d = Directory::from_toml(
+            "[generate]\naccounts = 2\npermission_sets = 1\n\n[[accounts]]\nid = \"999999999999\"\nname = \"extra\"\n",
+        )
+        .unwrap();
+        assert_eq!(d.tenant, Directory::default().tenant);
+        assert!(d.account("111111111111").is_some() && d.account("999999999999").is_some());
+        assert_eq!(d.accounts.len(), Directory::default().accounts.len() + 3);
+        let e = Directory::from_toml("[[accounts]]\nid = \"1\"\nname = \"x\"\n").unwrap_err();
+        assert!(e.contains("12 digits"), "{e}");
+        let e = Directory::from_toml("[[accounts]]\nid = \"111111111111\"\nname = \"dup\"\n")
+            .unwrap_err();
+        assert!(e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn shipped_populate_seed_has_900_pairs() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("seeds/populate-300x3.toml");
+        let d = Directory::load(&path).unwrap();
+        let alice = d.default_user().upn.clone();
+        let pairs: usize = d
+            .accounts_of(&alice)
+            .iter()
+            .map(|a| d.roles_of(&alice, &a.id).len())
+            .sum();
+        // 900 generated plus the default directory's 5.
+        assert_eq!(pairs, 905);
+    }
+
+    #[test]
     fn bad_seed_is_explained() {
-        let e = Directory::from_toml("users = []\n").unwrap_err();
-        assert!(e.contains("tenant") && !e.contains('\n'), "{e}");
+        let e = Directory::from_toml("[tenant]\nid = \"x\"\ndomain = \"y\"\n").unwrap_err();
+        assert!(e.contains("identity_center") && !e.contains('\n'), "{e}");
         let e = Directory::from_toml("[tenant]\nid = 3\n").unwrap_err();
         assert!(e.starts_with("line 2, column 6: "), "{e}");
         let bad = DEFAULT_SEED.replace("id = \"111111111111\"", "id = \"11\"");
