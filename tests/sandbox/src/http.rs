@@ -20,12 +20,21 @@ pub type Body = Full<Bytes>;
 pub type Resp = hyper::Response<Body>;
 
 /// Why a handler stops before its normal reply.
-#[derive(Debug)]
 pub enum Interrupt {
     /// Answer this instead (an injected status or throttling error).
     Reply(Resp),
     /// Close the TCP connection without any response.
     Drop,
+}
+
+/// Shows the status only: reply bodies can carry tokens and credentials.
+impl std::fmt::Debug for Interrupt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Interrupt::Reply(r) => write!(f, "Interrupt::Reply({})", r.status()),
+            Interrupt::Drop => f.write_str("Interrupt::Drop"),
+        }
+    }
 }
 
 impl From<Resp> for Interrupt {
@@ -37,11 +46,23 @@ impl From<Resp> for Interrupt {
 pub type HandlerResult = Result<Resp, Interrupt>;
 
 /// A fully read request (bodies are small and capped by the server).
-#[derive(Debug)]
 pub struct Req {
     pub parts: http::request::Parts,
     pub body: Bytes,
     pub peer: SocketAddr,
+}
+
+/// Shows the method, path and body size only: query strings, headers and bodies carry client
+/// secrets, codes, tokens and assertions.
+impl std::fmt::Debug for Req {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Req")
+            .field("method", &self.parts.method)
+            .field("path", &self.parts.uri.path())
+            .field("body_len", &self.body.len())
+            .field("peer", &self.peer)
+            .finish()
+    }
 }
 
 impl Req {
@@ -195,6 +216,22 @@ mod tests {
         assert_eq!(m["a"], "1");
         assert_eq!(m["b"], "x y");
         assert_eq!(m["c"], " ");
+    }
+
+    #[test]
+    fn req_debug_hides_secrets() {
+        let (parts, ()) = hyper::Request::post("/token?code=SECRETCODE")
+            .header("x-amz-sso_bearer_token", "SECRETTOKEN")
+            .body(())
+            .unwrap()
+            .into_parts();
+        let req = Req {
+            parts,
+            body: Bytes::from_static(b"{\"clientSecret\":\"SECRETBODY\"}"),
+            peer: "127.0.0.1:1".parse().unwrap(),
+        };
+        let dbg = format!("{req:?}");
+        assert!(dbg.contains("/token") && !dbg.contains("SECRET"), "{dbg}");
     }
 
     #[test]
