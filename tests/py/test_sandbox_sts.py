@@ -35,6 +35,10 @@ OIDC_ROLE = "arn:aws:iam::444444444444:role/EntraOidcDeveloper"
 CLIENT = "11111111-1111-4111-8111-111111111111"
 ALICE = "alice@contoso.onmicrosoft.com"
 
+POLICY = json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+)
+
 NO_RETRY = botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
@@ -162,6 +166,11 @@ def test_saml_refusals(sandbox_auto):
             RoleArn=ADMIN_ROLE, PrincipalArn=PROVIDER, SAMLAssertion=good, DurationSeconds=7200
         )
     assert error_code(e) == ("ValidationError", 400)
+    with pytest.raises(ClientError) as e:
+        sts(sb.url).assume_role_with_saml(
+            RoleArn=ADMIN_ROLE, PrincipalArn=PROVIDER, SAMLAssertion=good, Policy="{nope"
+        )
+    assert error_code(e) == ("MalformedPolicyDocument", 400)
     sb.admin_ok("POST", "/clock", {"advance_secs": 400})
     with pytest.raises(ClientError) as e:
         sts(sb.url).assume_role_with_saml(
@@ -276,8 +285,11 @@ def test_same_shapes_as_moto(single_role_sandbox, moto_url):
     kw = dict(RoleArn=ADMIN_ROLE, PrincipalArn=PROVIDER, SAMLAssertion=assertion)
     ours = sts(sb.url).assume_role_with_saml(**kw)
     theirs = sts(moto_url).assume_role_with_saml(**kw)
-    # moto always sends PackedPolicySize; AWS only with session policies, which we don't pass.
+    # moto always sends PackedPolicySize; AWS (and the sandbox) only with a session policy.
     assert_same_shape(ours, theirs, only_theirs={"PackedPolicySize"})
+    ours = sts(sb.url).assume_role_with_saml(Policy=POLICY, **kw)
+    theirs = sts(moto_url).assume_role_with_saml(Policy=POLICY, **kw)
+    assert_same_shape(ours, theirs)
     assert theirs["AssumedRoleUser"]["Arn"].endswith(f":assumed-role/EntraAdmin/{ALICE}")
 
     me_ours = sts(sb.url, ours["Credentials"]).get_caller_identity()
@@ -287,13 +299,10 @@ def test_same_shapes_as_moto(single_role_sandbox, moto_url):
     assert me_theirs["Arn"] == theirs["AssumedRoleUser"]["Arn"]
 
     tok = id_token(sb)["id_token"]
-    kw = dict(RoleArn=OIDC_ROLE, RoleSessionName="alice", WebIdentityToken=tok)
+    kw = dict(RoleArn=OIDC_ROLE, RoleSessionName="alice", WebIdentityToken=tok, Policy=POLICY)
     ours = sts(sb.url).assume_role_with_web_identity(**kw)
     theirs = sts(moto_url).assume_role_with_web_identity(**kw)
     # moto leaves out what AWS returns for OIDC tokens (subject, provider, audience).
     assert_same_shape(
-        ours,
-        theirs,
-        only_theirs={"PackedPolicySize"},
-        only_ours={"SubjectFromWebIdentityToken", "Provider", "Audience"},
+        ours, theirs, only_ours={"SubjectFromWebIdentityToken", "Provider", "Audience"}
     )

@@ -411,3 +411,25 @@ async fn saml_metadata_and_unknown_tenant() {
     assert_entra_error(&v, "invalid_request", 90002);
     sb.shutdown().await;
 }
+
+#[tokio::test]
+async fn auto_approve_on_visiting_the_verification_page() {
+    let sb = sandbox(true).await;
+    let base = &sb.base_url;
+    let dc = device_code(base, PUBLIC, "openid").await;
+    let code = dc["device_code"].as_str().unwrap();
+    let (_, v) = poll(base, PUBLIC, code).await;
+    assert_entra_error(&v, "authorization_pending", 70016);
+    // The bare verification URI, as a daemon's $BROWSER opens it (Entra has no
+    // verification_uri_complete): the user "types the code" and signs in.
+    let page = reqwest::get(dc["verification_uri"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("You have signed in"));
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let (s, t) = poll(base, PUBLIC, code).await;
+    assert_eq!(s, 200, "{t}");
+    assert!(t["id_token"].is_string() && t.get("refresh_token").is_none());
+    sb.shutdown().await;
+}

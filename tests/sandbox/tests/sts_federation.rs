@@ -301,6 +301,19 @@ async fn saml_refusals_are_typed_sdk_errors() {
     assert_eq!(code_of(&e), "ValidationError");
     assert!(e.message().unwrap().contains("MaxSessionDuration"));
 
+    // A session policy that is not a policy document.
+    let e = sts(base, None)
+        .assume_role_with_saml()
+        .role_arn(ADMIN_ROLE)
+        .principal_arn(PROVIDER)
+        .saml_assertion(&good)
+        .policy("{not json")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(e.is_malformed_policy_document_exception(), "{e:?}");
+
     // Expired: the 5-minute window (plus skew) has passed.
     admin(base, "/clock", json!({"advance_secs": 400})).await;
     let e = assume_saml(base, ADMIN_ROLE, &good, None)

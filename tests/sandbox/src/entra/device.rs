@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use super::state::{DeviceGrant, EntraState};
 use super::Failure;
 use crate::http::{self, Req, Resp};
-use crate::pending::Decision;
+use crate::pending::{Decision, Selector};
 use crate::Sandbox;
 
 /// Entra's user codes: 9 characters without look-alikes.
@@ -75,6 +75,23 @@ pub fn verification_page(sb: &Sandbox, req: &Req) -> Resp {
     let q = req.query();
     let code = q.get("otc").or_else(|| q.get("code")).cloned();
     let Some(code) = code else {
+        // A browser that opens the bare verification URI (a daemon's $BROWSER in the demo)
+        // stands for a user typing the code shown to them: with auto-approve, approve the
+        // device logins waiting for that.
+        if sb.auto_approve() {
+            let user = sb.dir().default_user().upn.clone();
+            let sel = Selector {
+                kind: Some("entra:device".into()),
+                all: true,
+                ..Selector::default()
+            };
+            if sb.pending.decide(&sel, Decision::Approved { user }) > 0 {
+                return http::html(
+                    StatusCode::OK,
+                    "<html><head><title>Sign in</title></head><body><p>You have signed in to the application on your device. You may now close this window.</p></body></html>",
+                );
+            }
+        }
         return http::html(
             StatusCode::OK,
             "<html><head><title>Enter code</title></head><body><form method=\"GET\"><p>Enter the code displayed on your app or device.</p><input name=\"otc\" /><input type=\"submit\" value=\"Next\" /></form></body></html>",

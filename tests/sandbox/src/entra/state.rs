@@ -63,7 +63,8 @@ pub enum SamlSigning {
     Rogue,
 }
 
-#[derive(Debug, Default)]
+/// Maps keyed by codes, tokens and cookies: no Debug, so none of them can reach a log.
+#[derive(Default)]
 pub struct Inner {
     pub devices: HashMap<String, DeviceGrant>,
     pub codes: HashMap<String, CodeGrant>,
@@ -74,9 +75,23 @@ pub struct Inner {
 }
 
 /// The typed state slot (`sb.state::<EntraState>()`).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct EntraState {
     inner: Mutex<Inner>,
+}
+
+// Counts only: the keys are device codes, authorization codes, refresh tokens and cookies.
+impl std::fmt::Debug for EntraState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = self.lock();
+        f.debug_struct("EntraState")
+            .field("devices", &g.devices.len())
+            .field("codes", &g.codes.len())
+            .field("refresh_tokens", &g.refresh.len())
+            .field("sessions", &g.sessions.len())
+            .field("saml", &g.saml)
+            .finish()
+    }
 }
 
 impl EntraState {

@@ -137,6 +137,31 @@ pub fn check_session_name(name: &str) -> Result<(), StsError> {
     Ok(())
 }
 
+/// The optional inline session `Policy`: at most 2048 characters of a JSON policy object.
+/// Returns the `PackedPolicySize` element to add (AWS reports it only when one was passed; the
+/// percentage is an estimate from the plain-text size).
+pub fn session_policy(p: &HashMap<String, String>) -> Result<String, StsError> {
+    let Some(policy) = p.get("Policy") else {
+        return Ok(String::new());
+    };
+    if policy.is_empty() || policy.len() > 2048 {
+        return Err(StsError::validation(
+            "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length between 1 and 2048",
+        ));
+    }
+    match serde_json::from_str::<serde_json::Value>(policy) {
+        Ok(v) if v.get("Statement").is_some() => Ok(format!(
+            "<PackedPolicySize>{}</PackedPolicySize>",
+            (policy.len() * 100 / 2048).max(1)
+        )),
+        _ => Err(StsError::sender(
+            StatusCode::BAD_REQUEST,
+            "MalformedPolicyDocument",
+            "Syntax errors in policy.",
+        )),
+    }
+}
+
 /// ISO 8601 as STS writes `Expiration` (seconds, `Z`).
 pub fn iso(t: OffsetDateTime) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second]Z");
@@ -193,6 +218,26 @@ mod tests {
         assert!(check_session_name("a").is_err());
         assert!(check_session_name("a b").is_err());
         assert!(check_session_name(&"a".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn policies() {
+        let mut p = HashMap::new();
+        assert_eq!(session_policy(&p).unwrap(), "");
+        p.insert(
+            "Policy".to_string(),
+            r#"{"Version":"2012-10-17","Statement":[]}"#.to_string(),
+        );
+        assert!(session_policy(&p)
+            .unwrap()
+            .starts_with("<PackedPolicySize>"));
+        p.insert("Policy".to_string(), "{not json".to_string());
+        assert_eq!(
+            session_policy(&p).unwrap_err().code,
+            "MalformedPolicyDocument"
+        );
+        p.insert("Policy".to_string(), "x".repeat(2049));
+        assert_eq!(session_policy(&p).unwrap_err().code, "ValidationError");
     }
 
     #[test]

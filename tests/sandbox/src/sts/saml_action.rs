@@ -51,6 +51,7 @@ pub fn assume_role_with_saml(sb: &Sandbox, p: &HashMap<String, String>) -> Resul
     let principal_arn = common::arn_param(p, "PrincipalArn", "principalArn")?;
     let assertion = common::required(p, "SAMLAssertion", "sAMLAssertion")?;
     let (account, role_name) = common::parse_role_arn(role_arn)?;
+    let packed = common::session_policy(p)?;
 
     let a = verify_response(assertion, &keys::saml_key().cert_der)
         .map_err(|e| StsError::invalid_token(&e.to_string()))?;
@@ -143,7 +144,7 @@ pub fn assume_role_with_saml(sb: &Sandbox, p: &HashMap<String, String>) -> Resul
         .cloned()
         .unwrap_or_default();
     let mut inner = format!(
-        "{}{}<Subject>{}</Subject><SubjectType>{}</SubjectType><Issuer>{}</Issuer><Audience>{}</Audience><NameQualifier>{}</NameQualifier>",
+        "{}{}{packed}<Subject>{}</Subject><SubjectType>{}</SubjectType><Issuer>{}</Issuer><Audience>{}</Audience><NameQualifier>{}</NameQualifier>",
         common::credentials_xml(&cred),
         common::assumed_role_user_xml(&cred),
         escape_xml(&a.name_id),

@@ -28,6 +28,7 @@ pub fn assume_role_with_web_identity(
     let token = common::required(p, "WebIdentityToken", "webIdentityToken")?;
     common::check_session_name(session_name)?;
     let (account, role_name) = common::parse_role_arn(role_arn)?;
+    let packed = common::session_policy(p)?;
 
     let claims = jwt::verify(token).map_err(|e| match e {
         JwtError::UnknownKey => StsError::invalid_token(
@@ -101,7 +102,7 @@ pub fn assume_role_with_web_identity(
     let provider_host = iss.strip_prefix("https://").unwrap_or(&iss).to_string();
     let sub = claim_str(&claims, "sub").unwrap_or_default();
     let inner = format!(
-        "{}<SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken>{}<Provider>{}</Provider><Audience>{}</Audience>",
+        "{}<SubjectFromWebIdentityToken>{}</SubjectFromWebIdentityToken>{}{packed}<Provider>{}</Provider><Audience>{}</Audience>",
         common::credentials_xml(&cred),
         escape_xml(sub),
         common::assumed_role_user_xml(&cred),
