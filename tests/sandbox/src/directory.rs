@@ -161,6 +161,9 @@ pub struct Directory {
     pub oidc_providers: Vec<OidcProvider>,
     #[serde(default, skip_serializing)]
     pub generate: Option<Generate>,
+    /// Lifetimes to start with (any subset; `SandboxOptions::lifetimes` wins over these).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetimes: Option<crate::clock::Lifetimes>,
 }
 
 /// The built-in seed, also shipped as `seeds/default.toml` for reading.
@@ -461,6 +464,15 @@ mod tests {
             .sum();
         // 900 generated plus the default directory's 5.
         assert_eq!(pairs, 905);
+    }
+
+    #[test]
+    fn seed_sets_lifetimes() {
+        let d = Directory::from_toml("[lifetimes]\naccess_token_secs = 30\n").unwrap();
+        let lt = d.lifetimes.unwrap();
+        assert_eq!(lt.access_token_secs, 30);
+        assert_eq!(lt.device_code_secs, 600);
+        assert!(Directory::from_toml("[lifetimes]\nbogus = 1\n").is_err());
     }
 
     #[test]

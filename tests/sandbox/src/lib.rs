@@ -73,11 +73,17 @@ impl std::fmt::Debug for Sandbox {
 
 impl Sandbox {
     pub fn new(base_url: String, opts: &SandboxOptions) -> Sandbox {
+        let directory = opts.directory.clone().unwrap_or_default();
+        let lifetimes = opts
+            .lifetimes
+            .clone()
+            .or_else(|| directory.lifetimes.clone())
+            .unwrap_or_default();
         Sandbox {
             base_url,
             clock: clock::Clock::default(),
-            lifetimes: RwLock::new(opts.lifetimes.clone().unwrap_or_default()),
-            directory: RwLock::new(opts.directory.clone().unwrap_or_default()),
+            lifetimes: RwLock::new(lifetimes),
+            directory: RwLock::new(directory),
             issued: issued::Issued::default(),
             faults: faults::Faults::default(),
             pending: pending::PendingLogins::default(),
