@@ -52,16 +52,19 @@ pub fn get_caller_identity(sb: &Sandbox, req: &Req) -> Result<Resp, StsError> {
             "Credential should be scoped to correct service: 'sts'. ",
         ));
     }
-    let now = sb.clock.now();
+    // The request time is checked against the wall clock: SDKs sign with the real time, while
+    // the sandbox clock's offset only simulates time passing for what the sandbox issued.
+    let wall = time::OffsetDateTime::now_utc();
     sigv4::verify(
         &signed,
         &cred,
         &names,
         &signature,
         &issued.secret_access_key,
-        now,
+        wall,
     )
     .map_err(map)?;
+    let now = sb.clock.now();
     let token = req.header("x-amz-security-token").unwrap_or_default();
     if token != issued.session_token {
         return Err(invalid());
