@@ -370,3 +370,100 @@ def test_robot_browser_completes_pkce_through_a_loopback_callback(sandbox_auto):
                              capture_output=True, text=True, timeout=60)
         assert out.returncode == 1
         assert out.stderr.startswith("rolecall-sandbox: refusing") and out.stderr.count("\n") == 1
+
+
+BOTOCORE_SSO_SCRIPT = """
+import json, sys, boto3
+creds = boto3.Session(profile_name="sbx").get_credentials().get_frozen_credentials()
+print(json.dumps({"access_key": creds.access_key}))
+"""
+
+
+def test_botocore_sso_provider_refreshes_through_the_sandbox(sandbox, tmp_path):
+    """botocore's own SSO chain (sso-session profile, token cache, refresh_token grant, then
+    GetRoleCredentials), with AWS_ENDPOINT_URL_SSO(_OIDC) pointing at the sandbox."""
+    import datetime
+    import json
+    import os
+    import subprocess
+    import sys
+
+    oidc = client("sso-oidc", sandbox)
+    reg = register_device(oidc)
+    tok = device_login(sandbox, oidc, reg)
+    home = tmp_path / "home"
+    cache = home / ".aws" / "sso" / "cache"
+    cache.mkdir(parents=True)
+    iso = lambda ts: datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # An access token that botocore considers expired: it must refresh it first.
+    (cache / (hashlib.sha1(b"corp").hexdigest() + ".json")).write_text(json.dumps({
+        "startUrl": START_URL,
+        "region": "eu-west-1",
+        "accessToken": tok["accessToken"],
+        "expiresAt": iso(time.time() - 60),
+        "clientId": reg["clientId"],
+        "clientSecret": reg["clientSecret"],
+        "registrationExpiresAt": iso(reg["clientSecretExpiresAt"]),
+        "refreshToken": tok["refreshToken"],
+    }))
+    config = tmp_path / "config"
+    config.write_text(
+        "[profile sbx]\nsso_session = corp\nsso_account_id = 111111111111\n"
+        "sso_role_name = DeveloperAdmin\nregion = eu-west-1\n\n"
+        f"[sso-session corp]\nsso_start_url = {START_URL}\nsso_region = eu-west-1\n"
+        "sso_registration_scopes = sso:account:access\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(home), AWS_CONFIG_FILE=str(config),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+               AWS_ENDPOINT_URL_SSO=sandbox.url, AWS_ENDPOINT_URL_SSO_OIDC=sandbox.url)
+    sandbox.admin_ok("POST", "/counts/reset", {})
+    out = subprocess.run([sys.executable, "-c", BOTOCORE_SSO_SCRIPT], env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    key = json.loads(out.stdout)["access_key"]
+    counts = sandbox.admin_ok("GET", "/counts")
+    assert counts.get("ssooidc:CreateToken") == 1, counts
+    assert counts.get("sso:GetRoleCredentials") == 1, counts
+    issued = {c["access_key_id"]: c for c in sandbox.admin_ok("GET", "/issued")["credentials"]}
+    assert issued[key]["arn"].startswith(
+        "arn:aws:sts::111111111111:assumed-role/AWSReservedSSO_DeveloperAdmin_")
+    # botocore wrote the refreshed token back to its cache.
+    cached = json.loads(next(cache.glob("*.json")).read_text())
+    assert cached["accessToken"] != tok["accessToken"]
+
+
+def test_awscli_pages_and_gets_role_credentials(start_sandbox, tmp_path):
+    """The `aws` CLI (awscli in tests/.venv) paginates ListAccounts by itself and prints
+    GetRoleCredentials' output from the sandbox."""
+    import json
+    import os
+    import subprocess
+
+    sb = start_sandbox(seed=SEED.parent / "populate-300x3.toml")
+    oidc = client("sso-oidc", sb)
+    access = device_login(sb, oidc, register_device(oidc))["accessToken"]
+    aws = pathlib.Path(__file__).resolve().parents[1] / ".venv" / "bin" / "aws"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(HOME=str(tmp_path), AWS_CONFIG_FILE=str(tmp_path / "none"),
+               AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"))
+    common = ["--endpoint-url", sb.url, "--region", "eu-west-1", "--no-sign-request", "--output", "json"]
+
+    out = subprocess.run([str(aws), "sso", "list-accounts", "--access-token", access, "--page-size", "100",
+                          *common], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)["accountList"]) == 303
+    assert sb.admin_ok("GET", "/counts")["sso:ListAccounts"] == 4
+
+    out = subprocess.run([str(aws), "sso", "get-role-credentials", "--access-token", access,
+                          "--account-id", "500000000042", "--role-name", "GeneratedSet02", *common],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    creds = json.loads(out.stdout)["roleCredentials"]
+    # GeneratedSet02 lasts 4 hours.
+    assert abs(creds["expiration"] / 1000 - (time.time() + 4 * 3600)) < 10
+
+    out = subprocess.run([str(aws), "sso", "get-role-credentials", "--access-token", "forged",
+                          "--account-id", "111111111111", "--role-name", "DeveloperAdmin", *common],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode != 0 and "UnauthorizedException" in out.stderr
