@@ -206,7 +206,8 @@ async fn saml_session_and_no_passive() {
     assert!(approved);
     let resp = pending.await.unwrap();
     let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-    assert!(cookie.starts_with("ESTSAUTH=") && cookie.contains("HttpOnly"));
+    assert!(cookie.starts_with("ESTSAUTHPERSISTENT=") && cookie.contains("HttpOnly"));
+    assert!(cookie.contains("Max-Age="), "persistent: {cookie}");
     let first = form_value(&resp.text().await.unwrap(), "SAMLResponse");
     assume_saml(&base, ADMIN_ROLE, &first, None).await.unwrap();
     // Second passive request with the cookie: answered at once, no approval.

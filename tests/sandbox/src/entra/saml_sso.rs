@@ -1,5 +1,5 @@
 //! Entra's SAML endpoints: `GET /{tenant}/saml2` (SP-initiated, HTTP-Redirect binding in,
-//! auto-submitting HTTP-POST form to the app's reply URL out) with the `ESTSAUTH` browser
+//! auto-submitting HTTP-POST form to the app's reply URL out) with the `ESTSAUTHPERSISTENT` browser
 //! session, and the federation metadata.
 
 use std::time::Duration;
@@ -13,8 +13,11 @@ use crate::saml::request::{decode_redirect, AuthnRequest};
 use crate::saml::response::{build_no_passive, build_success, post_form, Grant, Signing};
 use crate::{keys, Sandbox};
 
-/// Entra's browser session cookie.
-pub const SESSION_COOKIE: &str = "ESTSAUTH";
+/// Entra's "stay signed in" cookie: persistent, so the session outlives the browser process
+/// (a dedicated browser profile keeps it between background renewals).
+pub const SESSION_COOKIE: &str = "ESTSAUTHPERSISTENT";
+/// Entra's per-browser-session cookie, also accepted.
+const SESSION_COOKIE_TRANSIENT: &str = "ESTSAUTH";
 
 fn error_page(status: StatusCode, text: &str) -> Resp {
     http::html(
@@ -30,7 +33,7 @@ fn session_of(req: &Req, state: &EntraState) -> Option<String> {
     let cookies = req.header("cookie")?;
     let value = cookies.split(';').find_map(|c| {
         let (k, v) = c.trim().split_once('=')?;
-        (k == SESSION_COOKIE).then(|| v.to_string())
+        (k == SESSION_COOKIE || k == SESSION_COOKIE_TRANSIENT).then(|| v.to_string())
     })?;
     state.lock().sessions.get(&value).cloned()
 }
@@ -172,9 +175,10 @@ fn success(
     };
     let mut r = http::html(StatusCode::OK, post_form(recipient, &xml, relay));
     if let Some(c) = set_cookie {
-        if let Ok(v) = HeaderValue::from_str(&format!(
-            "{SESSION_COOKIE}={c}; Path=/; HttpOnly; SameSite=Lax"
-        )) {
+        let max_age = sb.lifetimes().entra_refresh_token_secs;
+        let cookie =
+            format!("{SESSION_COOKIE}={c}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax");
+        if let Ok(v) = HeaderValue::from_str(&cookie) {
             r.headers_mut().insert(header::SET_COOKIE, v);
         }
     }

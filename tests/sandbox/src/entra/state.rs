@@ -1,5 +1,5 @@
 //! Entra's mutable state in the sandbox: device codes, authorization codes, refresh tokens,
-//! browser sessions (the `ESTSAUTH` cookie) and the SAML test switches.
+//! browser sessions (the `ESTSAUTHPERSISTENT` cookie) and the SAML test switches.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -69,7 +69,7 @@ pub struct Inner {
     pub devices: HashMap<String, DeviceGrant>,
     pub codes: HashMap<String, CodeGrant>,
     pub refresh: HashMap<String, RefreshGrant>,
-    /// `ESTSAUTH` cookie value → UPN.
+    /// Session cookie value (`ESTSAUTHPERSISTENT`) → UPN.
     pub sessions: HashMap<String, String>,
     pub saml: SamlOptions,
 }
