@@ -240,9 +240,10 @@ impl Client {
             Some(s) => s,
             None => open(&self.socket, self.autostart)?,
         };
-        stream
-            .set_read_timeout(self.read_timeout.get())
-            .map_err(ClientError::Io)?;
+        // A new socket has no timeout: skip the syscall on the hot path when none is wanted.
+        if let Some(t) = self.read_timeout.get() {
+            stream.set_read_timeout(Some(t)).map_err(ClientError::Io)?;
+        }
         let reply = exchange(stream, method, path, body)?;
         if !self.check_protocol {
             return Ok(reply);

@@ -69,8 +69,8 @@ fn describe_pending_logins() {
         match state {
             Some(st) if st.phase == LoginPhase::Pending && st.user_code.is_some() => {
                 let uri = st
-                    .verification_uri_complete
-                    .or(st.verification_uri)
+                    .verification_uri
+                    .or(st.verification_uri_complete)
                     .unwrap_or_default();
                 eprintln!(
                     "rolecall: waiting for sign-in to '{}': open {uri} and enter code {}",

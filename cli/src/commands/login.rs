@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 /// Long-poll window per request (the daemon answers earlier when the login ends).
 const POLL_WAIT_SECS: u32 = 25;
+/// How long to look for a device code or an opened browser before saying "waiting".
+const EARLY: Duration = Duration::from_secs(10);
 
 pub fn run_login(a: &LoginArgs, autostart: bool) -> anyhow::Result<i32> {
     let client = Client::connect(autostart)?;
@@ -61,6 +63,7 @@ fn login_one(client: &Client, source: &str, req: &LoginRequest) -> anyhow::Resul
     let seg = path_segment(source);
     let mut state: LoginState = client.post(&format!("/v1/login/{seg}"), req)?;
     let mut shown = Shown::default();
+    let started = Instant::now();
     loop {
         match state.phase {
             LoginPhase::Succeeded => {
@@ -75,13 +78,17 @@ fn login_one(client: &Client, source: &str, req: &LoginRequest) -> anyhow::Resul
                 bail!("sign-in to '{source}' failed: {e}");
             }
             LoginPhase::Idle => return settle_idle(client, source),
-            LoginPhase::Pending => shown.show(source, &state),
+            LoginPhase::Pending => shown.show(source, &state, started.elapsed() >= EARLY),
         }
+        // The long-poll answers only when the login ends, so while the daemon is still
+        // preparing what the user must see (the device code, the browser), look briefly.
+        let early = !shown.informed() && started.elapsed() < EARLY;
+        let wait = if early { 0 } else { POLL_WAIT_SECS };
         let asked = Instant::now();
-        state = client.get(&format!("/v1/login/{seg}?wait={POLL_WAIT_SECS}"))?;
+        state = client.get(&format!("/v1/login/{seg}?wait={wait}"))?;
         // A daemon that answers a long-poll at once must not turn this into a busy loop.
-        if state.phase == LoginPhase::Pending && asked.elapsed() < Duration::from_millis(500) {
-            std::thread::sleep(Duration::from_millis(500));
+        if state.phase == LoginPhase::Pending && asked.elapsed() < Duration::from_millis(250) {
+            std::thread::sleep(Duration::from_millis(250));
         }
     }
 }
@@ -113,16 +120,22 @@ fn until(expires: Option<i64>) -> String {
     }
 }
 
-/// What was already printed, so that each long-poll round does not repeat it.
+/// What was already printed, so that each poll does not repeat it.
 #[derive(Default)]
 struct Shown {
     code: Option<String>,
     browser: bool,
+    waiting: bool,
     ctrl_c: bool,
 }
 
 impl Shown {
-    fn show(&mut self, source: &str, st: &LoginState) {
+    /// Whether the user was told what to do (a code to enter, or a browser window to use).
+    fn informed(&self) -> bool {
+        self.code.is_some() || self.browser
+    }
+
+    fn show(&mut self, source: &str, st: &LoginState, late: bool) {
         if let Some(code) = &st.user_code {
             if self.code.as_ref() != Some(code) {
                 let uri = st.verification_uri.as_deref().unwrap_or("");
@@ -140,10 +153,11 @@ impl Shown {
         } else if st.browser_opened && !self.browser {
             eprintln!("Opened your browser to sign in to '{source}'…");
             self.browser = true;
-        } else if !self.browser && self.code.is_none() && !self.ctrl_c {
+        } else if late && !self.informed() && !self.waiting {
             eprintln!("Waiting for the sign-in to '{source}'…");
+            self.waiting = true;
         }
-        if !self.ctrl_c {
+        if !self.ctrl_c && (self.informed() || self.waiting) {
             eprintln!(
                 "(Ctrl-C stops waiting here; rolecalld keeps the sign-in open until it times out.)"
             );
