@@ -223,3 +223,36 @@ fn a_daemon_of_another_protocol_is_replaced_once_and_the_request_retried() {
         text(&st.stdout)
     );
 }
+
+#[test]
+fn two_hundred_concurrent_credential_process_calls_share_one_autostarted_daemon() {
+    let inst = Install::new();
+    let children: Vec<_> = (0..200)
+        .map(|_| {
+            inst.cmd(&["credential-process", "nope"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let outputs: Vec<Output> = children
+        .into_iter()
+        .map(|c| c.wait_with_output().unwrap())
+        .collect();
+    let first = text(&outputs[0].stderr);
+    assert!(first.contains("nope"), "{first}");
+    for o in &outputs {
+        // Every caller got the daemon's own answer, none a start-up failure.
+        assert_eq!(o.status.code(), Some(1));
+        assert!(o.stdout.is_empty());
+        assert_eq!(text(&o.stderr), first);
+    }
+    let st = inst.run(&["daemon", "status"]);
+    assert!(st.status.success());
+    // A second rolecalld would have refused to run next to the first and said so on the
+    // stderr that the starter keeps in the runtime dir.
+    let start_err =
+        std::fs::read_to_string(inst.runtime().join("rolecalld.start.err")).unwrap_or_default();
+    assert!(!start_err.contains("already running"), "{start_err}");
+}
