@@ -104,10 +104,12 @@ def test_device_flow_and_role_credentials(sandbox):
     reg = register_device(oidc)
     now = time.time()
     assert abs(reg["clientSecretExpiresAt"] - (now + 90 * 86400)) < 5
+    # A long interval so that "too fast" holds even on a loaded machine.
+    sandbox.admin_ok("POST", "/lifetimes", {"device_interval_secs": 5})
     dev = oidc.start_device_authorization(
         clientId=reg["clientId"], clientSecret=reg["clientSecret"], startUrl=START_URL
     )
-    assert dev["expiresIn"] == 600 and dev["interval"] == 1
+    assert dev["expiresIn"] == 600 and dev["interval"] == 5
     assert dev["verificationUriComplete"].endswith(dev["userCode"])
 
     def poll():
