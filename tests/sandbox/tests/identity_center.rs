@@ -362,7 +362,7 @@ async fn device_flow_pending_slow_down_approve_and_portal() {
     );
     let counts = admin(base, "GET", "/counts", json!({})).await;
     assert_eq!(counts["sso:GetRoleCredentials"], 1);
-    assert_eq!(counts["ssooidc:CreateToken"], 5);
+    assert_eq!(counts["ssooidc:CreateToken"], 4);
 }
 
 #[tokio::test]
