@@ -17,7 +17,7 @@ const POLL_WAIT_SECS: u32 = 25;
 const EARLY: Duration = Duration::from_secs(10);
 
 pub fn run_login(a: &LoginArgs, autostart: bool) -> anyhow::Result<i32> {
-    let client = Client::connect(autostart)?;
+    // Bad arguments and a bad paste are reported before anything is started.
     let saml_response = if a.paste {
         if a.source.is_none() {
             bail!("--paste needs the source to sign in to — run: rolecall login <source> --paste");
@@ -26,6 +26,7 @@ pub fn run_login(a: &LoginArgs, autostart: bool) -> anyhow::Result<i32> {
     } else {
         None
     };
+    let client = Client::connect(autostart)?;
     let sources = match &a.source {
         Some(s) => vec![s.clone()],
         None => {
