@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Benchmark of the container credentials endpoint (run by hand, not in CI):
+#   1. wrk -t2 -c64 -d20s with the token header against rolecalld's endpoint (release build),
+#      and in the same run against a minimal hyper reference server that checks the same header
+#      and answers a fixed JSON body of the same size: req/s, p50, p99.
+#      Goals: rolecalld >= half the reference's req/s, p99 <= 5 ms.
+#   2. A 60-second wrk run against rolecalld: its CPU time and RSS sampled every 5 s.
+#      Goal: memory flat.
+# Everything on loopback against the sandbox, in a throw-away installation.
+#
+#   tests/benches/container.sh                  # DURATION=20s LONG=60 by default
+#   DURATION=10s LONG=30 tests/benches/container.sh
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+REL="$TARGET/release"
+DURATION="${DURATION:-20s}"
+LONG="${LONG:-60}"
+
+for tool in wrk cargo; do
+  command -v "$tool" >/dev/null || { echo "bench: $tool is required (tests/setup-system.sh)" >&2; exit 2; }
+done
+
+echo "== building release binaries" >&2
+(cd "$REPO" && cargo build --release -q -p rolecall -p rolecall-daemon -p rolecall-sandbox)
+REFDIR="$REPO/tests/benches/container_reference"
+cp "$REPO/Cargo.lock" "$REFDIR/Cargo.lock"
+(cd "$REFDIR" && cargo build --release -q --offline --target-dir "$TARGET" --manifest-path Cargo.toml)
+rm -f "$REFDIR/Cargo.lock"
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/rc-cbench.XXXXXX")"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+"$REL/rolecall-sandbox" --listen 127.0.0.1:0 --auto-approve >"$WORK/sandbox.out" 2>"$WORK/sandbox.err" &
+PIDS+=("$!")
+for _ in $(seq 100); do [ -s "$WORK/sandbox.out" ] && break; sleep 0.1; done
+SBX="$(head -1 "$WORK/sandbox.out")"
+
+mkdir -m 700 "$WORK/state" "$WORK/run" "$WORK/home"
+cat >"$WORK/config.toml" <<TOML
+[daemon]
+secret_store = "file"
+notifications = false
+container_listen = "127.0.0.1:0"
+
+[sources.corp]
+kind = "identity-center"
+start_url = "https://d-9067c2e5f7.awsapps.com/start"
+region = "eu-west-1"
+endpoint_url = "$SBX"
+
+[profiles.dev-admin]
+source = "corp"
+account = "111111111111"
+role = "DeveloperAdmin"
+region = "eu-west-1"
+TOML
+export HOME="$WORK/home" ROLECALL_CONFIG="$WORK/config.toml" ROLECALL_STATE_DIR="$WORK/state" \
+  ROLECALL_RUNTIME_DIR="$WORK/run" BROWSER="$REL/rolecall-sandbox browse" ROLECALL_NO_AUTOSTART=1
+
+"$REL/rolecalld" --foreground >"$WORK/rolecalld.out" 2>&1 &
+DAEMON=$!
+PIDS+=("$DAEMON")
+for _ in $(seq 100); do [ -S "$WORK/run/rolecalld.sock" ] && break; sleep 0.1; done
+"$REL/rolecall" login corp >/dev/null 2>&1
+eval "$("$REL/rolecall" container dev-admin | sed 's/^/export /')"
+URL="$AWS_CONTAINER_CREDENTIALS_FULL_URI"
+TOKEN="$AWS_CONTAINER_AUTHORIZATION_TOKEN"
+BODY="$(curl -sf -H "Authorization: $TOKEN" "$URL")"
+SIZE="${#BODY}"
+
+"$REL/container-reference" 127.0.0.1:0 "$TOKEN" "$SIZE" >"$WORK/ref.out" &
+PIDS+=("$!")
+for _ in $(seq 100); do [ -s "$WORK/ref.out" ] && break; sleep 0.1; done
+REF="http://$(head -1 "$WORK/ref.out")/v1/container/dev-admin"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $TOKEN" "$REF")" = 200 ]
+
+# The token header, and machine-readable figures at the end.
+cat >"$WORK/bench.lua" <<'LUA'
+wrk.headers["Authorization"] = os.getenv("TOKEN")
+done = function(summary, latency, requests)
+  local errors = summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.status + summary.errors.timeout
+  io.write(string.format("RESULT %.0f %.3f %.3f %d\n",
+    summary.requests / (summary.duration / 1e6),
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000, errors))
+end
+LUA
+export TOKEN
+
+run_wrk() { wrk -t2 -c64 -d"$2" -s "$WORK/bench.lua" "$1" | awk '/^RESULT/ {print $2, $3, $4, $5}'; }
+
+echo "== wrk -t2 -c64 -d$DURATION, ${SIZE}-byte reply" >&2
+read -r D_RPS D_P50 D_P99 D_ERR < <(run_wrk "$URL" "$DURATION")
+read -r R_RPS R_P50 R_P99 R_ERR < <(run_wrk "$REF" "$DURATION")
+printf '%-22s %10s %9s %9s %7s\n' "" "req/s" "p50 ms" "p99 ms" "errors"
+printf '%-22s %10s %9s %9s %7s\n' "rolecalld" "$D_RPS" "$D_P50" "$D_P99" "$D_ERR"
+printf '%-22s %10s %9s %9s %7s\n' "hyper reference" "$R_RPS" "$R_P50" "$R_P99" "$R_ERR"
+awk -v d="$D_RPS" -v r="$R_RPS" -v p="$D_P99" 'BEGIN {
+  printf "ratio rolecalld/reference: %.2f (goal >= 0.50) %s\n", d / r, (d / r >= 0.5 ? "ok" : "MISSED")
+  printf "rolecalld p99: %.2f ms (goal <= 5) %s\n", p, (p <= 5 ? "ok" : "MISSED") }'
+
+echo "== ${LONG}-second run against rolecalld: CPU and RSS every 5 s" >&2
+TICK="$(getconf CLK_TCK)"
+cpu() { awk '{print $14 + $15}' "/proc/$DAEMON/stat"; }
+rss() { awk '/VmRSS/ {print $2}' "/proc/$DAEMON/status"; }
+CPU0="$(cpu)"
+RSS0="$(rss)"
+wrk -t2 -c64 -d"${LONG}s" -s "$WORK/bench.lua" "$URL" >"$WORK/long.out" &
+WRK=$!
+SAMPLES="$RSS0"
+for _ in $(seq $((LONG / 5))); do
+  sleep 5
+  SAMPLES="$SAMPLES $(rss)"
+done
+wait "$WRK"
+CPU1="$(cpu)"
+read -r L_RPS L_P50 L_P99 L_ERR < <(awk '/^RESULT/ {print $2, $3, $4, $5}' "$WORK/long.out")
+echo "rolecalld over ${LONG}s: $L_RPS req/s, p50 $L_P50 ms, p99 $L_P99 ms, $L_ERR errors"
+awk -v c0="$CPU0" -v c1="$CPU1" -v t="$TICK" -v s="$LONG" 'BEGIN {
+  printf "rolecalld CPU: %.1f s over %d s (%.0f%% of one core)\n", (c1 - c0) / t, s, 100 * (c1 - c0) / t / s }'
+echo "rolecalld RSS KiB (every 5 s): $SAMPLES"
+echo "$SAMPLES" | awk '{ min = $2; max = $2; for (i = 2; i <= NF; i++) { if ($i < min) min = $i; if ($i > max) max = $i }
+  printf "RSS under load: %d..%d KiB (spread %d KiB) %s\n", min, max, max - min, (max - min <= 2048 ? "flat" : "GROWING?") }'
