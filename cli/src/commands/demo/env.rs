@@ -45,8 +45,19 @@ impl DemoEnv {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
-        let root =
-            std::env::temp_dir().join(format!("rolecall-demo-{}-{nanos:x}", std::process::id()));
+        let name = format!("rolecall-demo-{}-{nanos:x}", std::process::id());
+        let mut root = std::env::temp_dir().join(&name);
+        // A Unix socket path is limited to about 104 bytes (macOS) or 108 (Linux); a long
+        // TMPDIR (macOS puts it under /var/folders/…) would leave no room for the daemon's.
+        if root
+            .join("run")
+            .join(rolecall_proto::paths::SOCKET_NAME)
+            .as_os_str()
+            .len()
+            > 100
+        {
+            root = PathBuf::from("/tmp").join(&name);
+        }
         // Not recursive: fail rather than reuse a directory someone else prepared.
         DirBuilder::new()
             .mode(0o700)
