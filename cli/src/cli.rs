@@ -289,7 +289,7 @@ pub enum DaemonCommand {
     Start,
     /// Stop rolecalld.
     Stop,
-    /// Is rolecalld running, which version, which socket.
+    /// Is rolecalld running, which version, which socket (exit code 3 when it is not).
     Status,
     /// Print rolecalld's log.
     Logs {
