@@ -658,3 +658,12 @@ def test_container_setup_forwards_169_254_170_2_into_a_namespace(inst):
         subprocess.run(["ip", "link", "del", host_if], capture_output=True)
     rules = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
     assert host_if not in rules
+
+
+def test_exec_without_a_session_fails_with_the_hint_before_running_anything(inst):
+    marker = inst.dir / "ran"
+    r = inst.rc("exec", PROFILE, "--", "touch", str(marker), check=False)
+    assert r.returncode == 1 and r.stdout == ""
+    assert len(r.stderr.splitlines()) == 1 and "rolecall login corp" in r.stderr
+    assert not marker.exists()
+    assert inst.status()["container_tokens"] == []

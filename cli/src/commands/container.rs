@@ -17,7 +17,7 @@ use std::path::Path;
 
 pub fn run(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
     if let Some(ContainerCommand::Setup(s)) = &a.command {
-        return setup::run(s, autostart);
+        return setup::run(s);
     }
     if a.revoke {
         return revoke(a, autostart);

@@ -25,13 +25,7 @@ pub(super) fn fetch(
     client: &Client,
     profile: &str,
 ) -> anyhow::Result<(ProcessCredentials, Option<String>)> {
-    // SAFETY: isatty only inspects the descriptor.
-    let interactive = unsafe { libc::isatty(0) } == 1;
-    let creds: ProcessCredentials = client.get(&format!(
-        "/v1/credentials/{}?interactive={}",
-        path_segment(profile),
-        u8::from(interactive)
-    ))?;
+    let creds = credentials(client, profile)?;
     // The region is configuration, not part of the credentials reply: status has it.
     let region = client
         .get::<Status>("/v1/status")
@@ -39,6 +33,18 @@ pub(super) fn fetch(
         .and_then(|s| s.profiles.into_iter().find(|p| p.name == profile))
         .and_then(|p| p.region);
     Ok((creds, region))
+}
+
+/// The profile's credentials; at a terminal the daemon may hold the request while a sign-in
+/// runs (as for `credential-process`), otherwise a needed sign-in fails at once with its hint.
+pub(super) fn credentials(client: &Client, profile: &str) -> anyhow::Result<ProcessCredentials> {
+    // SAFETY: isatty only inspects the descriptor.
+    let interactive = unsafe { libc::isatty(0) } == 1;
+    Ok(client.get(&format!(
+        "/v1/credentials/{}?interactive={}",
+        path_segment(profile),
+        u8::from(interactive)
+    ))?)
 }
 
 /// The variables for plain keys, in a stable order.

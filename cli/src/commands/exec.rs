@@ -50,6 +50,9 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
             cmd.env(k, v);
         }
     } else {
+        // Sign in first when needed (waiting at a terminal, failing with the hint otherwise), so
+        // the command does not start only to meet credential errors.
+        super::env::credentials(&client, &a.profile)?;
         let reply: MintTokenReply = client.post(
             "/v1/container/tokens",
             &MintTokenRequest {

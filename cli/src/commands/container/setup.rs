@@ -26,8 +26,8 @@ const DEFAULT_LISTEN: &str = "127.0.0.1:9911";
 const NETWORK: &str = "rolecall";
 const RELAY: &str = "rolecall-relay";
 
-pub fn run(a: &ContainerSetupArgs, autostart: bool) -> anyhow::Result<i32> {
-    let target = listener(a, autostart)?;
+pub fn run(a: &ContainerSetupArgs) -> anyhow::Result<i32> {
+    let target = listener(a)?;
     if a.docker_desktop {
         return docker_desktop(a, target);
     }
@@ -79,15 +79,19 @@ pub fn run(a: &ContainerSetupArgs, autostart: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// The daemon's container listener: `--to`, else what rolecalld reports, else the default.
-fn listener(a: &ContainerSetupArgs, autostart: bool) -> anyhow::Result<SocketAddr> {
+/// The daemon's container listener: `--to`, else what a running rolecalld reports, else the
+/// default. Never starts a daemon: under `sudo` that would be root's daemon, not the user's.
+fn listener(a: &ContainerSetupArgs) -> anyhow::Result<SocketAddr> {
     let text = match &a.to {
         Some(t) => t.clone(),
-        None => Client::connect(autostart)
+        None => Client::connect(false)
             .ok()
             .and_then(|c| c.get::<Status>("/v1/status").ok())
             .and_then(|s| s.daemon.container_listen)
-            .unwrap_or_else(|| DEFAULT_LISTEN.to_string()),
+            .unwrap_or_else(|| {
+                eprintln!("rolecall: rolecalld is not running here; assuming its listener is {DEFAULT_LISTEN} (use --to to choose)");
+                DEFAULT_LISTEN.to_string()
+            }),
     };
     text.parse()
         .with_context(|| format!("invalid listener address {text:?} (expected ip:port)"))
