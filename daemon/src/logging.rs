@@ -133,7 +133,10 @@ pub fn init(log_path: &Path, foreground: bool) -> io::Result<()> {
         .with_target(false)
         .with_writer(file);
     let stderr_layer = foreground.then(|| {
+        use std::io::IsTerminal;
+        // Colour only for a person watching; journald and log files get plain text.
         tracing_subscriber::fmt::layer()
+            .with_ansi(io::stderr().is_terminal())
             .with_target(false)
             .with_writer(io::stderr)
     });
