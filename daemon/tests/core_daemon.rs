@@ -577,3 +577,34 @@ fn which(name: &str) -> Result<PathBuf, ()> {
         })
         .ok_or(())
 }
+
+#[test]
+fn relative_config_path_still_reloads_after_daemonizing() {
+    let d = Daemon::prepare(None);
+    std::fs::write(d.dir.path().join("mine.toml"), GOOD_CONFIG).unwrap();
+    let out = d
+        .command()
+        .env_remove("ROLECALL_CONFIG")
+        .args(["--config", "mine.toml"])
+        .current_dir(d.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let s = d.get("/v1/status").json();
+    let shown = d.dir.path().join("mine.toml");
+    assert_eq!(s["daemon"]["config"], shown.display().to_string());
+    // The daemon now runs in `/`: a reload must still find the file.
+    let more = format!(
+        "{GOOD_CONFIG}\n[profiles.ops]\nsource = \"corp\"\naccount = \"222222222222\"\nrole = \"Ops\"\n"
+    );
+    std::fs::write(&shown, more).unwrap();
+    let r = d.post("/v1/reload", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        d.get("/v1/status").json()["profiles"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+}

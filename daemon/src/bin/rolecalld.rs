@@ -120,6 +120,8 @@ fn daemonize() -> Result<(), String> {
 
 fn run(args: Args) -> Result<(), String> {
     let config_path = args.config.clone().unwrap_or_else(paths::config_file);
+    // Reloads happen after daemonizing changed the working directory to `/`.
+    let config_path = std::path::absolute(&config_path).unwrap_or(config_path);
     let runtime_dir = paths::runtime_dir();
     let activated = socket::activated_listener()?;
     socket::prepare_runtime_dir(&runtime_dir)?;
