@@ -819,4 +819,56 @@ duration = "4h"
         let e = err(&GOOD.replace("kind = \"entra-saml\"", "kind = \"entra-magic\""));
         assert!(e.contains("entra-magic"), "{e}");
     }
+
+    #[test]
+    fn daemon_addresses_and_imds_are_checked() {
+        let e = err("[daemon]\ncontainer_listen = \"localhost\"\n");
+        assert!(
+            e.starts_with("/c/config.toml:2:1: container_listen must be an address and port"),
+            "{e}"
+        );
+        let text =
+            format!("{GOOD}\n[daemon.imds]\nlisten = \"127.0.0.1:9912\"\nprofile = \"nope\"\n");
+        // `[daemon]` appears twice in that text: toml itself refuses it, with a place.
+        assert!(err(&text).starts_with("/c/config.toml:"), "{}", err(&text));
+        let text = GOOD.replace(
+            "refresh_ahead = \"20m\"",
+            "refresh_ahead = \"20m\"\nimds = { listen = \"127.0.0.1:9912\", profile = \"nope\" }",
+        );
+        let e = err(&text);
+        assert!(
+            e.ends_with("imds.profile names unknown profile 'nope'"),
+            "{e}"
+        );
+        assert!(e.starts_with("/c/config.toml:4:1: "), "{e}");
+    }
+
+    #[test]
+    fn entra_profile_checks() {
+        let e = err(&GOOD.replace("duration = \"4h\"", "duration = \"13h\""));
+        assert!(e.contains("duration must be between 15m and 12h"), "{e}");
+        let e = err(&GOOD.replace(
+            "role = \"arn:aws:iam::333333333333:role/EntraAdmin\"",
+            "role = \"arn:aws:iam::333333333333:role/EntraAdmin\"\naccount = \"444444444444\"",
+        ));
+        assert!(
+            e.contains("differs from the role ARN's account 333333333333"),
+            "{e}"
+        );
+        let e = err(&GOOD.replace(
+            "account = \"111111111111\"",
+            "account = \"111111111111\"\nduration = \"1h\"",
+        ));
+        assert!(
+            e.contains("duration applies to entra-* sources only"),
+            "{e}"
+        );
+        assert!(is_iam_arn(
+            "arn:aws-us-gov:iam::123456789012:role/path/Name",
+            "role"
+        ));
+        assert!(!is_iam_arn("arn:aws:iam::12345678901:role/Name", "role"));
+        assert!(!is_iam_arn("arn:aws:sts::123456789012:role/Name", "role"));
+        assert!(!is_iam_arn("arn:aws:iam::123456789012:role/", "role"));
+    }
 }
