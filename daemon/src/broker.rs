@@ -155,6 +155,13 @@ pub fn fetch_error_body(source: &str, err: &SourceError) -> ErrorBody {
     }
 }
 
+/// Cached credentials with more than this left (seconds) are served as they are; with less,
+/// they are fetched again. A short role session can never have `refresh_ahead` left: then it is
+/// served while it has at least half its lifetime, rather than refetched on every call.
+pub fn fresh_threshold(refresh_ahead: i64, lifetime: i64) -> i64 {
+    refresh_ahead.min(lifetime / 2).max(EXPIRY_MARGIN_SECS)
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
 }
@@ -301,6 +308,7 @@ impl Broker {
             return Ok(c);
         }
         let mut login_done = false;
+        let mut refetched_after_login = false;
         loop {
             let outcome = self.fetch_shared(&key, profile, &pc, &source).await;
             let now = self.clock.now();
@@ -325,6 +333,14 @@ impl Broker {
                     self.await_login(&pc.source, source.clone(), req).await?;
                     login_done = true;
                 }
+                // A fetch that started before the login finished may still say "needs login":
+                // with a session now, one more fetch (never another login).
+                SourceError::NeedsLogin(_) if login_done && !refetched_after_login => {
+                    if source.session_state().await == SessionState::NeedsLogin {
+                        return Err(fetch_error_body(&pc.source, &err));
+                    }
+                    refetched_after_login = true;
+                }
                 e => return Err(fetch_error_body(&pc.source, e)),
             }
         }
@@ -339,10 +355,7 @@ impl Broker {
         let cache = lock(&self.cache);
         let c = cache.get(key)?;
         let left = c.creds.expiration - now;
-        // A short role session can never have `refresh_ahead` left: then serve it while it has
-        // at least half its lifetime, rather than refetching on every call.
-        let threshold = refresh_ahead.min(c.lifetime / 2).max(EXPIRY_MARGIN_SECS);
-        (left > threshold).then(|| c.creds.clone())
+        (left > fresh_threshold(refresh_ahead, c.lifetime)).then(|| c.creds.clone())
     }
 
     fn cached_valid(&self, key: &CacheKey, now: i64) -> Option<RoleCredentials> {
@@ -640,6 +653,37 @@ impl Broker {
                 }
             })
             .collect()
+    }
+
+    /// Expiry and lifetime (epoch seconds, seconds) of the credentials cached for a profile,
+    /// for the refresh scheduler.
+    pub fn cached_lifetime(&self, profile: &str) -> Option<(i64, i64)> {
+        let pc = self.profile(profile)?;
+        let key = CacheKey {
+            source: pc.source.clone(),
+            account: profile_account(&pc),
+            role: pc.role.clone(),
+        };
+        lock(&self.cache)
+            .get(&key)
+            .map(|c| (c.creds.expiration, c.lifetime))
+    }
+
+    /// Fetches a profile's credentials now, whatever the cache holds, through the clients'
+    /// single-flight path (a client arriving meanwhile joins this fetch, and this one joins a
+    /// client's). Never starts a login. The new credentials' expiry on success.
+    pub async fn refresh_now(self: &Arc<Self>, profile: &str) -> Result<i64, Arc<SourceError>> {
+        let (pc, source) = self
+            .resolve(profile)
+            .map_err(|e| Arc::new(SourceError::Config(e.message)))?;
+        let key = CacheKey {
+            source: pc.source.clone(),
+            account: profile_account(&pc),
+            role: pc.role.clone(),
+        };
+        self.fetch_shared(&key, profile, &pc, &source)
+            .await
+            .map(|c| c.expiration)
     }
 
     /// Profiles used since `since` (epoch seconds), for the refresh scheduler.

@@ -352,4 +352,22 @@ async fn snapshot_written_atomically_with_expiry_and_needs_login() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn a_stale_needs_login_after_a_login_refetches_without_a_second_login() {
+    let s = setup();
+    s.source.signed_in.store(false, Ordering::SeqCst);
+    let b = Arc::clone(&s.broker);
+    let caller = tokio::spawn(async move { get(&b, TTY).await });
+    while s.source.logins() == 0 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The first fetch after the login still answers "needs login" (it raced the login).
+    s.source
+        .push_error(SourceError::NeedsLogin("stale token read".into()));
+    let creds = caller.await.unwrap().unwrap();
+    assert!(creds.access_key_id.starts_with("ASIAFAKE"));
+    assert_eq!(s.source.logins(), 1);
+    assert_eq!(s.source.fetches(), 3);
+}
+
 use std::sync::atomic::Ordering;
