@@ -14,6 +14,7 @@ pub mod logging;
 pub mod opener;
 pub mod login;
 pub mod refresh;
+pub mod saml;
 pub mod serve;
 pub mod sources;
 pub mod vault;
