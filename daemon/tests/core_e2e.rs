@@ -278,5 +278,14 @@ async fn auto_login_single_flight_whoami_and_restart() {
     let (status, body) = call_async(socket.clone(), "GET", "/v1/credentials/dev".into()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(rig.count("ssooidc:StartDeviceAuthorization"), 1);
+
+    // Logout forgets the session and the cached credentials with it.
+    let (status, _) = call_async(socket.clone(), "POST", "/v1/logout".into()).await;
+    assert_eq!(status, 200);
+    let (status, body) = call_async(socket.clone(), "GET", "/v1/credentials/dev".into()).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "not_signed_in");
+    let (_, st) = call_async(socket.clone(), "GET", "/v1/status".into()).await;
+    assert_eq!(st["sources"][0]["signed_in"], false, "{st}");
     rig.stop_daemon().await;
 }
