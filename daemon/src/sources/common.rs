@@ -74,13 +74,14 @@ pub fn build(
         SourceConfig::IdentityCenter(c) => Ok(Arc::new(
             super::identity_center::IdentityCenter::new(name, c, ctx)?,
         )),
-        // The Entra sources plug in here as they are built.
-        SourceConfig::EntraSaml(_) | SourceConfig::EntraOidc(_) => {
-            Err(SourceError::Config(format!(
-                "source '{name}': kind '{}' is not available in this build yet",
-                cfg.kind_name()
-            )))
+        SourceConfig::EntraOidc(c) => {
+            Ok(Arc::new(super::entra_oidc::EntraOidc::new(name, c, ctx)?))
         }
+        // The Entra sources plug in here as they are built.
+        SourceConfig::EntraSaml(_) => Err(SourceError::Config(format!(
+            "source '{name}': kind '{}' is not available in this build yet",
+            cfg.kind_name()
+        ))),
     }
 }
 
@@ -141,22 +142,37 @@ mod tests {
     }
 
     #[test]
-    fn entra_kinds_are_a_clear_config_error_until_built() {
+    fn builds_entra_oidc_and_names_bad_settings() {
         let (_t, c) = ctx(&[]);
-        let cfg = SourceConfig::EntraOidc(EntraOidcConfig {
-            tenant: "t".into(),
-            client_id: "c".into(),
-            flow: None,
-            token: OidcTokenKind::IdToken,
-            scope: None,
-            role_session_name: None,
-            authority: None,
-            region: None,
-            endpoint_url: None,
-        });
-        match build("h", &cfg, &c) {
-            Err(SourceError::Config(m)) => assert!(m.contains("entra-oidc"), "{m}"),
-            _ => panic!("expected a config error"),
+        let oidc = |tenant: &str, token: OidcTokenKind, scope: Option<&str>| {
+            SourceConfig::EntraOidc(EntraOidcConfig {
+                tenant: tenant.into(),
+                client_id: "c".into(),
+                flow: None,
+                token,
+                scope: scope.map(str::to_string),
+                role_session_name: None,
+                authority: None,
+                region: None,
+                endpoint_url: None,
+            })
+        };
+        let s = build("h", &oidc("t", OidcTokenKind::IdToken, None), &c).unwrap();
+        assert_eq!((s.name(), s.kind()), ("h", "entra-oidc"));
+        for (cfg, what) in [
+            (oidc("a/b", OidcTokenKind::IdToken, None), "tenant"),
+            (oidc("t", OidcTokenKind::AccessToken, None), "scope"),
+            (
+                oidc("t", OidcTokenKind::AccessToken, Some("User.Read")),
+                "Microsoft Graph",
+            ),
+        ] {
+            match build("h", &cfg, &c) {
+                Err(SourceError::Config(m)) => {
+                    assert!(m.contains("source 'h'") && m.contains(what), "{m}")
+                }
+                _ => panic!("expected a config error about {what}"),
+            }
         }
     }
 
