@@ -77,11 +77,9 @@ pub fn build(
         SourceConfig::EntraOidc(c) => {
             Ok(Arc::new(super::entra_oidc::EntraOidc::new(name, c, ctx)?))
         }
-        // The Entra sources plug in here as they are built.
-        SourceConfig::EntraSaml(_) => Err(SourceError::Config(format!(
-            "source '{name}': kind '{}' is not available in this build yet",
-            cfg.kind_name()
-        ))),
+        SourceConfig::EntraSaml(c) => {
+            Ok(Arc::new(super::entra_saml::EntraSaml::new(name, c, ctx)?))
+        }
     }
 }
 
