@@ -1,0 +1,447 @@
+//! The entra-saml source end to end against the sandbox (in-process, loopback) with Debian's
+//! real Chromium, headless, driven over its debugging pipe: the browser capture, both roles of
+//! the assertion through the real STS client, silent IsPassive renewal with the persisted Entra
+//! session, and every failure mode leaving nothing behind.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use rolecall_daemon::config::{BrowserMode, EntraSamlConfig, ProfileConfig, SecretStoreKind};
+use rolecall_daemon::sources::entra_saml::{EntraSaml, Timeouts};
+use rolecall_daemon::sources::{
+    LoginOptions, RoleCredentials, SessionState, Source, SourceContext, SourceError,
+};
+use rolecall_daemon::vault::SecretStore;
+use rolecall_proto::api::{LoginPhase, LoginState};
+use rolecall_sandbox::{RunningSandbox, SandboxOptions};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const TENANT: &str = "contoso.onmicrosoft.com";
+const APP: &str = "https://signin.aws.amazon.com/saml#1";
+const ADMIN: &str = "arn:aws:iam::333333333333:role/EntraAdmin";
+const RO: &str = "arn:aws:iam::333333333333:role/EntraReadOnly";
+const IDP: &str = "arn:aws:iam::333333333333:saml-provider/EntraID";
+
+struct Rig {
+    sb: RunningSandbox,
+    tmp: tempfile::TempDir,
+    metadata: PathBuf,
+}
+
+async fn rig(auto_approve: bool) -> Rig {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "these tests need Debian's chromium at {CHROMIUM}"
+    );
+    let sb = rolecall_sandbox::start(SandboxOptions {
+        auto_approve,
+        ..SandboxOptions::default()
+    })
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let md = reqwest::get(format!(
+        "{}/{TENANT}/federationmetadata/2007-06/federationmetadata.xml",
+        sb.base_url
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    let metadata = tmp.path().join("entra-federation-metadata.xml");
+    std::fs::write(&metadata, md).unwrap();
+    Rig { sb, tmp, metadata }
+}
+
+impl Rig {
+    fn count(&self, op: &str) -> u64 {
+        self.sb.sandbox.faults.count(op)
+    }
+
+    /// A fresh source (no memory of earlier ones) on the same state dir.
+    fn source_with(&self, browser: &str, t: Timeouts) -> EntraSaml {
+        let cfg = EntraSamlConfig {
+            tenant: TENANT.into(),
+            app_identifier: APP.into(),
+            idp_metadata: Some(self.metadata.clone()),
+            browser: Some(browser.into()),
+            browser_mode: BrowserMode::Headless,
+            authority: Some(self.sb.base_url.clone()),
+            region: Some("eu-west-1".into()),
+            endpoint_url: Some(self.sb.base_url.clone()),
+        };
+        let state = self.tmp.path().join("state");
+        let vault = SecretStore::open(&state, SecretStoreKind::File).unwrap();
+        let env = [(
+            "PATH".to_string(),
+            std::env::var("PATH").unwrap_or_default(),
+        )]
+        .into_iter()
+        .collect();
+        let ctx = SourceContext::new(vault, Arc::new(env), state);
+        EntraSaml::new("legacy", &cfg, &ctx)
+            .unwrap()
+            .with_timeouts(t)
+    }
+
+    fn source(&self) -> EntraSaml {
+        self.source_with(CHROMIUM, timeouts(60))
+    }
+
+    async fn admin(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        reqwest::Client::new()
+            .post(format!("{}/_sandbox/{path}", self.sb.base_url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+fn timeouts(login_secs: u64) -> Timeouts {
+    Timeouts {
+        login: Duration::from_secs(login_secs),
+        silent: Duration::from_secs(20),
+        pipe: Duration::from_secs(5),
+        skew: Duration::from_secs(120),
+    }
+}
+
+fn progress() -> watch::Sender<LoginState> {
+    watch::channel(LoginState {
+        source: "legacy".into(),
+        phase: LoginPhase::Pending,
+        flow: None,
+        verification_uri: None,
+        verification_uri_complete: None,
+        user_code: None,
+        browser_opened: false,
+        error: None,
+        session_expires: None,
+    })
+    .0
+}
+
+fn profile(role: &str) -> ProfileConfig {
+    ProfileConfig {
+        source: "legacy".into(),
+        account: None,
+        account_name: None,
+        role: role.into(),
+        principal: None,
+        region: None,
+        warm: false,
+        duration: None,
+    }
+}
+
+async fn login(s: &EntraSaml) -> Result<(), SourceError> {
+    s.login(LoginOptions::default(), &progress()).await
+}
+
+async fn paste(s: &EntraSaml, b64: &str) -> Result<(), SourceError> {
+    let opts = LoginOptions {
+        saml_response: Some(b64.into()),
+        ..LoginOptions::default()
+    };
+    s.login(opts, &progress()).await
+}
+
+/// Who STS says the credentials are (the real SDK client, signed with them).
+async fn caller_arn(sb: &RunningSandbox, c: &RoleCredentials) -> String {
+    let creds = aws_credential_types::Credentials::new(
+        c.access_key_id.clone(),
+        c.secret_access_key.to_string(),
+        Some(c.session_token.to_string()),
+        None,
+        "test",
+    );
+    let client = rolecall_daemon::endpoints::sts_client(
+        "eu-west-1",
+        Some(&sb.base_url),
+        Some(aws_credential_types::provider::SharedCredentialsProvider::new(creds)),
+    );
+    client
+        .get_caller_identity()
+        .send()
+        .await
+        .unwrap()
+        .arn()
+        .unwrap()
+        .to_string()
+}
+
+fn assert_nothing_kept(s: &EntraSaml) {
+    assert!(!s.profile_dir().join("rolecall-signed-in").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_both_roles_then_silent_renewal_then_session_gone() {
+    let r = rig(true).await;
+    let s = r.source();
+    assert_eq!(s.session_state().await, SessionState::NeedsLogin);
+    let tx = progress();
+    let started = Instant::now();
+    s.login(LoginOptions::default(), &tx).await.unwrap();
+    eprintln!("browser capture took {:?}", started.elapsed());
+    assert_eq!(tx.borrow().flow.as_deref(), Some("browser-capture"));
+    assert!(tx.borrow().browser_opened);
+    assert_eq!(r.count("entra:Saml"), 1);
+    let roles = s.list_roles().await.unwrap();
+    let arns: Vec<&str> = roles.iter().map(|r| r.role.as_str()).collect();
+    assert_eq!(arns, vec![ADMIN, RO]);
+    assert!(roles.iter().all(|r| r.principal.as_deref() == Some(IDP)));
+
+    // Both roles from the one assertion. EntraAdmin's MaxSessionDuration (1h) is below the
+    // assertion's SessionDuration (4h): one refusal, one retry at 3600.
+    let admin = s.credentials(&profile(ADMIN)).await.unwrap();
+    let ro = s.credentials(&profile(RO)).await.unwrap();
+    assert_eq!(r.count("entra:Saml"), 1, "one capture serves every profile");
+    assert_eq!(r.count("sts:AssumeRoleWithSAML"), 3);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!(
+        (admin.expiration - now - 3600).abs() < 30,
+        "{}",
+        admin.expiration - now
+    );
+    assert!(ro.expiration - now > 3600);
+    assert!(caller_arn(&r.sb, &admin)
+        .await
+        .contains(":assumed-role/EntraAdmin/alice@"));
+    assert!(caller_arn(&r.sb, &ro)
+        .await
+        .contains(":assumed-role/EntraReadOnly/alice@"));
+    assert_eq!(admin.account_id, "333333333333");
+
+    // A daemon restart (nothing in memory): the renewal runs headless with IsPassive and the
+    // browser profile's Entra session; with approvals off, a sign-in needing the user would
+    // hang pending — none is registered.
+    r.sb.sandbox.set_auto_approve(false);
+    let s2 = r.source();
+    assert!(matches!(
+        s2.session_state().await,
+        SessionState::SignedIn { .. }
+    ));
+    let again = s2.credentials(&profile(RO)).await.unwrap();
+    assert_ne!(again.access_key_id, ro.access_key_id);
+    assert_eq!(r.count("entra:Saml"), 2);
+    assert!(r.sb.sandbox.pending.list().is_empty());
+
+    // Entra revokes the sessions: the silent attempt gets NoPassive → the user is needed.
+    r.admin("entra/revoke", serde_json::json!({})).await;
+    let s3 = r.source();
+    let e = s3.credentials(&profile(RO)).await.unwrap_err();
+    assert!(matches!(e, SourceError::NeedsLogin(_)), "{e:?}");
+    assert!(e.to_string().contains("sign in again"), "{e}");
+    assert!(r.sb.sandbox.pending.list().is_empty());
+
+    // Logout forgets the browser profile (and with it Entra's cookies).
+    s3.logout().await.unwrap();
+    assert!(!s3.profile_dir().exists());
+    assert_eq!(s3.session_state().await, SessionState::NeedsLogin);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sign_in_that_never_completes_times_out() {
+    let r = rig(false).await;
+    let s = r.source_with(CHROMIUM, timeouts(4));
+    let started = Instant::now();
+    let e = login(&s).await.unwrap_err();
+    assert!(matches!(e, SourceError::LoginCancelled(_)), "{e:?}");
+    assert!(e.to_string().contains("did not complete within 4s"), "{e}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert_nothing_kept(&s);
+    assert!(s.list_roles().await.is_err());
+    // The browser is gone and the profile free again: the next login can run.
+    r.sb.sandbox.set_auto_approve(true);
+    login(&s).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_or_misaddressed_captures_are_refused_and_nothing_kept() {
+    let r = rig(true).await;
+    for (opts, want) in [
+        (serde_json::json!({"signing": "rogue"}), "does not verify"),
+        (serde_json::json!({"signing": "unsigned"}), "not signed"),
+        (
+            serde_json::json!({"audience": "https://signin.aws.amazon.com/saml#9"}),
+            "Audience",
+        ),
+    ] {
+        r.admin("entra/saml", opts).await;
+        let s = r.source();
+        let e = login(&s).await.unwrap_err();
+        assert!(matches!(e, SourceError::AccessDenied(_)), "{e:?}");
+        assert!(e.to_string().contains(want), "{e}");
+        assert_nothing_kept(&s);
+        assert!(s.list_roles().await.is_err());
+        assert_eq!(s.session_state().await, SessionState::NeedsLogin);
+    }
+    assert_eq!(r.count("sts:AssumeRoleWithSAML"), 0);
+}
+
+fn script(dir: &Path, name: &str, body: &str) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(name);
+    std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn browser_missing_dead_pipe_or_exiting_are_clear_errors() {
+    let r = rig(false).await;
+    let s = r.source_with("/nonexistent/chromium", timeouts(30));
+    let e = login(&s).await.unwrap_err().to_string();
+    assert!(
+        e.contains("`browser`") && e.contains("/nonexistent/chromium"),
+        "{e}"
+    );
+
+    // A browser that never answers on its pipe (a managed browser with remote debugging
+    // forbidden behaves so): detected within the pipe bound, with the --paste way out.
+    let dead = script(r.tmp.path(), "mute-browser", "exec sleep 60");
+    let mut t = timeouts(30);
+    t.pipe = Duration::from_secs(2);
+    let s = r.source_with(&dead, t);
+    let started = Instant::now();
+    let e = login(&s).await.unwrap_err().to_string();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        e.contains("debugging pipe") && e.contains("rolecall login legacy --paste"),
+        "{e}"
+    );
+
+    // The real browser, killed while the sign-in page waits for the user.
+    let dies = script(
+        r.tmp.path(),
+        "dying-browser",
+        &format!("{CHROMIUM} \"$@\" &\nsleep 3\nkill -9 $!\nexit 0"),
+    );
+    let s = r.source_with(&dies, timeouts(60));
+    let started = Instant::now();
+    let e = login(&s).await.unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(e.to_string().contains("browser exited"), "{e}");
+    assert_nothing_kept(&s);
+}
+
+fn signed_response(roles: Vec<String>) -> String {
+    use rolecall_sandbox::saml::response::{build_success, Grant, Signing};
+    let xml = build_success(
+        &Grant {
+            tenant_id: "9c0ffee0-1234-4cde-8f00-c0ffee000001",
+            in_response_to: None,
+            audience: APP,
+            recipient: "https://signin.aws.amazon.com/saml",
+            upn: "alice@contoso.onmicrosoft.com",
+            object_id: "a11ce000-0000-4000-8000-000000000001",
+            display_name: "Alice Example",
+            roles,
+            session_duration_secs: 14400,
+            now: time::OffsetDateTime::now_utc(),
+            validity_secs: 300,
+        },
+        Signing::With(rolecall_sandbox::keys::saml_key()),
+    )
+    .unwrap();
+    STANDARD.encode(xml)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paste_checks_everything_but_in_response_to_and_refuses_replays() {
+    let r = rig(false).await;
+    let s = r.source();
+    let e = paste(&s, "this is not a SAML response").await.unwrap_err();
+    assert!(e.to_string().contains("not valid base64"), "{e}");
+    assert!(s.list_roles().await.is_err());
+
+    let b64 = signed_response(vec![format!("{IDP},{RO}")]);
+    // Line-wrapped as people paste it.
+    let wrapped: String = b64
+        .as_bytes()
+        .chunks(76)
+        .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
+        .collect();
+    paste(&s, &wrapped).await.unwrap();
+    let c = s.credentials(&profile(RO)).await.unwrap();
+    assert!(caller_arn(&r.sb, &c).await.contains("EntraReadOnly"));
+    let e = s.credentials(&profile(ADMIN)).await.unwrap_err();
+    assert!(
+        matches!(e, SourceError::AccessDenied(_)) && e.to_string().contains("does not grant"),
+        "{e}"
+    );
+
+    let e = paste(&s, &b64).await.unwrap_err();
+    assert!(e.to_string().contains("already used"), "{e}");
+    assert_eq!(r.count("entra:Saml"), 0, "no browser for --paste");
+}
+
+/// moto's STS accepts what AWS accepts in shape: a single-role assertion (role ARN first).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moto_server_redeems_a_single_role_assertion() {
+    let moto = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/.venv/bin/moto_server");
+    assert!(moto.exists(), "{}", moto.display());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = tokio::process::Command::new(&moto)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{base}/moto-api/")).await.is_err() {
+        assert!(Instant::now() < deadline, "moto_server did not start");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = EntraSamlConfig {
+        tenant: TENANT.into(),
+        app_identifier: APP.into(),
+        idp_metadata: None,
+        browser: None,
+        browser_mode: BrowserMode::Headless,
+        authority: None,
+        region: Some("us-east-1".into()),
+        endpoint_url: Some(base.clone()),
+    };
+    let vault = SecretStore::open(tmp.path(), SecretStoreKind::File).unwrap();
+    let ctx = SourceContext::new(vault, Arc::new(Default::default()), tmp.path().into());
+    let s = EntraSaml::new("legacy", &cfg, &ctx).unwrap();
+    let role = "arn:aws:iam::123456789012:role/MotoRole";
+    let idp = "arn:aws:iam::123456789012:saml-provider/EntraID";
+    paste(&s, &signed_response(vec![format!("{role},{idp}")]))
+        .await
+        .unwrap();
+    let mut p = profile(role);
+    p.duration = Some(Duration::from_secs(1800));
+    let c = s.credentials(&p).await.unwrap();
+    assert!(c.access_key_id.starts_with("ASIA"), "{}", c.access_key_id);
+    assert_eq!(c.account_id, "123456789012");
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // moto ends the session at the assertion's SessionDuration (it ignores DurationSeconds).
+    let left = c.expiration - now;
+    assert!(left > 900 && left <= 14400 + 60, "{left}");
+    let _ = child.kill().await;
+}
