@@ -11,7 +11,7 @@
 #
 #   tests/setup-system.sh            # packages + venv + node_modules
 #   tests/setup-system.sh --packages # only the system packages
-#   tests/setup-system.sh --tools    # only the venv and node_modules
+#   tests/setup-system.sh --tools    # only the venv, node_modules and cargo-deb
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -116,9 +116,23 @@ setup_node() {
   cp "$dir/package-lock.json" "$dir/node_modules/.package-lock.stamp"
 }
 
+# cargo-deb builds the Debian package in tests/packaging (about 2 CPU-minutes to compile once).
+setup_cargo_deb() {
+  if cargo deb --version >/dev/null 2>&1; then
+    log "cargo-deb present"
+    return 0
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo not found: cannot install cargo-deb"
+    return 1
+  fi
+  log "installing cargo-deb (cargo install cargo-deb --locked)"
+  cargo install cargo-deb --locked --quiet
+}
+
 case "${1:-all}" in
   --packages) install_packages ;;
-  --tools) setup_venv; setup_node ;;
-  all | --all) install_packages; setup_venv; setup_node ;;
+  --tools) setup_venv; setup_node; setup_cargo_deb ;;
+  all | --all) install_packages; setup_venv; setup_node; setup_cargo_deb ;;
   *) log "usage: $0 [--packages|--tools]"; exit 2 ;;
 esac

@@ -66,6 +66,7 @@ gzip -9n "$assets"/man/*.1
 "$bin_dir/rolecall" completions fish >"$assets/completions/rolecall.fish"
 
 deb_args=(deb -p rolecall --no-build)
-[ "$profile" = dev ] && deb_args+=(--profile dev)
+# A dev package is for tests: fast compression (xz of ~110 MB of debug binaries takes minutes).
+[ "$profile" = dev ] && deb_args+=(--profile dev --fast)
 # cargo-deb prints the path of the package it wrote on its last line.
 cargo "${deb_args[@]}" | tail -n1
