@@ -7,6 +7,7 @@
 #   packaging/install.sh                      # cargo build --release, install into ~/.local
 #   packaging/install.sh --prefix /opt/rolecall
 #   packaging/install.sh --profile dev        # the debug build (quick; for tests)
+#   packaging/install.sh --no-build           # install what is already built
 #   packaging/install.sh --uninstall [--prefix DIR]
 #
 # Honours CARGO_TARGET_DIR. Every installed file is listed in PREFIX/share/rolecall/installed,
@@ -17,8 +18,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 prefix="${HOME:?HOME is not set}/.local"
 profile=release
 action=install
+build=1
 
-usage() { sed -n '2,13p' "$0"; }
+usage() { sed -n '2,14p' "$0"; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --prefix)
@@ -36,6 +38,7 @@ while [ $# -gt 0 ]; do
       shift 2
       ;;
     --uninstall) action=uninstall; shift ;;
+    --no-build) build=0; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -70,11 +73,19 @@ if [ "$action" = uninstall ]; then
   exit 0
 fi
 
-command -v cargo >/dev/null 2>&1 || { echo "install.sh: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
 cd "$REPO"
-echo "==> cargo build --profile $profile (rolecall, rolecalld, rolecall-sandbox)"
-cargo build --profile "$profile" -p rolecall -p rolecall-daemon -p rolecall-sandbox
 bin_dir="${CARGO_TARGET_DIR:-$REPO/target}/$out_name"
+if [ "$build" = 1 ]; then
+  command -v cargo >/dev/null 2>&1 || { echo "install.sh: cargo is not installed (https://rustup.rs)" >&2; exit 1; }
+  echo "==> cargo build --profile $profile (rolecall, rolecalld, rolecall-sandbox)"
+  cargo build --profile "$profile" -p rolecall -p rolecall-daemon -p rolecall-sandbox
+fi
+for b in rolecall rolecalld rolecall-sandbox; do
+  if [ ! -x "$bin_dir/$b" ]; then
+    echo "install.sh: $bin_dir/$b is missing (build it, or drop --no-build)" >&2
+    exit 1
+  fi
+done
 
 stage="$(mktemp -d "${TMPDIR:-/tmp}/rolecall-install.XXXXXX")"
 trap 'rm -rf "$stage"' EXIT

@@ -251,7 +251,9 @@ def run_demo(rolecall: pathlib.Path, env: dict):
 def test_install_script_into_a_prefix_then_demo_then_uninstall(tmp_path):
     prefix = tmp_path / "prefix"
     script = PACKAGING / "install.sh"
-    r = subprocess.run([str(script), "--prefix", str(prefix), "--profile", "dev"],
+    # --no-build: the binaries the other tests use (a `cargo build -p …` of a subset of the
+    # workspace could unify features differently and rebuild dependencies for minutes).
+    r = subprocess.run([str(script), "--prefix", str(prefix), "--profile", "dev", "--no-build"],
                        env=cargo_env(), stdin=subprocess.DEVNULL, capture_output=True,
                        text=True, timeout=1200)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
@@ -285,6 +287,11 @@ def test_install_script_rejects_bad_arguments(tmp_path):
     r = subprocess.run([str(script), "--uninstall", "--prefix", str(tmp_path / "none")],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "no rolecall installation" in r.stderr
+    r = subprocess.run([str(script), "--no-build", "--prefix", str(tmp_path / "p")],
+                       env=dict(os.environ, CARGO_TARGET_DIR=str(tmp_path / "empty-target")),
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and "is missing (build it, or drop --no-build)" in r.stderr
+    assert not (tmp_path / "p").exists()
 
 
 # --- the Debian package -----------------------------------------------------------------------

@@ -189,3 +189,28 @@ fn stop_stray_daemon() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writing_is_idempotent_and_says_what_it_did() {
+        let dir = tempfile::tempdir().unwrap();
+        let unit = dir.path().join("systemd/user/rolecalld.service");
+        assert_eq!(write_if_changed(&unit, "a\n").unwrap(), Written::Created);
+        assert_eq!(write_if_changed(&unit, "a\n").unwrap(), Written::Unchanged);
+        assert_eq!(write_if_changed(&unit, "b\n").unwrap(), Written::Updated);
+        assert_eq!(std::fs::read_to_string(&unit).unwrap(), "b\n");
+        let mode = std::fs::metadata(&unit).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644);
+        // No temporary file is left beside it.
+        let names: Vec<_> = std::fs::read_dir(unit.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("rolecalld.service")]);
+        assert!(remove_if_present(&unit).unwrap());
+        assert!(!remove_if_present(&unit).unwrap());
+    }
+}
