@@ -290,7 +290,13 @@ where
                 };
                 tokio::select! {
                     _ = conn.as_mut() => break,
+                    // Evicted while no request was in progress: close at once, so that a
+                    // flood of idle sockets cannot pile up file descriptors in a grace period.
+                    // (A request that started since the eviction was decided finishes first.)
                     _ = evict.notified(), if closing.is_none() => {
+                        if busy.load(Ordering::Acquire) == 0 {
+                            break;
+                        }
                         conn.as_mut().graceful_shutdown();
                         closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
                     }
