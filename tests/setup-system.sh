@@ -27,6 +27,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 #   dbus gnome-keyring      a private session bus + Secret Service for keyring tests
 #   iproute2 iptables       container endpoint tests (network namespace, 169.254.170.2 DNAT)
 #   systemd                 systemd-analyze verify / systemd-socket-activate for packaging/
+#   ruby                    `ruby -c` on the Homebrew formula (packaging/homebrew)
 #   openssl xmlsec1 curl    fixtures and debugging (curl --unix-socket against the daemon)
 #   bsdutils procps         `script` (pty for interactive callers), `ps`/`pgrep` in tests
 PACKAGES=(
@@ -38,7 +39,7 @@ PACKAGES=(
   python3-venv
   dbus gnome-keyring
   iproute2 iptables
-  systemd
+  systemd ruby
   openssl xmlsec1 curl ca-certificates
   bsdutils procps
 )

@@ -137,6 +137,19 @@ def test_launchd_plist_parses_and_has_the_expected_keys():
     }
 
 
+def test_homebrew_formula_is_valid_ruby_with_the_expected_parts():
+    need("ruby")
+    formula = PACKAGING / "homebrew" / "rolecall.rb"
+    r = subprocess.run(["ruby", "-wc", str(formula)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and r.stderr == "", r.stdout + r.stderr
+    text = formula.read_text()
+    for part in ['std_cargo_args(path: "cli")', 'std_cargo_args(path: "daemon")',
+                 'generate_completions_from_executable(bin/"rolecall", "completions")',
+                 '"man", "--out-dir", man1', "service do",
+                 'run [opt_bin/"rolecalld", "--foreground"]']:
+        assert part in text, part
+
+
 # --- rolecall service without a user manager (this machine, CI containers) -----------------
 
 
