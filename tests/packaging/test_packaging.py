@@ -240,6 +240,91 @@ def test_socket_activation_serves_credential_process(world):
         act_log.close()
 
 
+# --- the unit's filesystem restrictions, applied by hand ---------------------------------------
+
+# What ProtectSystem=strict + ReadWritePaths= + PrivateTmp= do, in a private mount namespace:
+# every mount read-only except /proc, /sys, /dev and the read-write paths, and empty /tmp and
+# /var/tmp. The script proves the restriction holds before it starts the daemon.
+HARDEN = r"""
+set -eu
+for p in "$@"; do mount --bind "$p" "$p"; done
+findmnt -rn -o TARGET | while read -r m; do
+  m="$(printf '%b' "$m")"
+  case "$m" in /proc | /proc/* | /sys | /sys/* | /dev | /dev/*) continue ;; esac
+  keep=0
+  for p in "$@"; do [ "$m" = "$p" ] && keep=1; done
+  [ "$keep" = 1 ] || mount -o remount,bind,ro "$m" 2>/dev/null || true
+done
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mount -t tmpfs -o mode=1777 tmpfs /var/tmp
+if touch "$HOME/.rw-probe" 2>/dev/null; then echo "home is writable" >&2; exit 97; fi
+for p in "$@"; do touch "$p/.rw-probe" && rm "$p/.rw-probe"; done
+exec "$ROLECALLD" --foreground
+"""
+
+
+def test_daemon_serves_within_the_units_filesystem_restrictions(tmp_path):
+    """The daemon needs no write access beyond the unit's ReadWritePaths= (and a private
+    /tmp): a login and credential_process work with everything else read-only."""
+    if os.geteuid() != 0:
+        pytest.skip("a private mount namespace needs root (CI runs as root)")
+    need("unshare")
+    need("findmnt")
+    from e2e_fixtures import E2ESandbox, Installation, World
+
+    # Outside /tmp: the private /tmp would hide the installation, as it would hide nothing of
+    # systemd's (%S is ~/.local/state, %t is /run/user/<uid>).
+    root = pathlib.Path(tempfile.mkdtemp(prefix="rc-harden-", dir=os.path.expanduser("~")))
+    inst = Installation(root)
+    sandbox = None
+    daemon = None
+    try:
+        xdg = pathlib.Path(inst.env["XDG_RUNTIME_DIR"])
+        inst.runtime_dir = xdg / "rolecall"
+        inst.runtime_dir.mkdir(mode=0o700)
+        inst.env["ROLECALL_RUNTIME_DIR"] = str(inst.runtime_dir)
+        line = next(l for l in SERVICE_TEMPLATE.read_text().splitlines()
+                    if l.startswith("ReadWritePaths="))
+        rw = [w.replace("%S", inst.env["XDG_STATE_HOME"]).replace("%t", str(xdg))
+              for w in line.split("=", 1)[1].split()]
+        assert str(inst.state_dir) in rw and str(inst.runtime_dir) in rw, rw
+
+        sandbox = E2ESandbox(root, auto_approve=True)
+        inst.use_browser(follow=True)
+        inst.write_ic_setup(sandbox.url)
+        env = dict(inst.env, ROLECALLD=str(bin_path("rolecalld").resolve()))
+        log = open(root / "daemon.out", "wb")
+        daemon = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", HARDEN, "harden", *rw],
+            env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+        )
+        sock = inst.runtime_dir / "rolecalld.sock"
+        ok = wait_until(lambda: sock.exists() or daemon.poll() is not None, timeout=15)
+        out = (root / "daemon.out").read_text(errors="replace")
+        assert ok and daemon.poll() is None, f"the daemon did not start: {out}"
+
+        world = World(sandbox, inst)
+        world.login()
+        r = world.credential_process("dev-ro")
+        assert r.returncode == 0, r.stderr + inst.daemon_log()[-2000:]
+        assert json.loads(r.stdout)["AccessKeyId"]
+        assert inst.daemon_pids() == [daemon.pid]
+        # It wrote its state where the unit lets it: the encrypted store and the log.
+        assert any(inst.state_dir.iterdir())
+    finally:
+        if daemon is not None:
+            daemon.terminate()
+            try:
+                daemon.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+                daemon.wait()
+        inst.kill_all()
+        if sandbox is not None:
+            sandbox.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
 # --- packaging/install.sh -----------------------------------------------------------------
 
 
