@@ -95,6 +95,9 @@ struct ProfileRuntime {
     last_refresh: Option<i64>,
     last_error: Option<String>,
     last_used: Option<i64>,
+    /// The refresh scheduler is backing off this profile's upstream until then: clients are
+    /// served still-valid credentials without a fetch of their own.
+    defer_until: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -307,6 +310,11 @@ impl Broker {
         if let Some(c) = self.cached_fresh(&key, now, refresh_ahead) {
             return Ok(c);
         }
+        if self.deferred(profile, now) {
+            if let Some(c) = self.cached_valid(&key, now) {
+                return Ok(c);
+            }
+        }
         let mut login_done = false;
         let mut refetched_after_login = false;
         loop {
@@ -476,6 +484,7 @@ impl Broker {
                 let p = profiles.entry(profile.to_string()).or_default();
                 p.last_refresh = Some(now);
                 p.last_error = None;
+                p.defer_until = None;
                 let mut sources = lock(&self.sources);
                 let s = sources.entry(source.to_string()).or_default();
                 s.needs_login = false;
@@ -684,6 +693,23 @@ impl Broker {
         self.fetch_shared(&key, profile, &pc, &source)
             .await
             .map(|c| c.expiration)
+    }
+
+    /// The refresh scheduler backs off a failing upstream: until `until` (epoch seconds), or
+    /// `None` to stop, clients of `profile` holding still-valid credentials get them without
+    /// a fetch (which would only wait for the same failure and add to the load).
+    pub fn defer_fetches(&self, profile: &str, until: Option<i64>) {
+        lock(&self.profiles)
+            .entry(profile.to_string())
+            .or_default()
+            .defer_until = until;
+    }
+
+    fn deferred(&self, profile: &str, now: i64) -> bool {
+        lock(&self.profiles)
+            .get(profile)
+            .and_then(|p| p.defer_until)
+            .is_some_and(|t| now < t)
     }
 
     /// Profiles used since `since` (epoch seconds), for the refresh scheduler.

@@ -11,6 +11,7 @@ pub mod browser;
 pub mod config;
 pub mod endpoints;
 pub mod logging;
+pub mod notify;
 pub mod opener;
 pub mod login;
 pub mod refresh;

@@ -53,6 +53,9 @@ pub struct InBackoff {
 /// Called with the final state of every login (success or failure).
 pub type LoginObserver = Arc<dyn Fn(&LoginState) + Send + Sync>;
 
+/// Called with a finished login's final state and who asked for it (notifications).
+pub type FinishHook = Arc<dyn Fn(&LoginState, Trigger) + Send + Sync>;
+
 struct PerSource {
     tx: watch::Sender<LoginState>,
     running: bool,
@@ -64,6 +67,7 @@ pub struct LoginCoordinator {
     settings: LoginSettings,
     inner: Mutex<HashMap<String, PerSource>>,
     observer: Mutex<Option<LoginObserver>>,
+    finish_hooks: Mutex<Vec<FinishHook>>,
 }
 
 fn idle(source: &str) -> LoginState {
@@ -111,11 +115,20 @@ impl LoginCoordinator {
             settings,
             inner: Mutex::new(HashMap::new()),
             observer: Mutex::new(None),
+            finish_hooks: Mutex::new(Vec::new()),
         })
     }
 
     pub fn set_observer(&self, observer: LoginObserver) {
         *self.observer.lock().unwrap_or_else(|e| e.into_inner()) = Some(observer);
+    }
+
+    /// Adds a hook run after every login ends (besides the observer).
+    pub fn add_finish_hook(&self, hook: FinishHook) {
+        self.finish_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(hook);
     }
 
     fn with_source<R>(&self, source: &str, f: impl FnOnce(&mut PerSource) -> R) -> R {
@@ -222,7 +235,7 @@ impl LoginCoordinator {
         if let Some(tx) = tx {
             tracing::info!(source = %name, ?trigger, "login started");
             let this = Arc::clone(self);
-            tokio::spawn(async move { this.run(source, opts, tx).await });
+            tokio::spawn(async move { this.run(source, opts, tx, trigger).await });
         }
         Ok(rx)
     }
@@ -232,6 +245,7 @@ impl LoginCoordinator {
         source: Arc<dyn Source>,
         opts: LoginOptions,
         tx: watch::Sender<LoginState>,
+        trigger: Trigger,
     ) {
         let name = source.name().to_string();
         let result =
@@ -285,6 +299,14 @@ impl LoginCoordinator {
             .clone();
         if let Some(observer) = observer {
             observer(&final_state);
+        }
+        let hooks = self
+            .finish_hooks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for hook in hooks {
+            hook(&final_state, trigger);
         }
     }
 }

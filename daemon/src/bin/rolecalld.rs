@@ -13,7 +13,7 @@ use rolecall_daemon::login::{LoginCoordinator, LoginSettings};
 use rolecall_daemon::serve::container::{self, ContainerState, CredentialProvider, TokenStore};
 use rolecall_daemon::serve::socket;
 use rolecall_daemon::sources::{self, SourceContext, SourceError};
-use rolecall_daemon::{endpoints, logging, vault};
+use rolecall_daemon::{endpoints, logging, notify, refresh, vault};
 use rolecall_proto::paths;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -237,6 +237,7 @@ async fn serve(
     if let Some(h) = start_imds(&app, &start_cfg, provider).await {
         background.push(h);
     }
+    background.push(start_refresh(&app, &broker));
     tracing::info!("serving");
     socket::serve(listener, Arc::clone(&app)).await;
     app.request_shutdown();
@@ -244,6 +245,16 @@ async fn serve(
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), h).await;
     }
     Ok(())
+}
+
+/// The refresh scheduler, with desktop notifications whose "Sign in" action starts a login.
+fn start_refresh(app: &Arc<App>, broker: &Arc<Broker>) -> tokio::task::JoinHandle<()> {
+    let desktop = notify::desktop::Desktop::new();
+    desktop.set_login_action(refresh::login_action(broker));
+    let notes = notify::Notifications::new(Arc::new(desktop));
+    let scheduler =
+        refresh::Scheduler::new(Arc::clone(broker), notes, refresh::Settings::default());
+    tokio::spawn(scheduler.run(app.shutdown_signal()))
 }
 
 /// SIGTERM and SIGINT stop the daemon; SIGHUP reloads the config.

@@ -597,6 +597,28 @@ impl Source for IdentityCenter {
         }
     }
 
+    async fn renew_session(&self) -> Result<(), SourceError> {
+        // Nothing stored: nothing to keep alive (a login is the user's call, not the scheduler's).
+        if self.stored_token().is_none() {
+            return Ok(());
+        }
+        // Renews only inside the token's renewal margin; otherwise no network.
+        self.access_token(false).await.map(|_| ())
+    }
+
+    async fn session_end(&self) -> Option<i64> {
+        let t = self.stored_token()?;
+        if t.refresh_token.is_none() {
+            // No refresh token: the access token's end is the session's.
+            return Some(t.expires_at);
+        }
+        // The refresh token is bound to its client registration, which only a login renews.
+        self.vault
+            .get::<Registration>(&registration_key(&self.name, t.flow))
+            .filter(|r| r.client_id == t.client_id)
+            .map(|r| r.expires_at)
+    }
+
     async fn login(&self, opts: LoginOptions, progress: &LoginProgress) -> Result<(), SourceError> {
         let flow = self.choose_flow(&opts);
         progress.send_modify(|st| st.flow = Some(flow.as_str().into()));

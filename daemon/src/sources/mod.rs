@@ -101,6 +101,21 @@ pub trait Source: Send + Sync + 'static {
     /// [`SourceError::NeedsLogin`] instead.
     async fn credentials(&self, profile: &ProfileConfig) -> Result<RoleCredentials, SourceError>;
 
+    /// Keeps the session alive ahead of time, called periodically by the refresh scheduler:
+    /// renews an access token with its refresh token when it is close to its end. Does nothing
+    /// (and no network) when nothing is due. [`SourceError::NeedsLogin`] when the session is
+    /// over.
+    async fn renew_session(&self) -> Result<(), SourceError> {
+        Ok(())
+    }
+
+    /// When silent fetching ends for good, if known ahead (epoch seconds): a SAML
+    /// `SessionNotOnOrAfter`, a client registration's expiry. After it only an interactive
+    /// login goes on; the scheduler notifies the user before it.
+    async fn session_end(&self) -> Option<i64> {
+        None
+    }
+
     /// Every account × role this source offers (for `rolecall populate` and `status`).
     async fn list_roles(&self) -> Result<Vec<AvailableRole>, SourceError> {
         Err(SourceError::Config(format!(
