@@ -1,9 +1,12 @@
-//! Reads one profile out of the daemon's status snapshot without building the whole document:
-//! the other profiles (hundreds after `populate`) are skipped by the parser, not allocated.
+//! Reads one profile out of the daemon's status snapshot without building the whole document.
+//!
+//! After `populate` the snapshot holds hundreds of profiles (~170 KB for 900), and this runs on
+//! every prompt: a general JSON parser skipping the others cost more than the process start.
+//! So a small structural scanner walks the document (strings, escapes, nesting, the closing
+//! brace and nothing after it), and only the wanted profile's object goes through serde_json,
+//! which checks it fully. A truncated, unbalanced or non-object document is rejected.
 
 use rolecall_proto::snapshot::SnapshotProfile;
-use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
-use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
@@ -18,7 +21,11 @@ pub struct Found {
 /// snapshot (corrupt, truncated, another format).
 pub fn read_profile(path: &Path, profile: &str, max_bytes: u64) -> Option<Found> {
     let file = std::fs::File::open(path).ok()?;
-    let mut buf = Vec::with_capacity(4096);
+    let len = file.metadata().ok()?.len();
+    if len > max_bytes {
+        return None;
+    }
+    let mut buf = Vec::with_capacity(len as usize + 1);
     // `take` bounds the read even if the file grows while we read it.
     file.take(max_bytes + 1).read_to_end(&mut buf).ok()?;
     if buf.len() as u64 > max_bytes {
@@ -29,11 +36,41 @@ pub fn read_profile(path: &Path, profile: &str, max_bytes: u64) -> Option<Found>
 
 /// Parses a snapshot document, keeping only `profile`.
 pub fn parse_profile(json: &[u8], profile: &str) -> Option<Found> {
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let found = TopSeed { wanted: profile }.deserialize(&mut de).ok()?;
-    de.end().ok()?;
-    // A snapshot without its writer's pid cannot be checked for staleness.
-    (found.pid != 0).then_some(found)
+    let mut s = Scanner { b: json, i: 0 };
+    let mut found = Found::default();
+    let mut saw_pid = false;
+    s.object(|s, key| {
+        match key {
+            Key::Plain(b"pid") => {
+                let (start, end) = s.value()?;
+                found.pid = std::str::from_utf8(&s.b[start..end]).ok()?.parse().ok()?;
+                saw_pid = true;
+            }
+            Key::Plain(b"profiles") => {
+                s.ws();
+                if s.peek()? != b'{' {
+                    return None;
+                }
+                s.object(|s, name| {
+                    let (start, end) = s.value()?;
+                    if found.profile.is_none() && name.is(profile) {
+                        found.profile = Some(serde_json::from_slice(&s.b[start..end]).ok()?);
+                    }
+                    Some(())
+                })?;
+            }
+            _ => {
+                s.value()?;
+            }
+        }
+        Some(())
+    })?;
+    s.ws();
+    if s.i != json.len() || !saw_pid || found.pid == 0 {
+        // Trailing bytes, no pid (staleness cannot be checked), or pid 0.
+        return None;
+    }
+    Some(found)
 }
 
 /// Whether the daemon that wrote the snapshot still runs (as this user: a pid that now belongs
@@ -49,95 +86,154 @@ pub fn daemon_alive(pid: u32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
-struct TopSeed<'w> {
-    wanted: &'w str,
+/// An object key as it appears in the document.
+enum Key<'a> {
+    /// No escapes: the bytes are the key.
+    Plain(&'a [u8]),
+    /// With escapes: the quoted JSON string, decoded only when compared.
+    Escaped(&'a [u8]),
 }
 
-impl<'de> DeserializeSeed<'de> for TopSeed<'_> {
-    type Value = Found;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Found, D::Error> {
-        d.deserialize_map(self)
+impl Key<'_> {
+    fn is(&self, want: &str) -> bool {
+        match self {
+            Key::Plain(b) => *b == want.as_bytes(),
+            Key::Escaped(q) => serde_json::from_slice::<String>(q).is_ok_and(|k| k == want),
+        }
     }
 }
 
-impl<'de> Visitor<'de> for TopSeed<'_> {
-    type Value = Found;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a rolecall status snapshot")
+struct Scanner<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.i).copied()
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Found, A::Error> {
-        let mut found = Found::default();
-        let mut saw_pid = false;
-        while let Some(key) = map.next_key_seed(KeySeed(&["pid", "profiles"]))? {
-            match key {
-                Some(0) => {
-                    found.pid = map.next_value()?;
-                    saw_pid = true;
+
+    fn ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\n' | b'\r' | b'\t')) {
+            self.i += 1;
+        }
+    }
+
+    /// At `"`: moves past the closing quote; returns (start of content, end, had escapes).
+    fn string(&mut self) -> Option<(usize, usize, bool)> {
+        if self.peek()? != b'"' {
+            return None;
+        }
+        self.i += 1;
+        let start = self.i;
+        let mut escaped = false;
+        loop {
+            // SIMD search for the next quote or backslash: strings are most of the bytes.
+            let at = self.i + memchr::memchr2(b'"', b'\\', self.b.get(self.i..)?)?;
+            if self.b[at] == b'"' {
+                self.i = at + 1;
+                return Some((start, at, escaped));
+            }
+            escaped = true;
+            self.i = at + 2;
+        }
+    }
+
+    /// Skips one value; returns its byte range.
+    fn value(&mut self) -> Option<(usize, usize)> {
+        self.ws();
+        let start = self.i;
+        match self.peek()? {
+            b'"' => {
+                self.string()?;
+            }
+            b'{' | b'[' => {
+                // Nesting as a bit stack of expected closers (1 = `}`), so `{]` is caught
+                // without allocating; deeper than 64 levels is not a snapshot.
+                let (mut kinds, mut depth) = (0u64, 0u32);
+                loop {
+                    match *self.b.get(self.i)? {
+                        b'"' => {
+                            self.string()?;
+                            continue;
+                        }
+                        c @ (b'{' | b'[') => {
+                            if depth == 64 {
+                                return None;
+                            }
+                            kinds = (kinds << 1) | u64::from(c == b'{');
+                            depth += 1;
+                        }
+                        c @ (b'}' | b']') => {
+                            if depth == 0 || (kinds & 1 == 1) != (c == b'}') {
+                                return None;
+                            }
+                            kinds >>= 1;
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
                 }
-                Some(1) => {
-                    found.profile = map.next_value_seed(ProfilesSeed {
-                        wanted: self.wanted,
-                    })?
+            }
+            _ => {
+                // A number or literal: up to the next delimiter; must not be empty.
+                while !matches!(
+                    self.peek(),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+                ) {
+                    self.i += 1;
                 }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
+                if self.i == start {
+                    return None;
                 }
             }
         }
-        if !saw_pid {
-            return Err(serde::de::Error::missing_field("pid"));
+        Some((start, self.i))
+    }
+
+    /// At `{`: calls `each` with the scanner just after each key's `:`; `each` must consume
+    /// the value. Moves past the closing `}`.
+    fn object(&mut self, mut each: impl FnMut(&mut Self, Key<'a>) -> Option<()>) -> Option<()> {
+        self.ws();
+        if self.peek()? != b'{' {
+            return None;
         }
-        Ok(found)
-    }
-}
-
-struct ProfilesSeed<'w> {
-    wanted: &'w str,
-}
-
-impl<'de> DeserializeSeed<'de> for ProfilesSeed<'_> {
-    type Value = Option<SnapshotProfile>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ProfilesSeed<'_> {
-    type Value = Option<SnapshotProfile>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a map of profiles")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let wanted = [self.wanted];
-        let mut out = None;
-        while let Some(key) = map.next_key_seed(KeySeed(&wanted))? {
-            if key.is_some() && out.is_none() {
-                out = Some(map.next_value::<SnapshotProfile>()?);
+        self.i += 1;
+        self.ws();
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Some(());
+        }
+        loop {
+            self.ws();
+            let (start, end, escaped) = self.string()?;
+            let b: &'a [u8] = self.b;
+            let key = if escaped {
+                Key::Escaped(&b[start - 1..=end])
             } else {
-                map.next_value::<IgnoredAny>()?;
+                Key::Plain(&b[start..end])
+            };
+            self.ws();
+            if self.peek()? != b':' {
+                return None;
+            }
+            self.i += 1;
+            each(self, key)?;
+            self.ws();
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Some(());
+                }
+                _ => return None,
             }
         }
-        Ok(out)
-    }
-}
-
-/// Matches a map key against a few names without allocating it: `Some(index)` or `None`.
-struct KeySeed<'k, 'w>(&'k [&'w str]);
-
-impl<'de> DeserializeSeed<'de> for KeySeed<'_, '_> {
-    type Value = Option<usize>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySeed<'_, '_> {
-    type Value = Option<usize>;
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a string key")
-    }
-    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(self.0.iter().position(|k| *k == v))
     }
 }
 
@@ -190,9 +286,31 @@ mod tests {
             r#"{"pid":"12","profiles":{}}"#,
             r#"{"pid":12,"profiles":{"dev-admin":{"account":"1"}}}"#,
             r#"{"pid":12,"profiles":[]} trailing"#,
+            r#"{"pid":12,"profiles":{"a":{"role":"x"]}}"#,
+            r#"{"pid":12,"profiles":{"a":{"role":"x"}}"#,
+            r#"{"pid":12 "profiles":{}}"#,
+            r#"{"pid":12,"profiles":{"dev-admin":{"role":"x",}}}"#,
+            r#"{"pid":12,"x":,"profiles":{}}"#,
+            r#"{"pid":12,"x":[{]}],"profiles":{}}"#,
         ] {
             assert_eq!(parse_profile(bad.as_bytes(), "dev-admin"), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let deep = format!(
+            r#"{{"pid":1,"x":{}{},"profiles":{{}}}}"#,
+            "[".repeat(64),
+            "]".repeat(64)
+        );
+        assert!(parse_profile(deep.as_bytes(), "a").is_some());
+        let deeper = format!(
+            r#"{{"pid":1,"x":{}{},"profiles":{{}}}}"#,
+            "[".repeat(65),
+            "]".repeat(65)
+        );
+        assert!(parse_profile(deeper.as_bytes(), "a").is_none());
     }
 
     #[test]
