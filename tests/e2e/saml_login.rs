@@ -99,6 +99,26 @@ fn browser_login_both_roles_then_headless_renewal_without_sign_in() {
     let r = boto3_caller(&inst, &sb, "legacy-ro");
     assert!(r.contains(":assumed-role/EntraReadOnly/alice@"), "{r}");
 
+    // The Role values of the assertion (kept in memory, not secret) feed populate.
+    let run = inst
+        .rolecall(["populate", "legacy", "--dry-run"])
+        .timeout(Duration::from_secs(30))
+        .run();
+    run.assert_success();
+    for role in [ADMIN, RO] {
+        assert!(
+            run.stdout.contains(&format!("+role = \"{role}\"")),
+            "{}",
+            run.stdout
+        );
+    }
+    assert!(
+        run.stdout
+            .contains("+principal = \"arn:aws:iam::333333333333:saml-provider/EntraID\""),
+        "{}",
+        run.stdout
+    );
+
     // Nothing of the assertion anywhere on disk or in the logs.
     let secrets: Vec<String> = sb.issued_secrets();
     for (path, bytes) in inst.all_files() {
