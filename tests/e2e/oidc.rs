@@ -45,16 +45,14 @@ fn rig(auto_approve: bool, browser: Option<BrowserMode>, source_extra: &str) -> 
          authority = \"{url}\"\nendpoint_url = \"{url}\"\nregion = \"{REGION}\"\n{source_extra}\n\n",
         rolecall_tests::free_port()
     );
-    let mut aws = String::new();
-    for p in ["oidc-dev"] {
-        cfg.push_str(&format!(
-            "[profiles.{p}]\nsource = \"headless\"\nrole = \"{ROLE}\"\nregion = \"{REGION}\"\n\n"
-        ));
-        aws.push_str(&format!(
-            "[profile {p}]\ncredential_process = {}\nregion = {REGION}\n\n",
-            Installation::credential_process_line(p)
-        ));
-    }
+    let p = "oidc-dev";
+    cfg.push_str(&format!(
+        "[profiles.{p}]\nsource = \"headless\"\nrole = \"{ROLE}\"\nregion = \"{REGION}\"\n\n"
+    ));
+    let aws = format!(
+        "[profile {p}]\ncredential_process = {}\nregion = {REGION}\n\n",
+        Installation::credential_process_line(p)
+    );
     inst.write_config(&cfg);
     inst.write_aws_config(&aws);
     Rig { sandbox, inst }
