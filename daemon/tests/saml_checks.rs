@@ -223,3 +223,50 @@ fn errors_never_quote_the_response() {
         "{e}"
     );
 }
+
+#[test]
+fn encrypted_assertions_pass_through_after_the_envelope_checks() {
+    let now = time::OffsetDateTime::now_utc();
+    let instant = now
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let doc = |irt: &str, dest: &str, extra: &str| {
+        format!(
+            concat!(
+                r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r1" Version="2.0" "#,
+                r#"IssueInstant="{i}" Destination="{d}" InResponseTo="{irt}">"#,
+                r#"<Issuer xmlns="urn:oasis:names:tc:SAML:2.0:assertion">https://sts.windows.net/t/</Issuer>"#,
+                r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>"#,
+                r#"<EncryptedAssertion xmlns="urn:oasis:names:tc:SAML:2.0:assertion"><EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#"/></EncryptedAssertion>{x}"#,
+                "</samlp:Response>"
+            ),
+            i = instant,
+            d = dest,
+            irt = irt,
+            x = extra
+        )
+    };
+    let acs = "https://signin.aws.amazon.com/saml/acs/SAMLSP4ABCDEF";
+    assert_eq!(
+        run(&doc("idREQ1", acs, ""), Some("idREQ1"), None),
+        Ok(Checked::Encrypted)
+    );
+    assert_eq!(
+        run(&doc("idOTHER", acs, ""), Some("idREQ1"), None),
+        Err(SamlError::InResponseTo)
+    );
+    assert_eq!(
+        run(
+            &doc("idREQ1", "http://127.0.0.1:1/saml", ""),
+            Some("idREQ1"),
+            None
+        ),
+        Err(SamlError::NotAwsSignin("Destination"))
+    );
+    // An encrypted assertion next to a readable one: refused.
+    let extra = r#"<Assertion xmlns="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a"/>"#;
+    assert_eq!(
+        run(&doc("idREQ1", acs, extra), Some("idREQ1"), None),
+        Err(SamlError::AssertionCount)
+    );
+}

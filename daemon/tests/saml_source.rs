@@ -229,8 +229,12 @@ async fn capture_both_roles_then_silent_renewal_then_session_gone() {
         s2.session_state().await,
         SessionState::SignedIn { .. }
     ));
-    let again = s2.credentials(&profile(RO)).await.unwrap();
+    // Both profiles at once: one headless capture serves them.
+    let (p_ro, p_admin) = (profile(RO), profile(ADMIN));
+    let (again, admin2) = tokio::join!(s2.credentials(&p_ro), s2.credentials(&p_admin));
+    let (again, admin2) = (again.unwrap(), admin2.unwrap());
     assert_ne!(again.access_key_id, ro.access_key_id);
+    assert_ne!(admin2.access_key_id, admin.access_key_id);
     assert_eq!(r.count("entra:Saml"), 2);
     assert!(r.sb.sandbox.pending.list().is_empty());
 
@@ -444,4 +448,32 @@ async fn moto_server_redeems_a_single_role_assertion() {
     let left = c.expiration - now;
     assert!(left > 900 && left <= 14400 + 60, "{left}");
     let _ = child.kill().await;
+}
+
+/// An EncryptedAssertion cannot be read here: it goes to STS as it is, for the profile's own
+/// role + principal (and without a principal the profile is a clear config error).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_assertions_are_passed_to_sts_as_they_are() {
+    let r = rig(false).await;
+    let s = r.source();
+    let doc = concat!(
+        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r1" Version="2.0" "#,
+        r#"IssueInstant="2026-01-01T00:00:00Z" Destination="https://signin.aws.amazon.com/saml/acs/SAMLSP4ABCDEF">"#,
+        r#"<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>"#,
+        r#"<EncryptedAssertion xmlns="urn:oasis:names:tc:SAML:2.0:assertion"><EncryptedData xmlns="http://www.w3.org/2001/04/xmlenc#"/></EncryptedAssertion>"#,
+        "</samlp:Response>"
+    );
+    paste(&s, &STANDARD.encode(doc)).await.unwrap();
+    let e = s.credentials(&profile(RO)).await.unwrap_err();
+    assert!(
+        matches!(e, SourceError::Config(_)) && e.to_string().contains("principal"),
+        "{e}"
+    );
+    assert_eq!(r.count("sts:AssumeRoleWithSAML"), 0);
+    let mut p = profile(RO);
+    p.principal = Some(IDP.into());
+    // The sandbox's STS does not decrypt: its refusal proves the assertion reached it as is.
+    let e = s.credentials(&p).await.unwrap_err();
+    assert!(e.to_string().contains("Encrypted SAML assertions"), "{e}");
+    assert_eq!(r.count("sts:AssumeRoleWithSAML"), 1);
 }
