@@ -303,6 +303,16 @@ fn script(dir: &Path, name: &str, body: &str) -> String {
 async fn browser_missing_dead_pipe_or_exiting_are_clear_errors() {
     let r = rig(false).await;
     let s = r.source_with("/nonexistent/chromium", timeouts(30));
+    let opts = LoginOptions {
+        no_browser: true,
+        ..LoginOptions::default()
+    };
+    let e = s.login(opts, &progress()).await.unwrap_err();
+    assert!(matches!(e, SourceError::Config(_)), "{e:?}");
+    assert!(
+        e.to_string().contains("rolecall login legacy --paste"),
+        "{e}"
+    );
     let e = login(&s).await.unwrap_err().to_string();
     assert!(
         e.contains("`browser`") && e.contains("/nonexistent/chromium"),

@@ -130,7 +130,8 @@ impl EntraSaml {
             profile_dir: ctx.state_dir.join("browser-profiles").join(name),
             timeouts: Timeouts {
                 login: ctx.login_timeout,
-                silent: Duration::from_secs(20),
+                // Inside the broker's 20 s bound on one fetch, STS call included.
+                silent: Duration::from_secs(15),
                 pipe: Duration::from_secs(5),
                 skew: Duration::from_secs(120),
             },
@@ -402,6 +403,12 @@ impl Source for EntraSaml {
             return self
                 .accept(SamlResponse::new(&pasted), None)
                 .map_err(check_error);
+        }
+        if opts.no_browser {
+            return Err(SourceError::Config(format!(
+                "source '{}' (entra-saml) signs in through a browser it drives; without one use: rolecall login {} --paste",
+                self.name, self.name
+            )));
         }
         progress.send_modify(|st| st.flow = Some("browser-capture".into()));
         let _one = self.capturing.lock().await;
