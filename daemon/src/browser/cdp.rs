@@ -11,11 +11,22 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// One protocol event: the session it belongs to (flattened targets), method, params.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Event {
     pub session_id: Option<String>,
     pub method: String,
+    /// May hold a captured form body (the SAML response): never in Debug output.
     pub params: Value,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event")
+            .field("session_id", &self.session_id)
+            .field("method", &self.method)
+            .field("params", &"** redacted **")
+            .finish()
+    }
 }
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value, String>>>>>;
