@@ -22,6 +22,9 @@ pub enum Trigger {
     Explicit,
     /// A credential request that found no session (`auto_login`).
     Auto,
+    /// The user picked "Sign in" on a desktop notification: like `Explicit`, it ignores the
+    /// back-off, but no terminal shows its outcome.
+    Notification,
 }
 
 /// Tunables, injected so that tests can shorten them.

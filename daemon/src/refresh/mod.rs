@@ -116,7 +116,8 @@ impl Scheduler {
             .add_finish_hook(Arc::new(move |st, trigger| {
                 let Some(s) = weak.upgrade() else { return };
                 if st.phase == LoginPhase::Succeeded {
-                    if trigger == Trigger::Auto {
+                    // A login started in a terminal shows its outcome there already.
+                    if trigger != Trigger::Explicit {
                         s.notes.tell(Event::SignedIn {
                             source: st.source.clone(),
                             at: s.broker.clock().now(),
@@ -446,7 +447,7 @@ pub fn login_action(broker: &Arc<Broker>) -> LoginAction {
                 Ok(s) => {
                     let _ = broker
                         .logins()
-                        .start(s, LoginOptions::default(), Trigger::Explicit);
+                        .start(s, LoginOptions::default(), Trigger::Notification);
                 }
                 Err(e) => tracing::warn!(source, error = %e.message, "cannot sign in from the notification"),
             }
