@@ -231,7 +231,12 @@ async fn capture_both_roles_then_silent_renewal_then_session_gone() {
     ));
     // Both profiles at once: one headless capture serves them.
     let (p_ro, p_admin) = (profile(RO), profile(ADMIN));
+    let started = Instant::now();
     let (again, admin2) = tokio::join!(s2.credentials(&p_ro), s2.credentials(&p_admin));
+    eprintln!(
+        "silent renewal (headless capture + 2 STS calls) took {:?}",
+        started.elapsed()
+    );
     let (again, admin2) = (again.unwrap(), admin2.unwrap());
     assert_ne!(again.access_key_id, ro.access_key_id);
     assert_ne!(admin2.access_key_id, admin.access_key_id);
