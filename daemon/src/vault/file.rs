@@ -130,6 +130,32 @@ pub(super) fn move_aside(path: &Path) -> Result<PathBuf, VaultError> {
     Ok(aside)
 }
 
+/// Removes the temp files of writes that a crash (or `kill -9`) interrupted before their
+/// rename: the store file itself is always the old or the new version, never a half. Only at
+/// open, when the daemon's single-instance lock rules out a write in progress.
+pub(super) fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        let ours = [super::STORE_FILE, super::KEY_FILE]
+            .iter()
+            .any(|f| name.starts_with(&format!(".{f}.tmp-")));
+        if ours {
+            match fs::remove_file(e.path()) {
+                Ok(()) => {
+                    tracing::info!(file = %name, "removed the temp file of an interrupted write")
+                }
+                Err(err) => {
+                    tracing::debug!(file = %name, error = %err, "cannot remove a stale temp file")
+                }
+            }
+        }
+    }
+}
+
 /// Creates `dir` (and parents) if needed and makes it 0700.
 pub(super) fn ensure_private_dir(dir: &Path) -> Result<(), VaultError> {
     let io = |what, e| VaultError::Io {

@@ -78,6 +78,7 @@ impl SecretStore {
     /// empty: a daemon must never fail to start because of it.
     pub fn open(state_dir: &Path, kind: SecretStoreKind) -> Result<Arc<SecretStore>, VaultError> {
         file::ensure_private_dir(state_dir)?;
+        file::remove_stale_temps(state_dir);
         let (key, key_source) = key::load_or_create(state_dir, kind)?;
         let path = state_dir.join(STORE_FILE);
         let entries = match file::read_store(&path, &key)? {
