@@ -155,7 +155,7 @@ fn damaged_state(w: &World) -> Vec<String> {
         .map(|d| {
             d.flatten()
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n.contains(".corrupt"))
+                .filter(|n| n.contains(".corrupt") || n.contains(".tmp-"))
                 .collect()
         })
         .unwrap_or_default()
