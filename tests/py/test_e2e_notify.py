@@ -179,3 +179,49 @@ def test_notifications_off_sends_nothing(installation, bus):
     finally:
         installation.kill_all()
         sandbox.stop()
+
+
+def test_registration_end_is_told_ahead_once(installation, bus):
+    """A client registration that ends within notify_ahead: only a login renews it."""
+    sandbox = setup(installation, bus)
+    try:
+        sandbox.admin("POST", "/lifetimes", {"client_registration_secs": 600})
+        start_daemon(installation)
+        r = installation.run(["login", "corp"], timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert installation.run(["credential-process", "dev-admin"]).returncode == 0
+        assert wait_until(lambda: any(n[1].startswith("corp ends in") for n in bus.notes()),
+                          timeout=45), f"{bus.notes()}\n{installation.daemon_log()}"
+        ends = [n for n in bus.notes() if n[1].startswith("corp ends in")]
+        assert ends[0][1] in ("corp ends in 10 minutes", "corp ends in 9 minutes"), ends
+        assert "rolecall login corp" in ends[0][2]
+        time.sleep(3)
+        assert len([n for n in bus.notes() if n[1].startswith("corp ends in")]) == 1
+    finally:
+        installation.kill_all()
+        sandbox.stop()
+
+
+def test_no_notification_server_is_no_problem(installation, tmp_path):
+    """notifications = true but no session bus at all: the daemon carries on."""
+    sandbox = E2ESandbox(installation.root, auto_approve=True)
+    try:
+        installation.use_browser(follow=True)
+        installation.write_ic_setup(sandbox.url, daemon_extra='notify_ahead = "15m"')
+        text = installation.config.read_text().replace("notifications = false", "notifications = true")
+        installation.config.write_text(text)
+        installation.env["DBUS_SESSION_BUS_ADDRESS"] = f"unix:path={tmp_path}/no-such-bus"
+        # A registration ending soon makes the daemon try to notify right after the login.
+        sandbox.admin("POST", "/lifetimes", {"client_registration_secs": 600})
+        daemon = start_daemon(installation)
+        assert installation.run(["login", "corp"], timeout=60).returncode == 0
+        # The scheduler looks after sources with a profile in use.
+        assert installation.run(["credential-process", "dev-admin"]).returncode == 0
+        assert wait_until(lambda: "corp ends in" in installation.daemon_log(), timeout=45), \
+            installation.daemon_log()
+        for _ in range(3):
+            assert installation.run(["credential-process", "dev-admin"]).returncode == 0
+        assert daemon.poll() is None, "the daemon is still running"
+    finally:
+        installation.kill_all()
+        sandbox.stop()
