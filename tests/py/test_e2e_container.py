@@ -89,6 +89,9 @@ region = "{REGION}"
             "AWS_EC2_METADATA_DISABLED": "true",
             "AWS_ENDPOINT_URL_STS": sandbox.url,
             "BROWSER": f"{bin_path('rolecall-sandbox')} browse",
+            # The test starts (and stops) the daemon itself; a CLI call racing a restart must
+            # not autostart a second one that outlives the test.
+            "ROLECALL_NO_AUTOSTART": "1",
         }
         self.log = open(self.dir / "rolecalld.out", "w")
         self.daemon = subprocess.Popen(
