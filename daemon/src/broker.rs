@@ -165,6 +165,23 @@ pub fn fresh_threshold(refresh_ahead: i64, lifetime: i64) -> i64 {
     refresh_ahead.min(lifetime / 2).max(EXPIRY_MARGIN_SECS)
 }
 
+/// The roles a source offers that no profile of it uses, in the source's order, once each.
+fn unconfigured_roles(config: &Config, source: &str, known: Vec<String>) -> Vec<String> {
+    let configured: std::collections::HashSet<&str> = config
+        .profiles
+        .values()
+        .filter(|p| p.source == source)
+        .map(|p| p.role.as_str())
+        .collect();
+    let mut out: Vec<String> = Vec::new();
+    for role in known {
+        if !configured.contains(role.as_str()) && !out.contains(&role) {
+            out.push(role);
+        }
+    }
+    out
+}
+
 fn first_line(s: &str) -> String {
     s.lines().next().unwrap_or_default().to_string()
 }
@@ -318,6 +335,12 @@ impl Broker {
         let mut login_done = false;
         let mut refetched_after_login = false;
         loop {
+            // After a login that redeemed every profile of the source, this one may be cached.
+            if login_done {
+                if let Some(c) = self.cached_fresh(&key, self.clock.now(), refresh_ahead) {
+                    return Ok(c);
+                }
+            }
             let outcome = self.fetch_shared(&key, profile, &pc, &source).await;
             let now = self.clock.now();
             let err = match outcome {
@@ -561,12 +584,15 @@ impl Broker {
         }
     }
 
-    fn login_finished(&self, st: &LoginState) {
+    fn login_finished(self: &Arc<Self>, st: &LoginState) {
         if st.phase == LoginPhase::Succeeded {
-            let mut sources = lock(&self.sources);
-            let s = sources.entry(st.source.clone()).or_default();
-            s.needs_login = false;
-            s.last_error = None;
+            {
+                let mut sources = lock(&self.sources);
+                let s = sources.entry(st.source.clone()).or_default();
+                s.needs_login = false;
+                s.last_error = None;
+            }
+            self.redeem_all(&st.source);
         } else if let Some(e) = &st.error {
             lock(&self.sources)
                 .entry(st.source.clone())
@@ -574,6 +600,31 @@ impl Broker {
                 .last_error = Some(e.message.clone());
         }
         self.write_snapshot();
+    }
+
+    /// After a login of a source whose login product redeems every profile (a SAML assertion
+    /// that lives minutes), fetches each of its profiles in the background through the
+    /// single-flight path, so that clients find them cached.
+    fn redeem_all(self: &Arc<Self>, source_name: &str) {
+        let reg = self.registry();
+        let Some(source) = reg.sources.get(source_name) else {
+            return;
+        };
+        if !source.redeem_all_after_login() {
+            return;
+        }
+        for (profile, pc) in &reg.config.profiles {
+            if pc.source != source_name {
+                continue;
+            }
+            let this = Arc::clone(self);
+            let profile = profile.clone();
+            tokio::spawn(async move {
+                if let Err(e) = this.refresh_now(&profile).await {
+                    tracing::debug!(profile, error = %e, "redeeming after login failed");
+                }
+            });
+        }
     }
 
     /// Forgets the session of one source (or all) and the credentials cached from it.
@@ -617,7 +668,8 @@ impl Broker {
         let reg = self.registry();
         let mut out = Vec::new();
         for (name, cfg) in &reg.config.sources {
-            let (signed_in, session_expires) = match reg.sources.get(name) {
+            let source = reg.sources.get(name);
+            let (signed_in, session_expires) = match source {
                 Some(s) => match s.session_state().await {
                     SessionState::SignedIn { expires } => (true, expires),
                     SessionState::NeedsLogin => (false, None),
@@ -633,7 +685,9 @@ impl Broker {
                 session_expires,
                 login_in_progress: self.logins.in_progress(name),
                 last_error,
-                unconfigured_roles: Vec::new(),
+                unconfigured_roles: source
+                    .map(|s| unconfigured_roles(&reg.config, name, s.known_roles()))
+                    .unwrap_or_default(),
             });
         }
         out

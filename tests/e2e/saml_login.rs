@@ -73,6 +73,20 @@ fn boto3_caller(inst: &Installation, sb: &Sandbox, profile: &str) -> String {
     run.stdout.trim().to_string()
 }
 
+/// Whether `status` shows credentials cached for both profiles.
+fn both_cached(inst: &Installation) -> bool {
+    let run = inst.rolecall(["status", "--json"]).run();
+    run.assert_success();
+    let st: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    st["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["source"] == "legacy" && !p["expires"].is_null())
+        .count()
+        == 2
+}
+
 #[test]
 fn browser_login_both_roles_then_headless_renewal_without_sign_in() {
     let sb = Sandbox::start_auto_approve();
@@ -84,6 +98,19 @@ fn browser_login_both_roles_then_headless_renewal_without_sign_in() {
         .run();
     run.assert_success();
     assert_eq!(sb.count("entra:Saml"), 1);
+    // The login redeems both profiles from its one assertion, before any client asks.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !both_cached(&inst) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the login did not redeem both profiles"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // One redemption can be two calls (the role refuses the assertion's session length and
+    // rolecall retries with an hour); clients then cause none.
+    let redeemed = sb.count("sts:AssumeRoleWithSAML");
+    assert!(redeemed >= 2, "{redeemed}");
 
     let admin = credential_process(&inst, "legacy-admin");
     let ro = credential_process(&inst, "legacy-ro");
@@ -93,6 +120,11 @@ fn browser_login_both_roles_then_headless_renewal_without_sign_in() {
         sb.count("entra:Saml"),
         1,
         "both profiles from one assertion"
+    );
+    assert_eq!(
+        sb.count("sts:AssumeRoleWithSAML"),
+        redeemed,
+        "served what the login redeemed"
     );
     let a = boto3_caller(&inst, &sb, "legacy-admin");
     assert!(a.contains(":assumed-role/EntraAdmin/alice@"), "{a}");

@@ -19,7 +19,7 @@ import zlib
 import boto3
 import pytest
 
-from e2e_fixtures import REGION, E2ESandbox, free_port, installation  # noqa: F401 (fixtures)
+from e2e_fixtures import REGION, E2ESandbox, free_port, installation, wait_until  # noqa: F401 (fixtures)
 from conftest import bin_path
 
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -139,6 +139,42 @@ def test_paste_gives_both_roles_to_awscli_and_boto3(saml, monkeypatch):
     assert len(r.stderr.strip().splitlines()) == 1
     assert sandbox.count("sts:AssumeRoleWithSAML") == before
     assert_no_response_anywhere(inst, response)
+
+
+def test_a_paste_redeems_each_configured_profile_and_status_lists_the_other_roles(saml):
+    """With only `legacy-admin` configured, the login redeems that profile at once (no client
+    asked yet), and `status` names the assertion's other role as unconfigured."""
+    sandbox, inst = saml
+    cfg = inst.config.read_text()
+    start = cfg.index("[profiles.legacy-ro]")
+    inst.config.write_text(cfg[:start])
+    r = inst.run(["login", "legacy", "--paste"], input=entra_response(sandbox), timeout=60)
+    assert r.returncode == 0, r.stderr
+
+    def status():
+        r = inst.run(["status", "--json"])
+        assert r.returncode == 0, r.stderr
+        return json.loads(r.stdout)
+
+    def admin_expires():
+        (admin,) = [p for p in status()["profiles"] if p["name"] == "legacy-admin"]
+        return admin["expires"]
+
+    assert wait_until(admin_expires), (sandbox.counts(), inst.daemon_log())
+    (src,) = [s for s in status()["sources"] if s["name"] == "legacy"]
+    assert src["unconfigured_roles"] == [RO], src
+
+    # The client is served what the login redeemed: no STS call of its own. (One redemption
+    # may be two calls: the sandbox's role refuses the assertion's 12 h and rolecall retries.)
+    redeemed = sandbox.count("sts:AssumeRoleWithSAML")
+    assert redeemed >= 1
+    r = inst.run(["credential-process", "legacy-admin"])
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["Expiration"]
+    assert sandbox.count("sts:AssumeRoleWithSAML") == redeemed
+    r = inst.run(["status"])
+    assert r.returncode == 0, r.stderr
+    assert RO in r.stdout, r.stdout
 
 
 @pytest.mark.parametrize(

@@ -30,6 +30,10 @@ pub struct FakeSource {
     pub login_outcome: Mutex<LoginOutcome>,
     /// Errors returned by the next fetches, before any success.
     pub script: Mutex<VecDeque<SourceError>>,
+    /// What `redeem_all_after_login` answers.
+    pub redeem_all: AtomicBool,
+    /// What `known_roles` answers.
+    pub roles: Mutex<Vec<String>>,
 }
 
 impl FakeSource {
@@ -45,6 +49,8 @@ impl FakeSource {
             login_delay: Duration::from_secs(5),
             login_outcome: Mutex::new(LoginOutcome::Succeed),
             script: Mutex::new(VecDeque::new()),
+            redeem_all: AtomicBool::new(false),
+            roles: Mutex::new(Vec::new()),
         })
     }
 
@@ -69,6 +75,14 @@ impl Source for FakeSource {
 
     fn kind(&self) -> &'static str {
         "identity-center"
+    }
+
+    fn redeem_all_after_login(&self) -> bool {
+        self.redeem_all.load(Ordering::SeqCst)
+    }
+
+    fn known_roles(&self) -> Vec<String> {
+        self.roles.lock().unwrap().clone()
     }
 
     async fn session_state(&self) -> SessionState {

@@ -387,6 +387,19 @@ impl Source for EntraSaml {
         "entra-saml"
     }
 
+    fn redeem_all_after_login(&self) -> bool {
+        // The assertion lives minutes: redeem every profile while it is held.
+        true
+    }
+
+    fn known_roles(&self) -> Vec<String> {
+        lock(&self.state)
+            .roles
+            .iter()
+            .map(|r| r.role_arn.clone())
+            .collect()
+    }
+
     async fn session_state(&self) -> SessionState {
         if self.held_usable().is_some() || self.has_browser_session() {
             SessionState::SignedIn { expires: None }

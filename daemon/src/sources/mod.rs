@@ -116,6 +116,19 @@ pub trait Source: Send + Sync + 'static {
         None
     }
 
+    /// Whether a successful login should fetch credentials for every profile of this source at
+    /// once: true where the login's product (a SAML assertion) redeems each profile cheaply and
+    /// lives only minutes. False where a source can have hundreds of profiles.
+    fn redeem_all_after_login(&self) -> bool {
+        false
+    }
+
+    /// The role ARNs the source last learnt it offers, from memory only (no network), for
+    /// `status` to show the ones no profile uses. Empty when unknown.
+    fn known_roles(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Every account × role this source offers (for `rolecall populate` and `status`).
     async fn list_roles(&self) -> Result<Vec<AvailableRole>, SourceError> {
         Err(SourceError::Config(format!(
