@@ -13,6 +13,8 @@ pub const SNAPSHOT_NAME: &str = "status.json";
 pub const START_LOCK_NAME: &str = "start.lock";
 pub const PID_NAME: &str = "rolecalld.pid";
 pub const LOG_NAME: &str = "rolecalld.log";
+/// Directory (in the runtime dir) of the per-profile prompt entries (`snapshot::PromptEntry`).
+pub const PROMPT_DIR_NAME: &str = "prompt";
 
 fn env_path(var: &str) -> Option<PathBuf> {
     std::env::var_os(var)
@@ -71,6 +73,29 @@ pub fn snapshot_path() -> PathBuf {
     runtime_dir().join(SNAPSHOT_NAME)
 }
 
+/// The file holding `profile`'s prompt entry, under `runtime` (see [`prompt_entry_name`]).
+pub fn prompt_entry_path(runtime: &Path, profile: &str) -> PathBuf {
+    let mut p = runtime.join(PROMPT_DIR_NAME);
+    p.push(prompt_entry_name(profile));
+    p
+}
+
+/// A profile name as a file name: ASCII letters, digits, `-`, `_` and (not first) `.` as they
+/// are, every other byte as `%XX`. So no name can be `.`, `..`, hidden, or contain `/`, and
+/// distinct profiles get distinct files. (Over-long results fail to be written; the prompt then
+/// falls back to the snapshot.)
+pub fn prompt_entry_name(profile: &str) -> String {
+    let mut out = String::with_capacity(profile.len());
+    for (i, b) in profile.bytes().enumerate() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || (b == b'.' && i > 0) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 pub fn start_lock_path() -> PathBuf {
     runtime_dir().join(START_LOCK_NAME)
 }
@@ -86,4 +111,27 @@ pub fn log_path() -> PathBuf {
 pub fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions and cannot fail.
     unsafe { libc::getuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prompt_entry_names_are_plain_distinct_file_names() {
+        assert_eq!(prompt_entry_name("dev-admin"), "dev-admin");
+        assert_eq!(
+            prompt_entry_name("generated-0150.GeneratedSet02"),
+            "generated-0150.GeneratedSet02"
+        );
+        assert_eq!(prompt_entry_name("a/b"), "a%2Fb");
+        assert_eq!(prompt_entry_name(".."), "%2E.");
+        assert_eq!(prompt_entry_name(".hidden"), "%2Ehidden");
+        assert_eq!(prompt_entry_name("a%2Fb"), "a%252Fb");
+        assert_eq!(prompt_entry_name("é"), "%C3%A9");
+        assert_eq!(
+            prompt_entry_path(Path::new("/run/rc"), "p q"),
+            Path::new("/run/rc/prompt/p%20q")
+        );
+    }
 }

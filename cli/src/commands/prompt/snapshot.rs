@@ -1,4 +1,5 @@
-//! Reads one profile out of the daemon's status snapshot without building the whole document.
+//! Reads one profile out of the daemon's status snapshot without building the whole document,
+//! and the daemon's per-profile entry files (the shortcut that avoids the snapshot).
 //!
 //! After `populate` the snapshot holds hundreds of profiles (~170 KB for 900), and this runs on
 //! every prompt: a general JSON parser skipping the others cost more than the process start.
@@ -6,7 +7,7 @@
 //! brace and nothing after it), and only the wanted profile's object goes through serde_json,
 //! which checks it fully. A truncated, unbalanced or non-object document is rejected.
 
-use rolecall_proto::snapshot::SnapshotProfile;
+use rolecall_proto::snapshot::{PromptEntry, SnapshotProfile};
 use std::io::Read;
 use std::path::Path;
 
@@ -20,18 +21,46 @@ pub struct Found {
 /// Reads `path` and extracts `profile`. `None` when the file is missing, too large, or not a
 /// snapshot (corrupt, truncated, another format).
 pub fn read_profile(path: &Path, profile: &str, max_bytes: u64) -> Option<Found> {
-    let file = std::fs::File::open(path).ok()?;
+    parse_profile(&read_bounded(path, max_bytes)?, profile)
+}
+
+/// The daemon's per-profile entry (`rolecall_proto::paths::prompt_entry_path`): `None` when
+/// missing, larger than `max_bytes` or not an entry.
+pub fn read_entry(path: &Path, max_bytes: u64) -> Option<Found> {
+    let e: PromptEntry = serde_json::from_slice(&read_bounded(path, max_bytes)?).ok()?;
+    (e.pid != 0).then_some(Found {
+        pid: e.pid,
+        profile: Some(e.profile),
+    })
+}
+
+/// The whole file, unless it is (or grows while read to be) larger than `max_bytes`.
+fn read_bounded(path: &Path, max_bytes: u64) -> Option<Vec<u8>> {
+    let mut file = std::fs::File::open(path).ok()?;
     let len = file.metadata().ok()?.len();
     if len > max_bytes {
         return None;
     }
-    let mut buf = Vec::with_capacity(len as usize + 1);
-    // `take` bounds the read even if the file grows while we read it.
-    file.take(max_bytes + 1).read_to_end(&mut buf).ok()?;
-    if buf.len() as u64 > max_bytes {
-        return None;
+    // Sized from the metadata so that the usual case is one read plus the one that sees EOF
+    // (`read_to_end` through `take` probes in growing chunks: five reads for 170 KB).
+    let mut buf = vec![0u8; len as usize + 1];
+    let mut filled = 0;
+    loop {
+        if filled == buf.len() {
+            if buf.len() as u64 > max_bytes {
+                return None;
+            }
+            buf.resize((buf.len() * 2).min(max_bytes as usize + 1), 0);
+        }
+        match file.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return None,
+        }
     }
-    parse_profile(&buf, profile)
+    buf.truncate(filled);
+    (filled as u64 <= max_bytes).then_some(buf)
 }
 
 /// Parses a snapshot document, keeping only `profile`.
@@ -327,6 +356,46 @@ mod tests {
         assert!(read_profile(&path, "dev-admin", 1 << 20).is_some());
         assert!(read_profile(&path, "dev-admin", 16).is_none());
         assert!(read_profile(&dir.path().join("missing"), "dev-admin", 1 << 20).is_none());
+    }
+
+    #[test]
+    fn entries_are_read_and_bad_ones_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("dev-admin");
+        std::fs::write(
+            &path,
+            r#"{"pid":77,"profile":{"role":"Admin","expires":5}}"#,
+        )
+        .unwrap();
+        let f = read_entry(&path, 4096).unwrap();
+        assert_eq!(f.pid, 77);
+        assert_eq!(f.profile.unwrap().role, "Admin");
+        assert!(read_entry(&path, 16).is_none());
+        for bad in [
+            "",
+            "{",
+            r#"{"pid":0,"profile":{"role":"A"}}"#,
+            r#"{"pid":7}"#,
+            r#"{"pid":7,"profile":{"role":"A"}} x"#,
+        ] {
+            std::fs::write(&path, bad).unwrap();
+            assert!(read_entry(&path, 4096).is_none(), "{bad:?}");
+        }
+        assert!(read_entry(&dir.path().join("missing"), 4096).is_none());
+    }
+
+    #[test]
+    fn bounded_reads_see_the_whole_file_and_nothing_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let data: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        assert_eq!(read_bounded(&path, 100_000).unwrap(), data);
+        assert!(read_bounded(&path, 99_999).is_none());
+        std::fs::write(&path, b"").unwrap();
+        assert_eq!(read_bounded(&path, 10).unwrap(), b"");
+        // A directory opens but cannot be read.
+        assert!(read_bounded(dir.path(), 10).is_none());
     }
 
     #[test]
