@@ -18,13 +18,13 @@
 
 mod claims;
 mod entra;
-mod pkce;
 mod records;
 mod sts;
 
 use self::entra::{Entra, Failure, TokenResponse};
 use self::records::{now, token_key, Binding, Session};
 use super::common::SourceContext;
+use super::pkce;
 use super::{LoginOptions, LoginProgress, RoleCredentials, SessionState, Source, SourceError};
 use crate::config::{EntraOidcConfig, FlowKind, OidcTokenKind, ProfileConfig};
 use crate::endpoints::{self, EnvSnapshot, Service};

@@ -10,14 +10,15 @@
 //!   the refresh token when it has under 5 minutes left, one renewal at a time.
 //! - Credentials from `GetRoleCredentials`; roles from `ListAccounts` × `ListAccountRoles`.
 
+mod authorize;
 mod errors;
-mod pkce;
 mod records;
 mod start_url;
 
 use self::errors::Failure;
 use self::records::{now, registration_key, token_key, Flow, Registration, Token};
 use super::common::SourceContext;
+use super::pkce;
 use super::{LoginOptions, LoginProgress, RoleCredentials, SessionState, Source, SourceError};
 use crate::config::{FlowKind, IdentityCenterConfig, ProfileConfig};
 use crate::endpoints::{self, EnvSnapshot, Service};
@@ -269,7 +270,7 @@ impl IdentityCenter {
         let redirect_uri = server.redirect_uri();
         let pkce = pkce::Pkce::new();
         let state = pkce::new_state();
-        let url = pkce::authorize_url(
+        let url = authorize::authorize_url(
             &self.oidc_base,
             &reg.client_id,
             &redirect_uri,

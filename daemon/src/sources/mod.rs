@@ -142,5 +142,6 @@ pub trait Source: Send + Sync + 'static {
 pub mod entra_oidc;
 pub mod entra_saml;
 pub mod identity_center;
+pub(crate) mod pkce;
 pub mod common;
 pub use common::{build, SourceContext};
