@@ -46,12 +46,25 @@ pub enum SessionState {
 }
 
 /// How an interactive login should run.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LoginOptions {
     /// Device flow / print the URL instead of opening a browser.
     pub no_browser: bool,
     /// entra-saml `--paste`: a base64 SAMLResponse read from stdin.
     pub saml_response: Option<String>,
+}
+
+impl fmt::Debug for LoginOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A pasted response is a bearer assertion: only whether there is one.
+        f.debug_struct("LoginOptions")
+            .field("no_browser", &self.no_browser)
+            .field(
+                "saml_response",
+                &self.saml_response.as_ref().map(|_| "** redacted **"),
+            )
+            .finish()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -145,3 +158,21 @@ pub mod identity_center;
 pub(crate) mod pkce;
 pub mod common;
 pub use common::{build, SourceContext};
+
+#[cfg(test)]
+mod tests {
+    use super::LoginOptions;
+
+    #[test]
+    fn login_options_debug_hides_a_pasted_response() {
+        let opts = LoginOptions {
+            no_browser: false,
+            saml_response: Some("PHNhbWxwOlJlc3BvbnNlIHNlY3JldA==".into()),
+        };
+        let text = format!("{opts:?}");
+        assert!(!text.contains("PHNhbWxw"), "{text}");
+        assert!(text.contains("saml_response: Some(\"** redacted **\")"), "{text}");
+        let none = format!("{:?}", LoginOptions::default());
+        assert!(none.contains("saml_response: None"), "{none}");
+    }
+}
