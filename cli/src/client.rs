@@ -206,8 +206,7 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
+        let bytes = encode(body)?;
         decode(self.request("POST", path, Some(&bytes))?)
     }
 
@@ -223,8 +222,7 @@ impl Client {
         path: &str,
         body: &B,
     ) -> Result<T, ClientError> {
-        let bytes = serde_json::to_vec(body)
-            .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?;
+        let bytes = encode(body)?;
         decode(self.request("DELETE", path, Some(&bytes))?)
     }
 
@@ -281,6 +279,12 @@ fn open(socket: &Path, autostart: bool) -> Result<UnixStream, ClientError> {
             error,
         }),
     }
+}
+
+/// A request body as JSON.
+fn encode<B: Serialize + ?Sized>(body: &B) -> Result<Vec<u8>, ClientError> {
+    serde_json::to_vec(body)
+        .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))
 }
 
 /// Turns a reply into `T`, or into the daemon's error.

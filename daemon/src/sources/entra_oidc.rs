@@ -24,12 +24,12 @@ mod sts;
 use self::entra::{Entra, Failure, TokenResponse};
 use self::records::{now, token_key, Binding, Session};
 use super::common::SourceContext;
-use super::pkce;
+use super::signin;
 use super::{LoginOptions, LoginProgress, RoleCredentials, SessionState, Source, SourceError};
 use crate::config::{EntraOidcConfig, FlowKind, OidcTokenKind, ProfileConfig};
 use crate::endpoints::{self, EnvSnapshot, Service};
 use crate::opener;
-use crate::serve::callback::{CallbackError, CallbackServer};
+use crate::serve::callback::CallbackError;
 use crate::vault::SecretStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -341,13 +341,10 @@ impl EntraOidc {
     }
 
     async fn login_pkce(&self, progress: &LoginProgress) -> Result<Session, SourceError> {
-        // Bound before the browser opens, so the redirect URI names a live port.
-        let server = CallbackServer::bind(CALLBACK_PATH).await.map_err(|e| {
-            SourceError::Internal(format!("{}: cannot listen on loopback: {e}", self.name))
-        })?;
+        let server = signin::bind_callback(&self.name, CALLBACK_PATH).await?;
         let redirect_uri = server.redirect_uri();
-        let pkce = pkce::Pkce::new();
-        let state = pkce::new_state();
+        let pkce = signin::Pkce::new();
+        let state = signin::new_state();
         let url = self
             .entra
             .authorize_url(
@@ -358,18 +355,7 @@ impl EntraOidc {
                 &pkce.challenge,
             )
             .map_err(|e| SourceError::Config(format!("source '{}': {e}", self.name)))?;
-        progress.send_modify(|st| {
-            st.flow = Some("pkce".into());
-            st.verification_uri = Some(url.clone());
-        });
-        let opened = match opener::open_url(&url, &self.env) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(source = %self.name, error = %e, "could not open a browser; the sign-in URL is shown by `rolecall login`");
-                false
-            }
-        };
-        progress.send_modify(|st| st.browser_opened = opened);
+        signin::show_and_open(&self.name, &url, &self.env, progress);
         let params = match server.wait(&state, self.login_timeout).await {
             Ok(p) => p,
             Err(CallbackError::Denied { error, description }) => {
@@ -441,12 +427,13 @@ impl EntraOidc {
             st.verification_uri = Some(dc.verification_uri.clone());
             st.user_code = Some(dc.user_code.clone());
         });
-        if !opts.no_browser && opener::browser_available(&self.env) {
-            let opened = opener::open_url(&dc.verification_uri, &self.env)
-                .map_err(|e| tracing::warn!(source = %self.name, error = %e, "could not open a browser for the device code"))
-                .is_ok();
-            progress.send_modify(|st| st.browser_opened = opened);
-        }
+        signin::open_device_page(
+            &self.name,
+            Some(&dc.verification_uri),
+            opts.no_browser,
+            &self.env,
+            progress,
+        );
         let mut interval = Duration::from_secs(dc.interval.unwrap_or(DEFAULT_INTERVAL).max(1));
         let code_life =
             Duration::from_secs(dc.expires_in.unwrap_or(DEFAULT_DEVICE_CODE_LIFE).max(1));

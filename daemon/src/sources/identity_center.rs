@@ -18,12 +18,12 @@ mod start_url;
 use self::errors::Failure;
 use self::records::{now, registration_key, token_key, Flow, Registration, Token};
 use super::common::SourceContext;
-use super::pkce;
+use super::signin;
 use super::{LoginOptions, LoginProgress, RoleCredentials, SessionState, Source, SourceError};
 use crate::config::{FlowKind, IdentityCenterConfig, ProfileConfig};
 use crate::endpoints::{self, EnvSnapshot, Service};
 use crate::opener;
-use crate::serve::callback::{CallbackError, CallbackServer};
+use crate::serve::callback::CallbackError;
 use crate::vault::SecretStore;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use rolecall_proto::api::AvailableRole;
@@ -263,13 +263,10 @@ impl IdentityCenter {
         reg: &Registration,
         progress: &LoginProgress,
     ) -> Result<Token, SourceError> {
-        // Bound before the browser opens, so the redirect URI names a live port.
-        let server = CallbackServer::bind(CALLBACK_PATH).await.map_err(|e| {
-            SourceError::Internal(format!("{}: cannot listen on loopback: {e}", self.name))
-        })?;
+        let server = signin::bind_callback(&self.name, CALLBACK_PATH).await?;
         let redirect_uri = server.redirect_uri();
-        let pkce = pkce::Pkce::new();
-        let state = pkce::new_state();
+        let pkce = signin::Pkce::new();
+        let state = signin::new_state();
         let url = authorize::authorize_url(
             &self.oidc_base,
             &reg.client_id,
@@ -279,18 +276,7 @@ impl IdentityCenter {
             SCOPE,
         )
         .map_err(|e| SourceError::Config(format!("{}: {e}", self.name)))?;
-        progress.send_modify(|st| {
-            st.flow = Some("pkce".into());
-            st.verification_uri = Some(url.clone());
-        });
-        let opened = match opener::open_url(&url, &self.env) {
-            Ok(()) => true,
-            Err(e) => {
-                tracing::warn!(source = %self.name, error = %e, "could not open a browser; the sign-in URL is shown by `rolecall login`");
-                false
-            }
-        };
-        progress.send_modify(|st| st.browser_opened = opened);
+        signin::show_and_open(&self.name, &url, &self.env, progress);
 
         let answer = server.wait(&state, self.login_timeout).await;
         let params = match answer {
@@ -371,14 +357,13 @@ impl IdentityCenter {
             st.verification_uri_complete = complete.clone();
             st.user_code = auth.user_code().map(str::to_string);
         });
-        if !opts.no_browser && opener::browser_available(&self.env) {
-            if let Some(u) = complete.as_ref().or(uri.as_ref()) {
-                let opened = opener::open_url(u, &self.env)
-                    .inspect_err(|e| tracing::warn!(source = %self.name, error = %e, "could not open a browser for the device code"))
-                    .is_ok();
-                progress.send_modify(|st| st.browser_opened = opened);
-            }
-        }
+        signin::open_device_page(
+            &self.name,
+            complete.as_deref().or(uri.as_deref()),
+            opts.no_browser,
+            &self.env,
+            progress,
+        );
 
         let mut interval = Duration::from_secs(u64::try_from(auth.interval()).unwrap_or(0).max(1));
         let code_life = Duration::from_secs(u64::try_from(auth.expires_in()).unwrap_or(0).max(1));

@@ -155,7 +155,7 @@ pub trait Source: Send + Sync + 'static {
 pub mod entra_oidc;
 pub mod entra_saml;
 pub mod identity_center;
-pub(crate) mod pkce;
+pub(crate) mod signin;
 pub mod common;
 pub use common::{build, SourceContext};
 
