@@ -156,6 +156,7 @@ pub mod entra_oidc;
 pub mod entra_saml;
 pub mod identity_center;
 pub(crate) mod signin;
+pub(crate) mod transport;
 pub mod common;
 pub use common::{build, SourceContext};
 

@@ -1,6 +1,7 @@
 //! STS `AssumeRoleWithWebIdentity` for an entra-oidc source: the call (unsigned; the token is
 //! the proof) and what its failures mean for the user.
 
+use crate::sources::transport::transport;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role_with_web_identity::AssumeRoleWithWebIdentityError;
 use zeroize::Zeroizing;
@@ -91,29 +92,13 @@ fn read<R>(e: &SdkError<AssumeRoleWithWebIdentityError, R>) -> StsFailure {
                 retryable,
             }
         }
-        SdkError::TimeoutError(_) => StsFailure {
-            code: None,
-            message: "timed out".into(),
-            retryable: true,
-        },
-        SdkError::DispatchFailure(d) => StsFailure {
-            code: None,
-            message: if d.is_timeout() {
-                "timed out".into()
-            } else {
-                "cannot connect".into()
-            },
-            retryable: true,
-        },
-        SdkError::ResponseError(_) => StsFailure {
-            code: None,
-            message: "unreadable response".into(),
-            retryable: true,
-        },
-        _ => StsFailure {
-            code: None,
-            message: "the request could not be sent".into(),
-            retryable: false,
-        },
+        _ => {
+            let t = transport(e);
+            StsFailure {
+                code: None,
+                message: t.message.into(),
+                retryable: t.retryable,
+            }
+        }
     }
 }

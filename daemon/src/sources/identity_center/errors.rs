@@ -2,6 +2,7 @@
 //! the model does not list, like the portal's `ForbiddenException`), the HTTP status, and
 //! whether the failure is worth retrying later.
 
+use crate::sources::transport::transport;
 use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
 
 /// An SDK failure reduced to what decisions need. `message` never carries a token.
@@ -48,40 +49,19 @@ where
                 retryable,
             }
         }
-        SdkError::TimeoutError(_) => Failure {
-            code: None,
-            status: None,
-            message: "timed out".into(),
-            retryable: true,
-        },
-        SdkError::DispatchFailure(d) => Failure {
-            code: None,
-            status: None,
-            message: if d.is_timeout() {
-                "timed out".into()
-            } else {
-                "cannot connect".into()
-            },
-            retryable: true,
-        },
-        SdkError::ResponseError(r) => Failure {
-            code: None,
-            status: Some(r.raw().status_code()),
-            message: "unreadable response".into(),
-            retryable: true,
-        },
-        SdkError::ConstructionFailure(_) => Failure {
-            code: None,
-            status: None,
-            message: "request could not be built".into(),
-            retryable: false,
-        },
-        _ => Failure {
-            code: None,
-            status: None,
-            message: "unexpected SDK error".into(),
-            retryable: false,
-        },
+        other => {
+            let t = transport(other);
+            Failure {
+                code: None,
+                // An unreadable reply still had a status worth showing.
+                status: match other {
+                    SdkError::ResponseError(r) => Some(r.raw().status_code()),
+                    _ => None,
+                },
+                message: t.message.into(),
+                retryable: t.retryable,
+            }
+        }
     }
 }
 
