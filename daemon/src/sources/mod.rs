@@ -152,12 +152,12 @@ pub trait Source: Send + Sync + 'static {
     }
 }
 
+pub mod common;
 pub mod entra_oidc;
 pub mod entra_saml;
 pub mod identity_center;
 pub(crate) mod signin;
 pub(crate) mod transport;
-pub mod common;
 pub use common::{build, SourceContext};
 
 #[cfg(test)]
@@ -172,7 +172,10 @@ mod tests {
         };
         let text = format!("{opts:?}");
         assert!(!text.contains("PHNhbWxw"), "{text}");
-        assert!(text.contains("saml_response: Some(\"** redacted **\")"), "{text}");
+        assert!(
+            text.contains("saml_response: Some(\"** redacted **\")"),
+            "{text}"
+        );
         let none = format!("{:?}", LoginOptions::default());
         assert!(none.contains("saml_response: None"), "{none}");
     }
