@@ -509,3 +509,57 @@ async fn logout_drops_the_tokens() {
         Err(SourceError::NeedsLogin(_))
     ));
 }
+
+#[tokio::test]
+async fn renew_session_renews_ahead_only_when_due() {
+    let sb = sandbox(false).await;
+    let rig = rig(sb);
+    // Nothing stored: nothing to renew, and no network.
+    rig.source.renew_session().await.unwrap();
+    assert_eq!(rig.count("entra:Token"), 0);
+    device_login(&rig, approve(ALICE)).await.0.unwrap();
+    let tokens = rig.count("entra:Token");
+    // A fresh 1-hour token: no renewal is due, nothing goes over the network.
+    rig.source.renew_session().await.unwrap();
+    assert_eq!(rig.count("entra:Token"), tokens);
+    // A refresh token is at hand: the end is not known ahead.
+    assert_eq!(rig.source.session_end().await, None);
+
+    // Tokens that live 2 minutes (under the 5-minute margin from the start): the renewal
+    // happens without any client asking for credentials.
+    let sb = sandbox(false).await;
+    sb.sandbox
+        .lifetimes
+        .write()
+        .unwrap()
+        .entra_access_token_secs = 120;
+    let rig = self::rig(sb);
+    device_login(&rig, approve(ALICE)).await.0.unwrap();
+    let tokens = rig.count("entra:Token");
+    let before = rig.stored().unwrap();
+    rig.source.renew_session().await.unwrap();
+    let after = rig.stored().unwrap();
+    assert_eq!(rig.count("entra:Token"), tokens + 1, "one refresh");
+    assert_ne!(before["web_identity_token"], after["web_identity_token"]);
+    assert_ne!(before["refresh_token"], after["refresh_token"]);
+    assert_eq!(rig.count("sts:AssumeRoleWithWebIdentity"), 0);
+}
+
+#[tokio::test]
+async fn renew_session_after_revocation_needs_login() {
+    let sb = sandbox(false).await;
+    sb.sandbox
+        .lifetimes
+        .write()
+        .unwrap()
+        .entra_access_token_secs = 120;
+    let rig = rig(sb);
+    device_login(&rig, approve(ALICE)).await.0.unwrap();
+    assert!(rig.sb.sandbox.state::<EntraState>().revoke(Some(ALICE)) > 0);
+    let e = rig.source.renew_session().await.unwrap_err();
+    assert!(matches!(e, SourceError::NeedsLogin(_)), "{e}");
+    assert!(rig.stored().is_none());
+    assert_eq!(rig.source.session_end().await, None);
+    // Logged out: the scheduler's next call is a no-op.
+    rig.source.renew_session().await.unwrap();
+}

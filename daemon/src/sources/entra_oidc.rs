@@ -11,7 +11,9 @@
 //! - The session (that token, its expiry, the refresh token) lives in the vault under
 //!   `oidc/<source>/token`; the token is renewed with the refresh token (rotated: the new one is
 //!   kept) when it has under 5 minutes left, one renewal at a time, until Entra refuses the
-//!   refresh token (`invalid_grant`): then the session is dropped and a login is needed.
+//!   refresh token (`invalid_grant`): then the session is dropped and a login is needed. The
+//!   refresh scheduler calls `renew_session` every minute, so the renewal happens ahead of any
+//!   client; `session_end` is known only for a session without a refresh token.
 //! - Credentials: STS `AssumeRoleWithWebIdentity` (unsigned), `RoleSessionName` from the
 //!   user's UPN (or the configured `role_session_name`, `{upn}` replaced), `DurationSeconds`
 //!   from the profile's `duration`, retried once with 3600 when the role allows less.
@@ -586,6 +588,24 @@ impl Source for EntraOidc {
             Some(s) if s.refresh_token.is_some() => SessionState::SignedIn { expires: None },
             _ => SessionState::NeedsLogin,
         }
+    }
+
+    async fn renew_session(&self) -> Result<(), SourceError> {
+        // Nothing stored: nothing to keep alive (a login is the user's call, not the scheduler's).
+        if self.stored().is_none() {
+            return Ok(());
+        }
+        // Renews only inside the token's 5-minute margin; otherwise no network. Keeping the
+        // refresh token in use is also what keeps Entra's inactivity window from closing.
+        self.web_token(false).await.map(|_| ())
+    }
+
+    async fn session_end(&self) -> Option<i64> {
+        // With a refresh token the end is Entra's to decide (policy, revocation) and unknown
+        // ahead; without one the stored token's expiry ends the session.
+        self.stored()
+            .filter(|s| s.refresh_token.is_none())
+            .map(|s| s.expires_at)
     }
 
     async fn login(&self, opts: LoginOptions, progress: &LoginProgress) -> Result<(), SourceError> {
