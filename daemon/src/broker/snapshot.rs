@@ -22,8 +22,8 @@ pub struct SnapshotWriter {
 struct Entries {
     /// The entries dir has been emptied of an earlier daemon's files.
     cleared: bool,
-    /// Profile name -> the bytes its entry file holds.
-    written: HashMap<String, Vec<u8>>,
+    /// Profile name -> what its entry file holds.
+    written: HashMap<String, PromptEntry>,
 }
 
 impl SnapshotWriter {
@@ -90,18 +90,19 @@ impl SnapshotWriter {
                 pid: snap.pid,
                 profile: profile.clone(),
             };
+            // Compared as values: serialising 900 unchanged entries on every write is waste.
+            if state.written.get(name) == Some(&entry) {
+                continue;
+            }
             let Ok(body) = serde_json::to_vec(&entry) else {
                 continue;
             };
-            if state.written.get(name) == Some(&body) {
-                continue;
-            }
             let file = prompt_entry_name(name);
             let dest = self.entries_dir.join(&file);
             // Entry names never start with '.', so temp files cannot collide with entries.
             let tmp = self.entries_dir.join(format!(".{file}.tmp"));
             if write_atomically(&tmp, &dest, &body).is_ok() {
-                state.written.insert(name.clone(), body);
+                state.written.insert(name.clone(), entry);
             } else {
                 // A stale entry would outlive the profile's new state: remove it, so the
                 // prompt reads the snapshot instead.
@@ -240,5 +241,43 @@ mod tests {
         snap.profiles.insert("dev".into(), profile("Dev", 101));
         w.write(&snap).unwrap();
         assert_eq!(entry(dir.path(), "dev").unwrap().profile.expires, Some(101));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    use super::*;
+
+    /// `cargo test -p rolecall-daemon --lib snapshot_entries_write_time -- --ignored --nocapture`
+    #[test]
+    #[ignore = "a timing probe, not a check"]
+    fn snapshot_entries_write_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = SnapshotWriter::new(dir.path().join("status.json"));
+        let mut snap = Snapshot {
+            pid: 1,
+            written_at: 1,
+            profiles: (0..900)
+                .map(|i| {
+                    let p = rolecall_proto::snapshot::SnapshotProfile {
+                        account: Some(format!("{:012}", 500_000_000_000u64 + i)),
+                        role: format!("GeneratedSet{:02}", i % 3),
+                        expires: Some(1_795_345_200),
+                        ..Default::default()
+                    };
+                    (format!("generated-{i:04}"), p)
+                })
+                .collect(),
+        };
+        let t = std::time::Instant::now();
+        w.write(&snap).unwrap();
+        let first = t.elapsed();
+        snap.profiles.get_mut("generated-0007").unwrap().expires = Some(1);
+        let t = std::time::Instant::now();
+        w.write(&snap).unwrap();
+        eprintln!(
+            "900 profiles: first write {first:?}, one changed profile {:?}",
+            t.elapsed()
+        );
     }
 }
