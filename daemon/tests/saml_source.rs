@@ -220,10 +220,12 @@ async fn capture_both_roles_then_silent_renewal_then_session_gone() {
         .contains(":assumed-role/EntraReadOnly/alice@"));
     assert_eq!(admin.account_id, "333333333333");
 
-    // A daemon restart (nothing in memory): the renewal runs headless with IsPassive and the
-    // browser profile's Entra session; with approvals off, a sign-in needing the user would
-    // hang pending — none is registered.
+    // A daemon restart (nothing in memory) once the stored credentials are gone (as when they
+    // have expired): the renewal runs headless with IsPassive and the browser profile's Entra
+    // session; with approvals off, a sign-in needing the user would hang pending — none is
+    // registered.
     r.sb.sandbox.set_auto_approve(false);
+    vault_of(&r).remove_prefix("saml/legacy/creds/").unwrap();
     let s2 = r.source();
     assert!(matches!(
         s2.session_state().await,
@@ -243,8 +245,14 @@ async fn capture_both_roles_then_silent_renewal_then_session_gone() {
     assert_eq!(r.count("entra:Saml"), 2);
     assert!(r.sb.sandbox.pending.list().is_empty());
 
-    // Entra revokes the sessions: the silent attempt gets NoPassive → the user is needed.
+    // Entra revokes the sessions. The stored credentials still work and are served; once
+    // they are gone the silent attempt gets NoPassive → the user is needed.
     r.admin("entra/revoke", serde_json::json!({})).await;
+    let s3 = r.source();
+    let kept = s3.credentials(&profile(RO)).await.unwrap();
+    assert_eq!(kept.access_key_id, again.access_key_id);
+    assert_eq!(r.count("entra:Saml"), 2);
+    vault_of(&r).remove_prefix("saml/legacy/creds/").unwrap();
     let s3 = r.source();
     let e = s3.credentials(&profile(RO)).await.unwrap_err();
     assert!(matches!(e, SourceError::NeedsLogin(_)), "{e:?}");
@@ -491,4 +499,136 @@ async fn encrypted_assertions_are_passed_to_sts_as_they_are() {
     let e = s.credentials(&p).await.unwrap_err();
     assert!(e.to_string().contains("Encrypted SAML assertions"), "{e}");
     assert_eq!(r.count("sts:AssumeRoleWithSAML"), 1);
+}
+
+/// The secret store of the rig's state dir, as a restarted daemon opens it.
+fn vault_of(r: &Rig) -> Arc<SecretStore> {
+    SecretStore::open(&r.tmp.path().join("state"), SecretStoreKind::File).unwrap()
+}
+
+fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// Credentials from a pasted response can only be renewed by another sign-in: they are kept in
+/// the secret store, served after a restart with no STS call, still served (while valid) once
+/// they are too short for refresh-ahead, announced as the session's end, and dropped on logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_credentials_survive_a_restart_and_go_on_logout() {
+    let r = rig(false).await;
+    let s = r.source();
+    let b64 = signed_response(vec![format!("{IDP},{RO}"), format!("{IDP},{ADMIN}")]);
+    paste(&s, &b64).await.unwrap();
+    let ro = s.credentials(&profile(RO)).await.unwrap();
+    let sts_calls = r.count("sts:AssumeRoleWithSAML");
+    assert_eq!(s.session_end().await, Some(ro.expiration));
+
+    // What the store holds: one entry per role and the session's end; never the assertion.
+    let v = vault_of(&r);
+    let mut keys = v.keys();
+    keys.sort();
+    assert_eq!(
+        keys,
+        vec![
+            format!("saml/legacy/creds/{RO}"),
+            "saml/legacy/session".into()
+        ]
+    );
+    for k in &keys {
+        let text = serde_json::to_string(&v.get::<serde_json::Value>(k).unwrap()).unwrap();
+        assert!(
+            !text.contains(&b64[..40]) && !text.contains("Assertion"),
+            "{text}"
+        );
+    }
+    let snooa: serde_json::Value = v.get("saml/legacy/session").unwrap();
+    let end = snooa["session_not_on_or_after"].as_i64().unwrap();
+    assert!((end - now() - 14400).abs() < 60, "{}", end - now());
+
+    // A restart: nothing in memory, no browser session. The stored credentials are served.
+    let s2 = r.source();
+    assert_eq!(s2.session_state().await, SessionState::NeedsLogin);
+    let again = s2.credentials(&profile(RO)).await.unwrap();
+    assert_eq!(again.access_key_id, ro.access_key_id);
+    assert_eq!(
+        again.secret_access_key.as_str(),
+        ro.secret_access_key.as_str()
+    );
+    assert_eq!(again.expiration, ro.expiration);
+    assert!(caller_arn(&r.sb, &again).await.contains("EntraReadOnly"));
+    assert_eq!(r.count("sts:AssumeRoleWithSAML"), sts_calls, "no STS call");
+    assert_eq!(s2.session_end().await, Some(ro.expiration));
+    // A profile naming another SAML provider does not get them.
+    let mut other = profile(RO);
+    other.principal = Some("arn:aws:iam::333333333333:saml-provider/Other".into());
+    assert!(matches!(
+        s2.credentials(&other).await.unwrap_err(),
+        SourceError::NeedsLogin(_)
+    ));
+
+    // 15-minute credentials: too short to be served ahead of a capture, but with no capture
+    // possible they are still served after a restart rather than "sign in again".
+    r.sb.sandbox
+        .lifetimes
+        .write()
+        .unwrap()
+        .role_credentials_secs = Some(900);
+    let b64 = signed_response(vec![format!("{IDP},{ADMIN}")]);
+    paste(&s2, &b64).await.unwrap();
+    let admin = s2.credentials(&profile(ADMIN)).await.unwrap();
+    assert!((admin.expiration - now() - 900).abs() < 30);
+    let sts_calls = r.count("sts:AssumeRoleWithSAML");
+    let s3 = r.source();
+    let again = s3.credentials(&profile(ADMIN)).await.unwrap();
+    assert_eq!(again.access_key_id, admin.access_key_id);
+    assert_eq!(r.count("sts:AssumeRoleWithSAML"), sts_calls);
+    // The latest end of what is stored.
+    assert_eq!(s3.session_end().await, Some(ro.expiration));
+    assert_eq!(r.count("entra:Saml"), 0, "no browser at any point");
+
+    // Logout drops everything of the source's from the store.
+    s3.logout().await.unwrap();
+    assert!(vault_of(&r).keys().is_empty(), "{:?}", vault_of(&r).keys());
+    let s4 = r.source();
+    assert!(matches!(
+        s4.credentials(&profile(RO)).await.unwrap_err(),
+        SourceError::NeedsLogin(_)
+    ));
+    assert_eq!(s4.session_end().await, None);
+}
+
+/// After a browser sign-in, a restart serves every profile from the store: no capture (the
+/// sandbox counts SAML sign-ins), no STS call. The session's end is the assertion's
+/// SessionNotOnOrAfter, for the notifier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_after_a_browser_sign_in_needs_no_capture() {
+    let r = rig(true).await;
+    let s = r.source();
+    assert_eq!(s.session_end().await, None);
+    login(&s).await.unwrap();
+    let admin = s.credentials(&profile(ADMIN)).await.unwrap();
+    let ro = s.credentials(&profile(RO)).await.unwrap();
+    let (captures, sts_calls) = (r.count("entra:Saml"), r.count("sts:AssumeRoleWithSAML"));
+    assert_eq!(captures, 1);
+    let end = s.session_end().await.unwrap();
+    assert!((end - now() - 14400).abs() < 60, "{}", end - now());
+
+    // A restart, with sign-ins needing the user left pending: nothing may reach the browser.
+    r.sb.sandbox.set_auto_approve(false);
+    let s2 = r.source();
+    let (p_admin, p_ro) = (profile(ADMIN), profile(RO));
+    let (a2, r2) = tokio::join!(s2.credentials(&p_admin), s2.credentials(&p_ro));
+    let (a2, r2) = (a2.unwrap(), r2.unwrap());
+    assert_eq!(a2.access_key_id, admin.access_key_id);
+    assert_eq!(r2.access_key_id, ro.access_key_id);
+    assert_eq!(
+        r.count("entra:Saml"),
+        captures,
+        "no capture after the restart"
+    );
+    assert_eq!(r.count("sts:AssumeRoleWithSAML"), sts_calls, "no STS call");
+    assert!(r.sb.sandbox.pending.list().is_empty());
+    assert_eq!(s2.session_end().await, Some(end));
+    s2.logout().await.unwrap();
+    assert!(vault_of(&r).keys().is_empty());
 }

@@ -7,7 +7,13 @@
 //! from that one assertion. After that, credentials come from a silent capture: the same browser
 //! profile, headless, `IsPassive="true"`, relying on Entra's persisted session; when Entra needs
 //! the user, the answer is [`SourceError::NeedsLogin`].
+//!
+//! Role credentials from `AssumeRoleWithSAML` can only be fetched again through the browser, so
+//! each role's last ones are kept in the encrypted secret store (`stored`), with the last
+//! assertion's SessionNotOnOrAfter: after a restart they are served while fresh, before any
+//! headless capture, and while still valid when the user is needed. A logout drops them.
 
+mod stored;
 mod sts;
 
 use super::{
@@ -19,6 +25,7 @@ use crate::endpoints::{self, EnvSnapshot, Service};
 use crate::saml::request::AuthnRequest;
 use crate::saml::response::{check, Checked, CheckedAssertion, Expectations, RolePair, SamlError};
 use crate::saml::{metadata, SamlResponse, SIGNIN_PATTERNS};
+use crate::vault::SecretStore;
 use rolecall_proto::api::AvailableRole;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -32,6 +39,13 @@ pub const DEFAULT_AUTHORITY: &str = "https://login.microsoftonline.com";
 /// A marker (no secret in it) that a browser sign-in succeeded with this profile directory:
 /// silent renewals are worth trying.
 const SIGNED_IN_MARKER: &str = "rolecall-signed-in";
+/// Stored credentials with more than this left are served without a capture. It is above the
+/// broker's default `refresh_ahead` (20 min) plus the scheduler's largest lead (5 min): the
+/// scheduler's refresh of credentials served this way then gets new ones, not the same again.
+const STORED_FRESH_SECS: i64 = 30 * 60;
+/// Stored credentials with more than this left still beat "sign in again" when no silent
+/// capture works.
+const STORED_VALID_SECS: i64 = 60;
 
 /// Bounds of a capture; tests shorten them.
 #[derive(Debug, Clone)]
@@ -71,6 +85,7 @@ pub struct EntraSaml {
     sts_endpoint: Option<String>,
     certs: Option<Vec<Vec<u8>>>,
     env: Arc<EnvSnapshot>,
+    vault: Arc<SecretStore>,
     profile_dir: PathBuf,
     timeouts: Timeouts,
     state: Mutex<State>,
@@ -127,6 +142,7 @@ impl EntraSaml {
             sts_endpoint,
             certs,
             env: Arc::clone(&ctx.env),
+            vault: Arc::clone(&ctx.vault),
             profile_dir: ctx.state_dir.join("browser-profiles").join(name),
             timeouts: Timeouts {
                 login: ctx.login_timeout,
@@ -230,6 +246,14 @@ impl EntraSaml {
                     a.not_on_or_after + self.timeouts.skew.as_secs() as i64,
                 );
                 st.roles = a.roles.clone();
+                if let Some(end) = a.session_not_on_or_after {
+                    self.keep(
+                        &stored::session_key(&self.name),
+                        &stored::StoredSession {
+                            session_not_on_or_after: end,
+                        },
+                    );
+                }
                 a.not_on_or_after
             }
             // Unreadable here; Entra's assertions live five minutes.
@@ -248,6 +272,25 @@ impl EntraSaml {
         let h = st.held.as_ref()?;
         // A margin for the STS round trip.
         (h.usable_until - now() > 10).then(|| (h.response.clone(), h.checked.clone()))
+    }
+
+    /// Writes a store entry; a failure costs only a capture after a restart, so it is logged.
+    fn keep<T: serde::Serialize>(&self, key: &str, v: &T) {
+        if let Err(e) = self.vault.put(key, v) {
+            tracing::warn!(source = %self.name, error = %e, "could not keep SAML session data in the secret store");
+        }
+    }
+
+    /// The stored credentials for the profile's role with more than `min_left` seconds left.
+    fn stored_for(&self, profile: &ProfileConfig, min_left: i64) -> Option<RoleCredentials> {
+        let c: stored::StoredCreds = self
+            .vault
+            .get(&stored::creds_key(&self.name, &profile.role))?;
+        let principal_ok = profile
+            .principal
+            .as_deref()
+            .is_none_or(|p| p == c.principal);
+        (principal_ok && c.expiration - now() > min_left).then(|| c.to_credentials())
     }
 
     fn mark_signed_in(&self) {
@@ -312,14 +355,20 @@ impl EntraSaml {
             snooa,
             now(),
         );
-        sts::assume(
+        let creds = sts::assume(
             &self.sts_client(),
             &profile.role,
             &principal,
             response,
             duration,
         )
-        .await
+        .await?;
+        // Only a browser gets these again: kept for a restart.
+        self.keep(
+            &stored::creds_key(&self.name, &profile.role),
+            &stored::StoredCreds::new(&creds, &principal),
+        );
+        Ok(creds)
     }
 }
 
@@ -432,11 +481,36 @@ impl Source for EntraSaml {
         Ok(())
     }
 
+    async fn session_end(&self) -> Option<i64> {
+        if self.has_browser_session() {
+            // A silent capture renews until the session Entra declared ends.
+            return self
+                .vault
+                .get::<stored::StoredSession>(&stored::session_key(&self.name))
+                .map(|s| s.session_not_on_or_after);
+        }
+        // No browser session (a pasted response): what was redeemed is all there is, and only
+        // a browser (or another paste) renews it.
+        let held = lock(&self.state)
+            .held
+            .as_ref()
+            .map(|h| h.usable_until)
+            .filter(|u| *u > now());
+        stored::all_creds(&self.vault, &self.name)
+            .iter()
+            .map(|c| c.expiration)
+            .chain(held)
+            .max()
+    }
+
     async fn logout(&self) -> Result<(), SourceError> {
         {
             let mut st = lock(&self.state);
             st.held = None;
         }
+        self.vault
+            .remove_prefix(&stored::prefix(&self.name))
+            .map_err(|e| SourceError::Internal(format!("{}: {e}", self.name)))?;
         let _one = self.capturing.lock().await;
         // The browser profile holds Entra's session cookies: forgetting the session is removing it.
         match std::fs::remove_dir_all(&self.profile_dir) {
@@ -453,12 +527,25 @@ impl Source for EntraSaml {
         let (response, checked) = match self.held_usable() {
             Some(h) => h,
             None => {
+                // After a restart: the stored credentials, while fresh, cost no browser.
+                if let Some(c) = self.stored_for(profile, STORED_FRESH_SECS) {
+                    return Ok(c);
+                }
                 let _one = self.capturing.lock().await;
                 // Another caller may have renewed while this one waited.
                 match self.held_usable() {
                     Some(h) => h,
                     None => {
-                        self.silent_capture().await?;
+                        if let Err(e) = self.silent_capture().await {
+                            // The user is needed, but what is stored still works meanwhile.
+                            if let (SourceError::NeedsLogin(_), Some(c)) =
+                                (&e, self.stored_for(profile, STORED_VALID_SECS))
+                            {
+                                tracing::info!(source = %self.name, role = %profile.role, error = %e, "serving the stored credentials; only a sign-in renews them");
+                                return Ok(c);
+                            }
+                            return Err(e);
+                        }
                         self.held_usable().ok_or_else(|| {
                             SourceError::NeedsLogin(
                                 "the silent sign-in's assertion expired at once (check the clock)"
