@@ -1,7 +1,7 @@
 //! entra-saml black-box: the built `rolecall` + `rolecalld` with Debian's Chromium (headless)
 //! against the sandbox process. `rolecall login legacy` captures the SAML POST; both roles of
 //! the assertion work through `credential_process` and boto3; after a daemon restart the
-//! renewal runs headless with no new sign-in; a bad `--paste` is one clear line; the assertion
+//! credentials come back from the secret store with no new sign-in; a bad `--paste` is one clear line; the assertion
 //! reaches no file and no log.
 
 use rolecall_tests::{venv_bin, Installation, Sandbox, REGION};
@@ -177,7 +177,9 @@ fn browser_login_both_roles_then_headless_renewal_without_sign_in() {
     }
 
     // Restart: nothing in memory. With approvals off, a sign-in that needed the user would
-    // hang; the IsPassive renewal completes headless from the browser profile's Entra session.
+    // hang; the credentials come back from the secret store (SPEC §4: role credentials only a
+    // browser can renew are persisted), so no capture and no STS call. The headless IsPassive
+    // renewal itself is exercised with real Chromium in daemon/tests/saml_source.rs.
     inst.stop_daemon();
     sb.admin(
         "POST",
@@ -186,8 +188,9 @@ fn browser_login_both_roles_then_headless_renewal_without_sign_in() {
     );
     inst.start_daemon();
     let again = credential_process(&inst, "legacy-ro");
-    assert_ne!(again["AccessKeyId"], ro["AccessKeyId"]);
-    assert_eq!(sb.count("entra:Saml"), 2);
+    assert_eq!(again["AccessKeyId"], ro["AccessKeyId"]);
+    assert_eq!(sb.count("entra:Saml"), 1);
+    assert_eq!(sb.count("sts:AssumeRoleWithSAML"), redeemed);
     assert_eq!(sb.pending()["pending"].as_array().unwrap().len(), 0);
     let r = boto3_caller(&inst, &sb, "legacy-admin");
     assert!(r.contains("EntraAdmin"), "{r}");
