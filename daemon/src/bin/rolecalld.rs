@@ -158,14 +158,15 @@ fn run(args: Args) -> Result<(), String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     let result = runtime.block_on(serve(config_path, initial, listener, socket_path.clone()));
-    // Leave nothing a client could mistake for a live daemon.
+    // Stop every task first (a background refresh could otherwise write the snapshot again
+    // after it was removed), then leave nothing a client could mistake for a live daemon.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     if owns_socket {
         let _ = std::fs::remove_file(&socket_path);
     }
-    let _ = std::fs::remove_file(paths::snapshot_path());
+    SnapshotWriter::new(paths::snapshot_path()).remove();
     let _ = std::fs::remove_file(paths::pid_path());
     drop(pid_lock);
-    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     tracing::info!("rolecalld stopped");
     result
 }
