@@ -292,7 +292,11 @@ def test_daemon_serves_within_the_units_filesystem_restrictions(tmp_path):
         sandbox = E2ESandbox(root, auto_approve=True)
         inst.use_browser(follow=True)
         inst.write_ic_setup(sandbox.url)
-        env = dict(inst.env, ROLECALLD=str(bin_path("rolecalld").resolve()))
+        # A copy beside the installation: the checkout may itself live under /tmp (CI clones
+        # there), which the unit's private /tmp would hide.
+        daemon_bin = root / "rolecalld"
+        shutil.copy2(bin_path("rolecalld").resolve(), daemon_bin)
+        env = dict(inst.env, ROLECALLD=str(daemon_bin))
         log = open(root / "daemon.out", "wb")
         daemon = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", HARDEN, "harden", *rw],
