@@ -19,7 +19,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Why each package is here:
 #   libclang-dev            samael's xmlsec feature runs bindgen (panics without libclang)
 #   libxmlsec1-dev pkg-config libssl-dev   xmlsec/openssl for SAML signatures (sandbox + daemon)
-#   libdbus-1-dev           keyring / notify-rust (Secret Service, desktop notifications over D-Bus)
+#   libdbus-1-dev           keyring / notify-rust (Secret Service, desktop notifications over D-Bus);
+#                           also dbus-python (pulled in by python-dbusmock: sdist only, no wheel)
+#   libglib2.0-dev python3-dev   dbus-python's meson build needs glib-2.0 and Python headers
 #   chromium                the entra-saml capture drives a real Chromium over --remote-debugging-pipe
 #   wrk hyperfine           benchmarks (tests/benches)
 #   zsh fish tmux shellcheck   shell integration tests (real shells, an interactive pty, lint)
@@ -33,6 +35,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PACKAGES=(
   build-essential pkg-config
   libclang-dev libxmlsec1-dev libssl-dev libdbus-1-dev
+  libglib2.0-dev python3-dev
   chromium
   wrk hyperfine
   zsh fish tmux shellcheck
