@@ -11,7 +11,8 @@
 #
 #   tests/setup-system.sh            # packages + venv + node_modules
 #   tests/setup-system.sh --packages # only the system packages
-#   tests/setup-system.sh --tools    # only the venv, node_modules and cargo-deb
+#   tests/setup-system.sh --tools    # only the venv, node_modules, cargo-deb, and cargo-deny (CI's
+#                                    # check; tests/run, which runs the default, does not need it)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -134,9 +135,25 @@ setup_cargo_deb() {
   cargo install cargo-deb --locked --quiet
 }
 
+# cargo-deny checks the dependency tree against deny.toml in .ci/run (about 4 minutes to compile
+# once on the 2-core machine, so only --tools installs it). Pinned: its config format changes
+# between releases.
+setup_cargo_deny() {
+  if cargo deny --version >/dev/null 2>&1; then
+    log "cargo-deny present"
+    return 0
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo not found: cannot install cargo-deny"
+    return 1
+  fi
+  log "installing cargo-deny (cargo install cargo-deny --version 0.20.2 --locked)"
+  cargo install cargo-deny --version 0.20.2 --locked --quiet
+}
+
 case "${1:-all}" in
   --packages) install_packages ;;
-  --tools) setup_venv; setup_node; setup_cargo_deb ;;
+  --tools) setup_venv; setup_node; setup_cargo_deb; setup_cargo_deny ;;
   all | --all) install_packages; setup_venv; setup_node; setup_cargo_deb ;;
   *) log "usage: $0 [--packages|--tools]"; exit 2 ;;
 esac

@@ -10,8 +10,9 @@
 //!   connection `connect` opened, so a warm `credential-process` costs one connect.
 //! - A non-2xx reply becomes [`ClientError::Api`] carrying the daemon's [`ErrorBody`]; its
 //!   `Display` is the one line users see (`message — run: hint`).
-//! - A daemon that is not running is [`ClientError::DaemonDown`] (see [`is_daemon_down`]) when
-//!   autostart is off; with autostart on, `rolecalld` is started (see `crate::autostart`).
+//! - A daemon that is not running is [`ClientError::DaemonDown`] (see
+//!   [`ClientError::is_daemon_down`]) when autostart is off; with autostart on, `rolecalld` is
+//!   started (see `crate::autostart`).
 //! - A reply whose `x-rolecall-protocol` differs from ours means an older daemon survived an
 //!   upgrade: with autostart the daemon is replaced once and the request sent again.
 //!
@@ -48,21 +49,11 @@ pub enum ClientError {
     Protocol(String),
     /// The daemon speaks another protocol number and could not be replaced.
     ProtocolMismatch { daemon: String },
-    /// The daemon answered with an error.
-    #[allow(dead_code)] // `status` is for callers that branch on it (404 vs 503)
-    Api { status: u16, error: ErrorBody },
+    /// The daemon answered with an error (its code implies the HTTP status).
+    Api { error: ErrorBody },
 }
 
 impl ClientError {
-    /// The daemon's error body, when the daemon answered with one.
-    #[allow(dead_code)] // part of the API other commands use as they land
-    pub fn api_error(&self) -> Option<&ErrorBody> {
-        match self {
-            ClientError::Api { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-
     pub fn is_daemon_down(&self) -> bool {
         matches!(self, ClientError::DaemonDown { .. })
     }
@@ -86,7 +77,7 @@ impl fmt::Display for ClientError {
                 f,
                 "rolecalld speaks protocol {daemon}, this rolecall speaks {PROTOCOL_VERSION} — run: rolecall daemon stop && rolecall daemon start"
             ),
-            ClientError::Api { error, .. } => f.write_str(&error.one_line()),
+            ClientError::Api { error } => f.write_str(&error.one_line()),
         }
     }
 }
@@ -100,15 +91,6 @@ impl From<http::HttpError> for ClientError {
             http::HttpError::Malformed(m) => ClientError::Protocol(m),
         }
     }
-}
-
-/// Whether an error (anywhere in an `anyhow` chain) says the daemon is not running.
-#[allow(dead_code)] // part of the API other commands use as they land
-pub fn is_daemon_down(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<ClientError>()
-            .is_some_and(ClientError::is_daemon_down)
-    })
 }
 
 /// Percent-encodes one path segment (a profile or source name) for a request path.
@@ -211,12 +193,10 @@ impl Client {
     }
 
     /// POST without a body (`/v1/shutdown`, `/v1/reload`).
-    #[allow(dead_code)] // part of the API other commands use as they land
     pub fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         decode(self.request("POST", path, None)?)
     }
 
-    #[allow(dead_code)] // part of the API other commands use as they land
     pub fn delete<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -298,10 +278,7 @@ fn decode<T: DeserializeOwned>(reply: Response) -> Result<T, ClientError> {
         });
     }
     match serde_json::from_slice::<ErrorReply>(&reply.body) {
-        Ok(r) => Err(ClientError::Api {
-            status: reply.status,
-            error: r.error,
-        }),
+        Ok(r) => Err(ClientError::Api { error: r.error }),
         Err(_) => Err(ClientError::Protocol(format!(
             "status {} without an error body",
             reply.status
@@ -373,7 +350,9 @@ mod tests {
         let e = c
             .post::<_, OkReply>("/v1/login/corp", &OkReply { ok: false })
             .unwrap_err();
-        let body = e.api_error().expect("api error");
+        let ClientError::Api { error: body } = &e else {
+            panic!("not an API error: {e}")
+        };
         assert_eq!(body.code, ErrorCode::NotSignedIn);
         assert_eq!(
             e.to_string(),
@@ -402,7 +381,6 @@ mod tests {
             .err()
             .unwrap();
         assert!(e.is_daemon_down());
-        assert!(is_daemon_down(&anyhow::Error::new(e).context("while x")));
 
         let (dir, h) = serve(vec![
             b"HTTP/1.1 500 Oops\r\ncontent-length: 3\r\n\r\nabc".to_vec()

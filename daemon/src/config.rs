@@ -1,4 +1,5 @@
-//! The configuration file (SPEC §3): `[daemon]`, `[sources.*]`, `[profiles.*]`.
+//! The configuration file (docs/design.md, *Configuration*): `[daemon]`, `[sources.*]`,
+//! `[profiles.*]`.
 //!
 //! Types here are the parsed, validated form. Loading reports a bad file as
 //! `file:line:column: what is wrong`; the daemon keeps the last good config when a reload fails.
@@ -31,7 +32,7 @@ pub struct DaemonConfig {
     pub auto_login: bool,
     #[serde(with = "duration_str")]
     pub login_wait: Duration,
-    /// Profiles used within this window are kept refreshed (issue 6).
+    /// Profiles used within this window are kept refreshed (docs/refresh.md).
     #[serde(with = "duration_str")]
     pub recent_window: Duration,
     /// How long before a known end (SAML session, registration) to notify.

@@ -1,8 +1,8 @@
 //! Where each AWS call of a source goes, and the SDK client configuration for it.
 //!
-//! Resolution follows the SDKs' own conventions (SPEC §2): a source's `endpoint_url` setting
-//! wins (a daemon started by systemd or launchd inherits none of a shell's variables); else the
-//! service variable (`AWS_ENDPOINT_URL_SSO_OIDC`, `AWS_ENDPOINT_URL_SSO`,
+//! Resolution follows the SDKs' own conventions (docs/design.md, *Endpoints*): a source's
+//! `endpoint_url` setting wins (a daemon started by systemd or launchd inherits none of a shell's
+//! variables); else the service variable (`AWS_ENDPOINT_URL_SSO_OIDC`, `AWS_ENDPOINT_URL_SSO`,
 //! `AWS_ENDPOINT_URL_STS`); else `AWS_ENDPOINT_URL`; else the SDK's default for the region.
 //! `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` turns the variables off, as in the SDKs.
 //!

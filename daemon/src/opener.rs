@@ -1,5 +1,5 @@
 //! Opening a URL in the user's browser (identity-center and entra-oidc logins), and deciding
-//! whether this machine has one at all (SPEC §2).
+//! whether this machine has one at all (docs/design.md, *Browsers and the device flow*).
 //!
 //! `$BROWSER` follows the xdg convention: a colon-separated list of commands, tried in order;
 //! in each, `%s` is replaced by the URL, else the URL is appended. Commands run without a shell

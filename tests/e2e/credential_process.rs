@@ -16,7 +16,8 @@ const KEY_ORDER: [&str; 6] = [
     "AccountId",
 ];
 
-/// The output is exactly the SPEC's one JSON line, keys in order.
+/// The output is exactly the one JSON line of docs/design.md (*Serving credentials*), keys in
+/// order.
 fn assert_spec_json(stdout: &str, account: &str) -> serde_json::Value {
     assert!(stdout.ends_with('\n'), "one line: {stdout:?}");
     assert_eq!(stdout.lines().count(), 1, "one line: {stdout:?}");

@@ -1,6 +1,7 @@
 //! Shared fixtures for the shell and prompt tests: an isolated rolecall installation in a
 //! temporary directory (config, runtime dir with a status snapshot), and a tmux driver for
 //! interactive shells.
+// Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! The container credentials endpoint (SPEC §5): `GET /v1/container/<profile>` with
+//! The container credentials endpoint (docs/containers.md): `GET /v1/container/<profile>` with
 //! `Authorization: <token>` on `container_listen` (loopback), answering the JSON of
 //! [`rolecall_proto::output::ContainerCredentials`]; the token routes behind
 //! `POST/DELETE /v1/container/tokens` on the socket; and the optional IMDSv2 emulation.

@@ -1,4 +1,5 @@
-//! The socket API server: HTTP/1.1 + JSON over the daemon's Unix socket (SPEC §4).
+//! The socket API server: HTTP/1.1 + JSON over the daemon's Unix socket (docs/design.md,
+//! *The daemon and its socket*).
 //!
 //! This module owns the socket's life: the runtime directory (0700, ours), binding (0600, a
 //! stale socket removed only after a failed connect) or taking a socket-activated listener,

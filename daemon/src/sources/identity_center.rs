@@ -1,6 +1,6 @@
-//! The `identity-center` source (SPEC §2 item 1): Entra is the external IdP of IAM Identity
-//! Center; rolecall signs in to Identity Center's OIDC service and gets role credentials from
-//! the SSO portal.
+//! The `identity-center` source (docs/design.md, *identity-center*): Entra is the external IdP of
+//! IAM Identity Center; rolecall signs in to Identity Center's OIDC service and gets role
+//! credentials from the SSO portal.
 //!
 //! - Client registration per flow (`RegisterClient`), kept in the vault and renewed a day
 //!   before `clientSecretExpiresAt`.

@@ -374,7 +374,7 @@ fn is_loopback_host(u: &url::Url) -> bool {
 
 /// Whether `requested` matches a registered redirect URI: exactly, or — for a registered
 /// loopback URI without a port — the same scheme, host and path on any port (as AWS and
-/// RFC 8252 §7.3 allow for native apps).
+/// RFC 8252 section 7.3 allow for native apps).
 pub fn redirect_matches(registered: &[String], requested: &str) -> bool {
     let Ok(req) = url::Url::parse(requested) else {
         return false;
@@ -831,7 +831,7 @@ async fn authorize(sb: &Arc<Sandbox>, req: &Req) -> HandlerResult {
             "The client registration has expired.",
         ));
     }
-    // Never redirect to an unregistered URI (OAuth 2.0 §4.1.2.1): show an error page instead.
+    // Never redirect to an unregistered URI (RFC 6749 section 4.1.2.1): show an error page instead.
     if redirect_uri.is_empty() || !redirect_matches(&client.redirect_uris, redirect_uri) {
         return Ok(page(
             StatusCode::BAD_REQUEST,
