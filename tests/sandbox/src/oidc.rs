@@ -4,6 +4,10 @@
 //!
 //! Member names, HTTP statuses and error types follow botocore's `sso-oidc/2019-06-10` model.
 //! Errors carry `x-amzn-errortype` (what SDKs read) and the OAuth `error` body.
+//!
+//! The sandbox holds one Identity Center instance, named by the directory's start URL:
+//! `StartDeviceAuthorization` refuses any other `startUrl` and `RegisterClient` any other
+//! `issuerUrl` with `InvalidRequestException`, as AWS answers an unknown start URL.
 
 mod authorize;
 mod device;
@@ -96,6 +100,25 @@ impl OidcError {
     }
 }
 
+/// Whether `url` names the directory's Identity Center instance (see [`same_start_url`]).
+fn is_instance_url(sb: &Sandbox, url: &str) -> bool {
+    same_start_url(&sb.dir().identity_center.start_url, url)
+}
+
+/// Whether two start URLs name the same portal, compared the way users copy them: scheme, host,
+/// port and path must be equal; a trailing `/` and a fragment (`…/start#/` from the address
+/// bar) do not count.
+pub fn same_start_url(a: &str, b: &str) -> bool {
+    let norm = |s: &str| {
+        let mut u = url::Url::parse(s).ok()?;
+        u.set_fragment(None);
+        let path = u.path().trim_end_matches('/').to_string();
+        u.set_path(&path);
+        Some(u)
+    };
+    matches!((norm(a), norm(b)), (Some(x), Some(y)) if x == y)
+}
+
 fn fail(e: OidcError, description: &str) -> HandlerResult {
     Ok(e.reply(description))
 }
@@ -162,4 +185,31 @@ fn page(status: StatusCode, title: &str, msg: &str) -> Resp {
             m = http::escape_xml(msg)
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_start_url;
+
+    #[test]
+    fn start_urls_compare_as_users_write_them() {
+        let ours = "https://d-9067c2e5f7.awsapps.com/start";
+        for same in [
+            ours,
+            "https://d-9067c2e5f7.awsapps.com/start/",
+            "https://d-9067c2e5f7.awsapps.com/start#/",
+            "https://D-9067C2E5F7.awsapps.com/start",
+        ] {
+            assert!(same_start_url(ours, same), "{same}");
+        }
+        for other in [
+            "https://d-9067c0ffee.awsapps.com/start",
+            "http://d-9067c2e5f7.awsapps.com/start",
+            "https://d-9067c2e5f7.awsapps.com/portal",
+            "https://d-9067c2e5f7.awsapps.com/start?x=1",
+            "d-9067c2e5f7.awsapps.com/start",
+        ] {
+            assert!(!same_start_url(ours, other), "{other}");
+        }
+    }
 }

@@ -3,7 +3,7 @@
 
 use super::state::{Client, Device, State};
 use super::token::{authenticate, Redeemed};
-use super::{body_object, fail, page, req_str, OidcError, GRANT_DEVICE};
+use super::{body_object, fail, is_instance_url, page, req_str, OidcError, GRANT_DEVICE};
 use crate::http::{self, HandlerResult, Req, Resp};
 use crate::pending::Decision;
 use crate::Sandbox;
@@ -44,6 +44,12 @@ pub(super) async fn start_device(sb: &Arc<Sandbox>, req: &Req) -> HandlerResult 
     if !matches!(url::Url::parse(&start_url), Ok(u) if u.scheme() == "https" || u.scheme() == "http")
     {
         return fail(OidcError::InvalidRequest, "startUrl is not a URL");
+    }
+    if !is_instance_url(sb, &start_url) {
+        return fail(
+            OidcError::InvalidRequest,
+            "startUrl is not the start URL of an IAM Identity Center instance in this Region",
+        );
     }
     let lt = sb.lifetimes();
     let user_code = format!(

@@ -2,7 +2,7 @@
 //! URI rules of the real service.
 
 use super::state::{Client, State};
-use super::{body_object, fail, opt_str, req_str, str_list, OidcError};
+use super::{body_object, fail, is_instance_url, opt_str, req_str, str_list, OidcError};
 use super::{GRANT_CODE, GRANT_DEVICE, GRANT_REFRESH, SCOPE_ACCOUNT_ACCESS};
 use crate::http::{self, HandlerResult, Req, Resp};
 use crate::Sandbox;
@@ -89,6 +89,12 @@ pub(super) async fn register_client(sb: &Arc<Sandbox>, req: &Req) -> HandlerResu
     if let Some(u) = &issuer_url {
         if url::Url::parse(u).is_err() {
             return fail(OidcError::InvalidRequest, "issuerUrl is not a URL");
+        }
+        if !is_instance_url(sb, u) {
+            return fail(
+                OidcError::InvalidRequest,
+                "issuerUrl is not the issuer URL of an IAM Identity Center instance in this Region",
+            );
         }
     }
     let now = sb.clock.now_unix();
