@@ -273,18 +273,24 @@ where
         let mut stop_rx = stop_rx.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
-            // Looked up while the client's socket surely exists (it has just connected).
-            let refused = handler.admit_peer(peer, local).err();
-            if let Some(why) = refused {
-                tracing::warn!(%peer, why, "connection refused");
-            }
+            // Checked at the first request (the client's socket surely exists then), once per
+            // connection; sockets that never send a request cost no lookup.
+            let verdict: Arc<std::sync::OnceLock<Option<super::peer::Refusal>>> = Arc::default();
             let svc_busy = busy.clone();
             let request_timeout = limits.request_timeout;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let handler = handler.clone();
                 let guard = BusyGuard::new(svc_busy.clone());
+                let verdict = verdict.clone();
                 async move {
                     let _guard = guard;
+                    let refused = *verdict.get_or_init(|| {
+                        let r = handler.admit_peer(peer, local).err();
+                        if let Some(why) = r {
+                            tracing::warn!(%peer, why, "connection refused");
+                        }
+                        r
+                    });
                     if let Some(why) = refused {
                         drop(req);
                         let mut r = handler.refused_reply(why);
