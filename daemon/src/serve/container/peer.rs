@@ -306,6 +306,11 @@ mod tests {
             let table = std::fs::read_to_string(table).unwrap();
             assert_eq!(find_uid(&table, peer, local), Some(own_uid()));
             assert!(check_local_user(peer, local).is_ok());
+            let t = std::time::Instant::now();
+            for _ in 0..1000 {
+                assert_eq!(peer_uid(peer, local), Some(own_uid()));
+            }
+            eprintln!("{bind}: 1000 lookups in {:?}", t.elapsed());
             // A socket that does not exist is not found (and is not a listener's uid).
             let gone: SocketAddr = SocketAddr::new(peer.ip(), 1);
             assert_eq!(diag::lookup_uid(gone, local).unwrap(), None);
