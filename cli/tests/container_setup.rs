@@ -340,8 +340,11 @@ fn a_failed_remove_has_already_turned_route_localnet_off() {
 
 #[test]
 fn no_interface_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rolecall"))
-        .args(["container", "setup", "--to", "127.0.0.1:9911"])
+        .args(["container", "setup", "--apply"])
+        .env("ROLECALL_RUNTIME_DIR", dir.path())
+        .env("XDG_RUNTIME_DIR", dir.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

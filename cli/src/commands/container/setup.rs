@@ -36,11 +36,12 @@ const RELAY: &str = "rolecall-relay";
 const NFT_TABLE: &str = "rolecall";
 
 pub fn run(a: &ContainerSetupArgs) -> anyhow::Result<i32> {
-    let target = listener(a)?;
     if a.docker_desktop {
-        return docker_desktop(a, target);
+        return docker_desktop(a, listener(a)?);
     }
+    // Before asking the daemon anything: a missing bridge is the one error to report.
     let iface = interface(a.interface.as_deref())?;
+    let target = listener(a)?;
     let root = is_root();
     let fw = if a.remove {
         // Remove with whatever is there: rules may have been made by either tool.
