@@ -118,6 +118,8 @@ fn pipe(
 ) -> io::Result<()> {
     // Wake up a few times per idle period to look at the other direction's activity.
     from.set_read_timeout(Some((idle / 4).max(Duration::from_millis(50))))?;
+    // A peer that stops reading cannot hold the copy either.
+    to.set_write_timeout(Some(idle))?;
     let mut buf = [0u8; 16 * 1024];
     let r = loop {
         match from.read(&mut buf) {
