@@ -28,7 +28,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 #   zsh fish tmux shellcheck   shell integration tests (real shells, an interactive pty, lint)
 #   python3-venv            tests/.venv with boto3/awscli/moto/aws-sso-util
 #   dbus gnome-keyring      a private session bus + Secret Service for keyring tests
-#   iproute2 iptables       container endpoint tests (network namespace, 169.254.170.2 DNAT)
+#   iproute2 iptables nftables   container endpoint tests (network namespace, 169.254.170.2 DNAT)
 #   systemd                 systemd-analyze verify / systemd-socket-activate for packaging/
 #   ruby                    `ruby -c` on the Homebrew formula (packaging/homebrew)
 #   openssl xmlsec1 curl    fixtures and debugging (curl --unix-socket against the daemon)
@@ -42,7 +42,7 @@ PACKAGES=(
   zsh fish tmux shellcheck
   python3-venv
   dbus gnome-keyring
-  iproute2 iptables
+  iproute2 iptables nftables
   systemd ruby
   openssl xmlsec1 curl ca-certificates
   bsdutils procps

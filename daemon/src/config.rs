@@ -40,6 +40,9 @@ pub struct DaemonConfig {
     pub notify_ahead: Duration,
     /// Optional IMDSv2 emulation for one profile (off by default).
     pub imds: Option<ImdsConfig>,
+    /// How long a container token minted by `rolecall container` lives (renewable).
+    #[serde(with = "duration_str")]
+    pub container_token_ttl: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -54,9 +57,13 @@ impl Default for DaemonConfig {
             recent_window: Duration::from_secs(8 * 3600),
             notify_ahead: Duration::from_secs(15 * 60),
             imds: None,
+            container_token_ttl: DEFAULT_CONTAINER_TOKEN_TTL,
         }
     }
 }
+
+/// The default lifetime of a container token.
+pub const DEFAULT_CONTAINER_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -432,12 +439,36 @@ fn validate<'a>(config: &'a Config, _spans: &SpanDoc) -> Result<(), Invalid<'a>>
                 ),
             ));
         }
+        if !imds
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback())
+        {
+            // IMDS has no client authentication: beyond loopback anyone could read the keys.
+            return Err((
+                Some(Place::Daemon("imds")),
+                format!(
+                    "imds.listen must be a loopback address like \"127.0.0.1:9912\", got {:?}",
+                    imds.listen
+                ),
+            ));
+        }
         if !config.profiles.contains_key(&imds.profile) {
             return Err((
                 Some(Place::Daemon("imds")),
                 format!("imds.profile names unknown profile '{}'", imds.profile),
             ));
         }
+    }
+    let ttl = d.container_token_ttl;
+    if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(30 * 86_400) {
+        return Err((
+            Some(Place::Daemon("container_token_ttl")),
+            format!(
+                "container_token_ttl must be between 1m and 30d, got {}s",
+                ttl.as_secs()
+            ),
+        ));
     }
     for (name, source) in &config.sources {
         validate_source(name, source)?;
@@ -842,6 +873,43 @@ duration = "4h"
             "{e}"
         );
         assert!(e.starts_with("/c/config.toml:4:1: "), "{e}");
+        let text = GOOD.replace(
+            "refresh_ahead = \"20m\"",
+            "refresh_ahead = \"20m\"\nimds = { listen = \"0.0.0.0:9912\", profile = \"dev-admin\" }",
+        );
+        let e = err(&text);
+        assert!(
+            e.starts_with("/c/config.toml:4:1: imds.listen must be a loopback address"),
+            "{e}"
+        );
+        let text = GOOD.replace(
+            "refresh_ahead = \"20m\"",
+            "refresh_ahead = \"20m\"\nimds = { listen = \"[::1]:9912\", profile = \"dev-admin\" }",
+        );
+        assert!(parse(&text, Path::new("/c/config.toml")).is_ok());
+    }
+
+    #[test]
+    fn container_token_ttl_is_a_bounded_duration() {
+        let ok = parse(
+            &GOOD.replace(
+                "refresh_ahead = \"20m\"",
+                "refresh_ahead = \"20m\"\ncontainer_token_ttl = \"2h\"",
+            ),
+            Path::new("/c/config.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.daemon.container_token_ttl, Duration::from_secs(7200));
+        let dflt = parse(GOOD, Path::new("/c/config.toml")).unwrap();
+        assert_eq!(dflt.daemon.container_token_ttl, DEFAULT_CONTAINER_TOKEN_TTL);
+        let e = err(&GOOD.replace(
+            "refresh_ahead = \"20m\"",
+            "refresh_ahead = \"20m\"\ncontainer_token_ttl = \"10s\"",
+        ));
+        assert!(
+            e.starts_with("/c/config.toml:4:1: container_token_ttl must be between 1m and 30d"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -307,7 +307,10 @@ async fn start_container(
             return None;
         }
     };
-    let state = Arc::new(ContainerState::new(Arc::new(tokens), provider, &listen));
+    let state = Arc::new(
+        ContainerState::new(Arc::new(tokens), provider, &listen)
+            .with_token_ttl(cfg.daemon.container_token_ttl),
+    );
     app.set_container(Arc::clone(&state));
     let stop_app = Arc::clone(app);
     Some(tokio::spawn(container::serve_container(
