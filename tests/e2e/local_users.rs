@@ -271,3 +271,46 @@ fn a_protocol_mismatch_never_signals_a_pid_the_daemon_reports() {
     let _ = bystander.kill();
     let _ = bystander.wait();
 }
+
+/// The pid `SO_PEERCRED` reports for `socket`'s listener.
+fn listener_pid(socket: &Path) -> u32 {
+    use std::os::fd::AsRawFd;
+    let s = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into a properly sized ucred.
+    let r = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(r, 0);
+    cred.pid as u32
+}
+
+#[test]
+fn the_socket_of_an_autostarted_daemon_names_the_daemon_itself() {
+    // `rolecall daemon stop` signals only the pid the kernel reports for the socket: after the
+    // daemon's double fork that must still be the daemon, not its vanished starter.
+    let inst = Installation::new();
+    inst.rolecall(["daemon", "start"])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .assert_success();
+    let pids = inst.daemon_pids();
+    assert_eq!(pids.len(), 1);
+    assert_eq!(listener_pid(&inst.socket_path()), pids[0]);
+    inst.rolecall(["daemon", "stop"])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .assert_success();
+    assert!(inst.daemon_pids().is_empty());
+}
