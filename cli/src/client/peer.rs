@@ -76,29 +76,38 @@ pub fn refusal(stream: &UnixStream, socket: &std::path::Path) -> Option<String> 
     }
 }
 
-/// Whether `pid` is a `rolecalld` of the current user: the process belongs to our uid and
-/// its executable is named `rolecalld` (also after an upgrade replaced the file, when the
-/// kernel shows it as `… (deleted)`). Without `/proc` nothing can be verified: false.
+/// Whether `pid` is a `rolecalld` of the current user: the process's real uid is ours and its
+/// executable is named `rolecalld` (also after an upgrade replaced the file, when the kernel
+/// shows it as `… (deleted)`). A daemon that made itself non-dumpable hides `exe` from its own
+/// uid; then its `comm` decides (a process of our own uid could fake that, but code running as
+/// the user is out of scope). Without `/proc` nothing can be verified: false.
 pub fn is_our_daemon(pid: u32) -> bool {
-    use std::os::unix::fs::MetadataExt;
     if pid == 0 || pid == std::process::id() {
         return false;
     }
     let proc_dir = std::path::PathBuf::from(format!("/proc/{pid}"));
-    let Ok(meta) = std::fs::metadata(&proc_dir) else {
+    let Ok(status) = std::fs::read_to_string(proc_dir.join("status")) else {
         return false;
     };
-    if meta.uid() != rolecall_proto::paths::current_uid() {
+    let real_uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse::<u32>().ok());
+    if real_uid != Some(rolecall_proto::paths::current_uid()) {
         return false;
     }
-    let Ok(exe) = std::fs::read_link(proc_dir.join("exe")) else {
-        return false;
-    };
-    let exe = exe.to_string_lossy();
-    let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
-    std::path::Path::new(exe)
-        .file_name()
-        .is_some_and(|n| n == "rolecalld")
+    match std::fs::read_link(proc_dir.join("exe")) {
+        Ok(exe) => {
+            let exe = exe.to_string_lossy();
+            let exe = exe.strip_suffix(" (deleted)").unwrap_or(&exe);
+            std::path::Path::new(exe)
+                .file_name()
+                .is_some_and(|n| n == "rolecalld")
+        }
+        Err(_) => std::fs::read_to_string(proc_dir.join("comm"))
+            .is_ok_and(|c| c.trim_end() == "rolecalld"),
+    }
 }
 
 #[cfg(test)]
@@ -135,6 +144,25 @@ mod tests {
         );
         let _ = child.kill();
         let _ = child.wait();
+        // A program named rolecalld of ours counts, also once its file was replaced (upgrade).
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("rolecalld");
+        std::fs::copy(
+            ["/usr/bin/sleep", "/bin/sleep"]
+                .into_iter()
+                .find(|p| std::path::Path::new(p).exists())
+                .unwrap(),
+            &fake,
+        )
+        .unwrap();
+        let mut daemon = std::process::Command::new(&fake).arg("10").spawn().unwrap();
+        if cfg!(target_os = "linux") {
+            assert!(is_our_daemon(daemon.id()));
+            std::fs::remove_file(&fake).unwrap();
+            assert!(is_our_daemon(daemon.id()), "after the file was deleted");
+        }
+        let _ = daemon.kill();
+        let _ = daemon.wait();
         if rolecall_proto::paths::current_uid() != 0 {
             // pid 1 belongs to root: not ours.
             assert!(!is_our_daemon(1));
