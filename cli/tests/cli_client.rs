@@ -205,6 +205,30 @@ fn a_runtime_dir_others_can_enter_is_refused_before_anything_is_sent() {
 }
 
 #[test]
+fn a_socket_path_too_long_for_sun_path_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("r".repeat(120));
+    std::fs::create_dir_all(&run).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for args in [&["credential-process", "dev"][..], &["daemon", "start"][..]] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rolecall"));
+        c.args(args)
+            .env("ROLECALL_RUNTIME_DIR", &run)
+            .env("ROLECALL_STATE_DIR", dir.path().join("state"))
+            .env("ROLECALL_CONFIG", dir.path().join("config.toml"))
+            .stdin(Stdio::null());
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let line = stderr_line(&o);
+        assert!(
+            line.contains("longer than the") && line.contains("set ROLECALL_RUNTIME_DIR"),
+            "{args:?}: {line}"
+        );
+    }
+}
+
+#[test]
 fn an_older_daemon_is_refused_without_autostart() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
