@@ -19,6 +19,7 @@
 //! No tokio, no TLS, no config parsing: this is the hot path of every AWS call.
 
 pub mod http;
+pub mod peer;
 
 use rolecall_proto::api::{ErrorBody, ErrorReply};
 use rolecall_proto::{paths, HEADER_PROTOCOL, PROTOCOL_VERSION};
@@ -49,6 +50,9 @@ pub enum ClientError {
     Protocol(String),
     /// The daemon speaks another protocol number and could not be replaced.
     ProtocolMismatch { daemon: String },
+    /// The runtime dir or the process serving the socket is not the user's own (or the socket
+    /// path cannot work): nothing is sent. The text is the one line to show.
+    Refused(String),
     /// The daemon answered with an error (its code implies the HTTP status).
     Api { error: ErrorBody },
 }
@@ -77,6 +81,7 @@ impl fmt::Display for ClientError {
                 f,
                 "rolecalld speaks protocol {daemon}, this rolecall speaks {PROTOCOL_VERSION} — run: rolecall daemon stop && rolecall daemon start"
             ),
+            ClientError::Refused(m) => f.write_str(m),
             ClientError::Api { error } => f.write_str(&error.one_line()),
         }
     }
@@ -241,11 +246,12 @@ impl Client {
     }
 }
 
-/// Opens a connection, starting the daemon first when allowed and nothing listens.
+/// Opens a connection, starting the daemon first when allowed and nothing listens. Nothing is
+/// sent before the runtime dir and the peer's uid are checked (see [`trusted_connect`]).
 fn open(socket: &Path, autostart: bool) -> Result<UnixStream, ClientError> {
-    match UnixStream::connect(socket) {
+    match trusted_connect(socket) {
         Ok(s) => Ok(s),
-        Err(e) if is_not_listening(&e) => {
+        Err(ClientError::Connect { error, .. }) if is_not_listening(&error) => {
             if autostart {
                 crate::autostart::ensure_running(socket)
             } else {
@@ -254,10 +260,29 @@ fn open(socket: &Path, autostart: bool) -> Result<UnixStream, ClientError> {
                 })
             }
         }
-        Err(error) => Err(ClientError::Connect {
-            socket: socket.to_path_buf(),
-            error,
-        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Connects to `socket` only when its directory is private to us (one `lstat`) and the process
+/// serving it runs as our uid: a runtime dir another user created first could hold a fake
+/// daemon that hands out credentials of its choosing and collects what we send.
+pub(crate) fn trusted_connect(socket: &Path) -> Result<UnixStream, ClientError> {
+    rolecall_proto::trust::check_socket_path(socket).map_err(ClientError::Refused)?;
+    if let Some(dir) = socket.parent() {
+        if let rolecall_proto::trust::DirState::Untrusted(why) =
+            rolecall_proto::trust::runtime_dir_state(dir)
+        {
+            return Err(ClientError::Refused(why));
+        }
+    }
+    let stream = UnixStream::connect(socket).map_err(|error| ClientError::Connect {
+        socket: socket.to_path_buf(),
+        error,
+    })?;
+    match peer::refusal(&stream, socket) {
+        None => Ok(stream),
+        Some(why) => Err(ClientError::Refused(why)),
     }
 }
 
@@ -296,7 +321,7 @@ mod tests {
     /// A one-shot server that answers each connection with the next canned reply and records
     /// the requests.
     fn serve(replies: Vec<Vec<u8>>) -> (tempfile::TempDir, std::thread::JoinHandle<Vec<String>>) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let listener = UnixListener::bind(dir.path().join("s.sock")).unwrap();
         let h = std::thread::spawn(move || {
             let mut seen = Vec::new();
@@ -374,9 +399,17 @@ mod tests {
         h.join().unwrap();
     }
 
+    /// A temporary directory as private as a runtime dir must be (tempfile makes it 0755).
+    fn private_dir() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    }
+
     #[test]
     fn down_daemon_and_garbage_replies() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let e = Client::connect_to(dir.path().join("absent.sock"), false)
             .err()
             .unwrap();
@@ -392,6 +425,26 @@ mod tests {
             "{e}"
         );
         h.join().unwrap();
+    }
+
+    #[test]
+    fn nothing_is_sent_through_a_runtime_dir_others_can_enter() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, _h) = serve(vec![]);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = Client::connect_to(dir.path().join("s.sock"), false)
+            .err()
+            .expect("refused");
+        assert!(matches!(e, ClientError::Refused(_)), "{e}");
+        assert!(e.to_string().contains("mode 755"), "{e}");
+        // The same through a symlink to a private dir.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let outer = private_dir();
+        std::os::unix::fs::symlink(dir.path(), outer.path().join("run")).unwrap();
+        let e = Client::connect_to(outer.path().join("run/s.sock"), false)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("is a symlink"), "{e}");
     }
 
     #[test]

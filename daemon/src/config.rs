@@ -481,7 +481,10 @@ fn validate<'a>(config: &'a Config, _spans: &SpanDoc) -> Result<(), Invalid<'a>>
 
 fn validate_url<'a>(place: Place<'a>, key: &str, value: &str) -> Result<(), Invalid<'a>> {
     match url::Url::parse(value) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        // https anywhere, plain http only to loopback (see endpoints::check_transport).
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            crate::endpoints::check_transport(&u, key).map_err(|e| (Some(place), e))
+        }
         _ => Err((
             Some(place),
             format!("{key} must be an http(s) URL, got {value:?}"),
@@ -827,6 +830,38 @@ duration = "4h"
         assert!(e.contains("missing field `start_url`"), "{e}");
         let line = text.lines().position(|l| l == "[sources.corp]").unwrap() + 1;
         assert!(e.starts_with(&format!("/c/config.toml:{line}:")), "{e}");
+    }
+
+    #[test]
+    fn plain_http_off_loopback_is_refused_for_every_url() {
+        let text = GOOD.replace(
+            "https://d-1234567890.awsapps.com/start",
+            "http://d-1234567890.awsapps.com/start",
+        );
+        let e = err(&text);
+        assert!(e.contains("start_url") && e.contains("plain http"), "{e}");
+        let e = err(&GOOD.replace(
+            "app_identifier =",
+            "authority = \"http://login.example.com\"\napp_identifier =",
+        ));
+        assert!(e.contains("authority") && e.contains("plain http"), "{e}");
+        let e = err(&GOOD.replace(
+            "region = \"eu-west-1\"\n",
+            "region = \"eu-west-1\"\nendpoint_url = \"http://10.1.2.3:4566\"\n",
+        ));
+        assert!(
+            e.contains("endpoint_url") && e.contains("plain http"),
+            "{e}"
+        );
+        // Loopback http stays allowed (the sandbox, LocalStack).
+        parse(
+            &GOOD.replace(
+                "region = \"eu-west-1\"\n",
+                "region = \"eu-west-1\"\nendpoint_url = \"http://127.0.0.1:4566\"\n",
+            ),
+            Path::new("x"),
+        )
+        .unwrap();
     }
 
     #[test]

@@ -139,6 +139,12 @@ fn run(args: Args) -> Result<(), String> {
     if !args.foreground {
         daemonize()?;
     }
+    if owns_socket {
+        // The kernel gives clients the credentials of the process that called listen(): that
+        // was the starter before the double fork. Listen again so that they name this process,
+        // which `rolecall daemon stop` then verifies before it ever signals it.
+        socket::claim_peer_credentials(&listener)?;
+    }
     write_pid(&mut pid_lock).map_err(|e| format!("cannot write the pid file: {e}"))?;
     if let Err(e) = logging::init(&paths::log_path(), args.foreground) {
         eprintln!(

@@ -424,6 +424,7 @@ impl EntraOidc {
             .device_code(self.client_id(), &self.scope)
             .await
             .map_err(|f| self.entra_error("requesting a device code", &f, "device"))?;
+        signin::check_device_pages(&self.name, &[Some(&dc.verification_uri)])?;
         progress.send_modify(|st| {
             st.flow = Some("device".into());
             st.verification_uri = Some(dc.verification_uri.clone());

@@ -351,6 +351,7 @@ impl IdentityCenter {
         };
         let uri = auth.verification_uri().map(str::to_string);
         let complete = auth.verification_uri_complete().map(str::to_string);
+        signin::check_device_pages(&self.name, &[uri.as_deref(), complete.as_deref()])?;
         progress.send_modify(|st| {
             st.flow = Some("device".into());
             st.verification_uri = uri.clone();
