@@ -53,6 +53,26 @@ fn keyring_user(dir: &Path) -> String {
     format!("secret-store-key {}", abs.display())
 }
 
+/// The keyring entry for `dir`'s key. With the Secret Service, over a fresh connection each
+/// time: the keyring crate's own default store connects once per process, and after the
+/// Secret Service restarts (or if it was not up at that moment) it would fail for the rest of
+/// the daemon's life, which would turn a short outage into one that only a restart ends.
+#[cfg(all(
+    unix,
+    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+))]
+fn entry(dir: &Path) -> Result<keyring_core::Entry, String> {
+    use keyring_core::api::CredentialStoreApi as _;
+    let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| describe(&e))?;
+    store
+        .build(KEYRING_SERVICE, &keyring_user(dir), None)
+        .map_err(|e| describe(&e))
+}
+
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+)))]
 fn entry(dir: &Path) -> Result<keyring::Entry, String> {
     keyring::Entry::new(KEYRING_SERVICE, &keyring_user(dir)).map_err(|e| describe(&e))
 }
