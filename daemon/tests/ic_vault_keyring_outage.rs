@@ -155,7 +155,10 @@ fn keyring_outage_keeps_the_store_and_moves_happen_only_as_configured() {
             "{e}"
         );
         let msg = e.to_string();
-        assert!(msg.contains("retries") && msg.contains("nothing is lost"), "{msg}");
+        assert!(
+            msg.contains("retries") && msg.contains("nothing is lost"),
+            "{msg}"
+        );
         assert_eq!(std::fs::read(state.join(STORE_FILE)).unwrap(), before);
         assert_eq!(files(&state), listing, "no key file, nothing set aside");
     }
