@@ -94,7 +94,17 @@ fn keyring_outage_keeps_the_store_and_moves_happen_only_as_configured() {
             .map(|s| s.success())
             .unwrap_or(false);
         if !found {
-            eprintln!("SKIPPED: {tool} is not installed (tests/setup-system.sh installs it)");
+            let reason = format!("{tool} is not installed (tests/setup-system.sh installs it)");
+            if let Some(log) = std::env::var_os("ROLECALL_SKIP_LOG") {
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(log)
+                {
+                    let _ = writeln!(f, "keyring_outage_keeps_the_store_and_moves_happen_only_as_configured: {reason}");
+                }
+            }
+            eprintln!("SKIP: {reason}");
             return;
         }
     }
