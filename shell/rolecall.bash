@@ -105,12 +105,16 @@ __rolecall_complete() {
     fi
     # Nothing to offer: an empty reply lets `-o default` complete file names (exec's command).
     [ -n "$words" ] || return 0
+    # Not `compgen -W`: it expands `$(...)`, backticks and variables in the words, and names
+    # come from a config file. `read -a` only splits; the quoted "$cur" pattern matches literally.
     local w
-    while IFS= read -r w; do
-        [ -n "$w" ] && COMPREPLY+=("$w")
-    done <<EOT
-$(compgen -W "$words" -- "$cur")
-EOT
+    local -a cands
+    IFS=$' \t\n' read -r -d '' -a cands <<<"$words" || true
+    for w in "${cands[@]}"; do
+        case $w in
+            "$cur"*) COMPREPLY+=("$w") ;;
+        esac
+    done
     return 0
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod client;
 mod commands;
 mod fast;
+mod printable;
 
 use clap::Parser;
 

@@ -181,3 +181,36 @@ fn an_unreadable_runtime_dir_is_silence_too() {
         .unwrap();
     silent(&o, "missing runtime dir");
 }
+
+/// A snapshot whose account and role names carry terminal escape sequences (as a hostile or
+/// broken upstream could send): the real `rolecall prompt` prints them without the control
+/// characters.
+#[test]
+fn escape_sequences_from_upstream_never_reach_the_terminal() {
+    let ins = Install::new();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let doc = serde_json::json!({
+        "pid": std::process::id(),
+        "written_at": now,
+        "profiles": {
+            "dev-admin": {
+                "account": "111111111111",
+                "account_name": "Dev\u{1b}]0;owned\u{7}\u{1b}[2J",
+                "role": "Admin\u{9b}1;1H\r\n",
+                "expires": now + 7200,
+            }
+        }
+    });
+    std::fs::write(ins.snapshot_path(), doc.to_string()).unwrap();
+    let o = ins
+        .command(shell_common::BIN)
+        .args(["prompt", "--format", "{account} {role}"])
+        .env("ROLECALL_PROFILE", "dev-admin")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&o), "Dev]0;owned[2J Admin1;1H");
+    assert_eq!(stderr(&o), "");
+}

@@ -186,6 +186,111 @@ complete -p rolecall
     assert!(lines[7].contains("-F __rolecall_complete"), "{}", lines[7]);
 }
 
+/// Names with shell syntax in them (from a hand-edited config, or printed by some other
+/// `rolecall`) are completion words, never code: neither bash, zsh nor fish runs them.
+#[test]
+fn completion_never_runs_what_names_contain() {
+    let ins = Install::new();
+    let marker = ins.path().join("pwned-config");
+    let fake_marker = ins.path().join("pwned-fake");
+    let cfg = format!(
+        "{}\n[profiles.\"$(touch {m})\"]\nsource = \"corp\"\naccount = \"111111111111\"\nrole = \"X\"\n\n[profiles.\"`touch {m}`\"]\nsource = \"corp\"\naccount = \"111111111111\"\nrole = \"X\"\n",
+        shell_common::CONFIG,
+        m = marker.display()
+    );
+    std::fs::write(ins.path().join("config.toml"), cfg).unwrap();
+    // Words carry no spaces (they are split on them, as `compgen -W` did): the payload is a
+    // script that leaves a marker when run.
+    use std::os::unix::fs::PermissionsExt;
+    let pwn = ins.path().join("pwn");
+    std::fs::write(
+        &pwn,
+        format!("#!/bin/sh\ntouch '{}'\n", fake_marker.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&pwn, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let fake = ins.path().join("fake-rolecall");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' dev-x '$({m})' '`{m}`' '*' '$HOME'\n",
+            m = pwn.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let bash = format!(
+        r#"set -u
+{init}
+comp() {{ COMP_WORDS=("$@"); COMP_CWORD=$(( $# - 1 )); COMPREPLY=(); __rolecall_complete; printf '%s|' "${{COMPREPLY[@]-}}"; echo; }}
+comp rolecall use ''
+__rolecall_bin='{fake}'
+comp rolecall use ''
+comp rolecall use '$'
+"#,
+        init = init_line("bash"),
+        fake = fake.display()
+    );
+    let o = ins.command("bash").arg("-c").arg(&bash).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[0], "dev-admin|prod-ro|",
+        "names the daemon refuses are not offered"
+    );
+    let m = pwn.display();
+    assert_eq!(
+        lines[1],
+        format!("dev-x|$({m})|`{m}`|*|$HOME|"),
+        "words are offered literally"
+    );
+    assert_eq!(lines[2], format!("$({m})|$HOME|"));
+
+    if which("zsh") {
+        let zsh = format!(
+            "{init}\n__rolecall_bin='{fake}'\nprint -rl -- ${{(f)\"$(__rolecall_names profiles)\"}}\n",
+            init = init_line("zsh"),
+            fake = fake.display()
+        );
+        let o = ins
+            .command("zsh")
+            .arg("-f")
+            .arg("-c")
+            .arg(&zsh)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    if which("fish") {
+        let fish = format!(
+            "{}\nset __rolecall_bin '{}'\ncomplete -C 'rolecall use '",
+            init_line("fish"),
+            fake.display()
+        );
+        let o = ins
+            .command("fish")
+            .arg("--no-config")
+            .arg("-c")
+            .arg(&fish)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).contains("$("), "{}", stdout(&o));
+    }
+    assert!(!marker.exists(), "a name from the config was run");
+    assert!(!fake_marker.exists(), "a completion word was run");
+}
+
+fn which(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
 #[test]
 fn fish_completion_offers_profiles_and_sources() {
     let ins = Install::new();

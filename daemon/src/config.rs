@@ -318,12 +318,43 @@ pub fn load(path: &std::path::Path) -> Result<LoadedConfig, ConfigError> {
             })
         }
     };
+    check_file_safety(path)?;
     let config = parse(&text, path)?;
     Ok(LoadedConfig {
         path: path.to_path_buf(),
         exists: true,
         config,
     })
+}
+
+/// Refuses a config file that someone else could have written: it names the browser the daemon
+/// runs and the endpoints refresh tokens and assertions are sent to. Only group/other *write*
+/// is refused (0644 is fine); the owner must be the user running the daemon, or root.
+fn check_file_safety(path: &std::path::Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::MetadataExt;
+    let refuse = |message: String| ConfigError {
+        path: path.to_path_buf(),
+        location: None,
+        message,
+    };
+    let meta =
+        std::fs::metadata(path).map_err(|e| refuse(format!("cannot read the config file: {e}")))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(refuse(format!(
+            "refused: the config file is owned by uid {}, not by you (uid {me}); another user could steer where your tokens go (copy it to a file you own)",
+            meta.uid()
+        )));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o022 != 0 {
+        return Err(refuse(format!(
+            "refused: the config file is writable by group or others (mode {mode:04o}); another user could steer where your tokens go (fix: chmod go-w {})",
+            path.display()
+        )));
+    }
+    Ok(())
 }
 
 /// Parses and validates config text; `path` only names the file in errors.
@@ -471,12 +502,28 @@ fn validate<'a>(config: &'a Config, _spans: &SpanDoc) -> Result<(), Invalid<'a>>
         ));
     }
     for (name, source) in &config.sources {
+        check_name(Place::Source(name, None), "source", name)?;
         validate_source(name, source)?;
     }
     for (name, profile) in &config.profiles {
         validate_profile(config, name, profile)?;
     }
     Ok(())
+}
+
+/// Source and profile names follow one rule (see `rolecall_proto::names`): they become file
+/// names, secret-store keys, socket API paths and shell completion words.
+fn check_name<'a>(place: Place<'a>, what: &str, name: &str) -> Result<(), Invalid<'a>> {
+    if rolecall_proto::names::is_valid_name(name) {
+        return Ok(());
+    }
+    Err((
+        Some(place),
+        format!(
+            "{what} name {name:?} is not allowed: use {}",
+            rolecall_proto::names::NAME_RULE
+        ),
+    ))
 }
 
 fn validate_url<'a>(place: Place<'a>, key: &str, value: &str) -> Result<(), Invalid<'a>> {
@@ -569,16 +616,7 @@ fn validate_profile<'a>(
     profile: &'a ProfileConfig,
 ) -> Result<(), Invalid<'a>> {
     let p = |k: &'a str| Place::Profile(name, Some(k));
-    if name.is_empty()
-        || name
-            .chars()
-            .any(|c| c == '/' || c.is_control() || c.is_whitespace())
-    {
-        return Err((
-            Some(Place::Profile(name, None)),
-            format!("profile name {name:?} may not contain '/', spaces or control characters"),
-        ));
-    }
+    check_name(Place::Profile(name, None), "profile", name)?;
     let Some(source) = config.sources.get(&profile.source) else {
         let known: Vec<&str> = config.sources.keys().map(String::as_str).collect();
         let known = if known.is_empty() {
@@ -974,5 +1012,87 @@ duration = "4h"
         assert!(!is_iam_arn("arn:aws:iam::12345678901:role/Name", "role"));
         assert!(!is_iam_arn("arn:aws:sts::123456789012:role/Name", "role"));
         assert!(!is_iam_arn("arn:aws:iam::123456789012:role/", "role"));
+    }
+
+    #[test]
+    fn names_follow_one_rule() {
+        let text = GOOD.replace("[sources.corp]", "[sources.\"$(touch /tmp/x)\"]");
+        let text = text.replace("source = \"corp\"", "source = \"$(touch /tmp/x)\"");
+        let e = err(&text);
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("[sources.\"$("))
+            .unwrap()
+            + 1;
+        assert!(
+            e.starts_with(&format!(
+                "/c/config.toml:{line}:1: source name \"$(touch /tmp/x)\" is not allowed"
+            )),
+            "{e}"
+        );
+        let e = err(&GOOD.replace("[sources.corp]", "[sources.\"../x\"]"));
+        assert!(e.contains("source name \"../x\" is not allowed"), "{e}");
+        for bad in ["`id`", "a b", ".hidden", "x/y"] {
+            let e = err(&GOOD.replace("[profiles.dev-admin]", &format!("[profiles.\"{bad}\"]")));
+            assert!(
+                e.contains("profile name") && e.contains("not allowed"),
+                "{bad}: {e}"
+            );
+            let line = GOOD
+                .lines()
+                .position(|l| l == "[profiles.dev-admin]")
+                .unwrap()
+                + 1;
+            assert!(e.starts_with(&format!("/c/config.toml:{line}:1:")), "{e}");
+        }
+    }
+
+    #[test]
+    fn config_writable_by_others_is_refused_with_the_fix() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        for (mode, ok) in [(0o600, true), (0o644, true), (0o664, false), (0o646, false)] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            match load(&path) {
+                Ok(l) => assert!(ok, "mode {mode:o} accepted: {:?}", l.path),
+                Err(e) => {
+                    assert!(!ok, "mode {mode:o} refused: {e}");
+                    let e = e.to_string();
+                    assert_eq!(e.lines().count(), 1, "{e}");
+                    assert!(e.contains(&format!("chmod go-w {}", path.display())), "{e}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn config_owned_by_another_user_is_refused() {
+        // Needs root to give the file away (CI runs as root).
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            let reason = "giving a file to another user needs root";
+            if let Some(log) = std::env::var_os("ROLECALL_SKIP_LOG") {
+                use std::io::Write;
+                if let Ok(mut f) = std::fs::OpenOptions::new()
+                    .append(true)
+                    .create(true)
+                    .open(log)
+                {
+                    let _ = writeln!(f, "config_owned_by_another_user_is_refused: {reason}");
+                }
+            }
+            eprintln!("SKIP: {reason}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, GOOD).unwrap();
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+        let e = load(&path).expect_err("owned by nobody").to_string();
+        assert!(e.contains("owned by uid 65534"), "{e}");
+        std::os::unix::fs::chown(&path, Some(0), Some(0)).unwrap();
+        load(&path).unwrap();
     }
 }

@@ -320,6 +320,43 @@ fn malformed_config_at_start_is_located_and_the_daemon_still_runs() {
 }
 
 #[test]
+fn hostile_names_and_a_config_others_can_write_are_refused_at_load() {
+    let tmp = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("ran");
+    let bad = format!(
+        "[daemon]\nsecret_store = \"file\"\n\n[sources.\"$(touch {m})\"]\nkind = \"identity-center\"\nstart_url = \"https://d-1.awsapps.com/start\"\nregion = \"eu-west-1\"\n",
+        m = marker.display()
+    );
+    let mut d = Daemon::start(Some(&bad));
+    let err = d.get("/v1/status").json()["daemon"]["config_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let prefix = format!("{}:4:1: source name ", d.config().display());
+    assert!(
+        err.starts_with(&prefix) && err.contains("is not allowed"),
+        "{err}"
+    );
+    assert!(!marker.exists());
+    assert_eq!(d.post("/v1/shutdown", None).status, 200);
+    d.wait_exit(Duration::from_secs(10));
+
+    let mut d = Daemon::prepare(Some(GOOD_CONFIG));
+    std::fs::set_permissions(d.config(), std::fs::Permissions::from_mode(0o664)).unwrap();
+    d.spawn_foreground();
+    let err = d.get("/v1/status").json()["daemon"]["config_error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("writable by group or others") && err.contains("chmod go-w"),
+        "{err}"
+    );
+    assert_eq!(d.post("/v1/shutdown", None).status, 200);
+    d.wait_exit(Duration::from_secs(10));
+}
+
+#[test]
 fn reload_keeps_the_last_good_config_on_error() {
     let d = Daemon::start(Some(GOOD_CONFIG));
     // A semantic error: the refresh window botocore needs.

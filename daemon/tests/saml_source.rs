@@ -265,6 +265,47 @@ async fn capture_both_roles_then_silent_renewal_then_session_gone() {
     assert_eq!(s3.session_state().await, SessionState::NeedsLogin);
 }
 
+/// An STS that takes each assertion once (the sandbox's single-use switch): the first role is
+/// redeemed from the login's assertion, every other one from a fresh silent capture of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sts_refusing_a_second_use_gets_a_fresh_silent_capture_per_role() {
+    let r = rig(true).await;
+    let on = r
+        .admin("sts/saml-single-use", serde_json::json!({"enabled": true}))
+        .await;
+    assert_eq!(on["saml_single_use"], true);
+    let s = r.source();
+    login(&s).await.unwrap();
+    assert_eq!(r.count("entra:Saml"), 1);
+
+    let admin = s.credentials(&profile(ADMIN)).await.unwrap();
+    assert_eq!(
+        r.count("entra:Saml"),
+        1,
+        "the first role uses the login's assertion"
+    );
+    let ro = s.credentials(&profile(RO)).await.unwrap();
+    assert_eq!(
+        r.count("entra:Saml"),
+        2,
+        "one fresh capture for the second role"
+    );
+    assert!(caller_arn(&r.sb, &admin)
+        .await
+        .contains(":assumed-role/EntraAdmin/alice@"));
+    assert!(caller_arn(&r.sb, &ro)
+        .await
+        .contains(":assumed-role/EntraReadOnly/alice@"));
+    // Asked again while the fresh assertion is held: used once already, so another capture.
+    let ro2 = s.credentials(&profile(RO)).await.unwrap();
+    assert_ne!(ro2.access_key_id, ro.access_key_id);
+    assert_eq!(r.count("entra:Saml"), 3);
+    assert!(
+        r.sb.sandbox.pending.list().is_empty(),
+        "all silent, no user"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sign_in_that_never_completes_times_out() {
     let r = rig(false).await;

@@ -432,6 +432,48 @@ def test_exec_sets_the_endpoint_scrubs_the_env_and_passes_exit_codes(inst):
     assert f"AWSReservedSSO_{ROLE}_" in r.stdout
 
 
+def test_exec_ignores_a_default_profile_and_web_identity_variables(inst):
+    """A [default] with static keys in ~/.aws/credentials and ~/.aws/config, and web identity
+    variables, all come before the container provider in botocore's chain: under `rolecall
+    exec` none of them may be used."""
+    inst.login()
+    aws = inst.home / ".aws"
+    aws.mkdir()
+    (aws / "credentials").write_text(
+        "[default]\naws_access_key_id = AKIASTATICCREDFILE01\naws_secret_access_key = s1\n"
+    )
+    (aws / "config").write_text(
+        "[default]\nregion = us-east-2\naws_access_key_id = AKIASTATICCONFIGF02\naws_secret_access_key = s2\n"
+    )
+    token = inst.dir / "web-identity-token"
+    token.write_text("not-a-real-token")
+    dirty = {
+        "AWS_CONFIG_FILE": str(aws / "config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(aws / "credentials"),
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(token),
+        "AWS_ROLE_ARN": "arn:aws:iam::999999999999:role/SomeoneElse",
+        "AWS_ROLE_SESSION_NAME": "other",
+    }
+    script = WHOAMI + (
+        "import os\n"
+        "print(s.region_name)\n"
+        "print(c.get_frozen_credentials().access_key)\n"
+        "print(os.environ['AWS_CONFIG_FILE'])\n"
+        "print(sorted(k for k in os.environ if k in %r))\n" % sorted(dirty)
+    )
+    for static in ([], ["--static"]):
+        r = inst.rc("exec", PROFILE, *static, "--", PY, "-c", script, env=dirty)
+        method, arn, region, key, config_file, left = r.stdout.splitlines()
+        assert method == ("env" if static else "container-role"), r.stdout
+        assert f"AWSReservedSSO_{ROLE}_" in arn
+        assert region == REGION, "the profile's region, not the [default] one"
+        assert key.startswith("ASIA"), key
+        assert left == "['AWS_CONFIG_FILE', 'AWS_SHARED_CREDENTIALS_FILE']", left
+        assert config_file.startswith(str(inst.dir / "run")), config_file
+        assert not pathlib.Path(config_file).exists(), "removed once the child ended"
+    assert [p.name for p in (inst.dir / "run").iterdir() if p.name.startswith("exec-")] == []
+
+
 def test_exec_forwards_signals_and_a_killed_exec_loses_its_token(inst):
     inst.login()
     ready = inst.dir / "ready"

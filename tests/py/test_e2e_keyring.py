@@ -4,7 +4,8 @@ stdin) — no user's keyring is touched.
 
 Checks: the key lives in the keyring (no key file), the store file is sealed and private, a
 restart needs no login, the key is read once at start (the keyring may go away afterwards), and
-a tampered store is reported, set aside, and never crashes the daemon.
+a tampered store is reported, set aside, and never crashes the daemon. A keyring that does not
+answer when the daemon starts costs nothing: the daemon says so and retries until it is back.
 """
 
 import os
@@ -22,16 +23,39 @@ dbus = pytest.importorskip("dbus")
 SECRETS = "org.freedesktop.secrets"
 
 
+# A session bus without service directories: a stopped keyring is not started again behind
+# the test's back (the system's org.freedesktop.secrets.service would start a locked one).
+BUS_WITHOUT_ACTIVATION = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>{address}</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"""
+
+
 class Keyring:
-    def __init__(self, inst):
+    def __init__(self, inst, activation=True):
         for tool in ("dbus-daemon", "gnome-keyring-daemon"):
             if shutil.which(tool) is None:
                 pytest.skip(f"{tool} is not installed (tests/setup-system.sh installs it)")
         self.inst = inst
         sock = inst.root / "bus"
         self.address = f"unix:path={sock}"
+        if activation:
+            bus_args = ["--session", f"--address={self.address}"]
+        else:
+            conf = inst.root / "bus.conf"
+            conf.write_text(BUS_WITHOUT_ACTIVATION.format(address=self.address))
+            bus_args = [f"--config-file={conf}"]
         self.bus_proc = subprocess.Popen(
-            ["dbus-daemon", "--session", "--nofork", "--nopidfile", f"--address={self.address}"],
+            ["dbus-daemon", "--nofork", "--nopidfile", *bus_args],
             stdout=subprocess.DEVNULL,
         )
         assert wait_until(sock.exists, timeout=10)
@@ -170,6 +194,57 @@ def test_keyring_round_trip_restart_and_tampered_store(installation):
         assert "rolecall login corp" in r.stderr, r.stderr
         assert len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert inst.run(["daemon", "status"]).returncode == 0, "the daemon is still up"
+    finally:
+        if daemon.proc and daemon.proc.poll() is None:
+            daemon.proc.kill()
+        inst.kill_all()
+        sandbox.stop()
+        kr.stop()
+
+
+def test_keyring_outage_at_start_keeps_the_store_and_recovers_without_a_restart(installation):
+    inst = installation
+    kr = Keyring(inst, activation=False)
+    sandbox = E2ESandbox(inst.root, auto_approve=True)
+    daemon = Daemon(inst)
+    try:
+        inst.use_browser(follow=True)
+        inst.write_ic_setup(sandbox.url, daemon_extra="auto_login = false")
+        text = inst.config.read_text().replace('secret_store = "file"', 'secret_store = "keyring"')
+        inst.config.write_text(text)
+        inst.env["DBUS_SESSION_BUS_ADDRESS"] = kr.address
+        daemon.start()
+        r = inst.run(["login", "corp"], timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert inst.run(["credential-process", "dev-admin"]).returncode == 0
+        daemon.stop()
+        store = inst.state_dir / "secrets.bin"
+        sealed = store.read_bytes()
+        before = sorted(p.name for p in inst.state_dir.iterdir() if p.name.startswith("secrets"))
+
+        # The Secret Service is away when the daemon starts (a session still coming up, a
+        # keyring restarting): the daemon runs, says why the source waits, and keeps the store.
+        kr.stop_keyring()
+        daemon.start()
+        r = inst.run(["credential-process", "dev-admin"])
+        assert r.returncode != 0
+        assert "keyring" in r.stderr and "retries" in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        status = inst.run(["status"])
+        assert "keyring does not answer" in status.stdout, status.stdout + status.stderr
+        assert store.read_bytes() == sealed, "the store file is untouched"
+        after = sorted(p.name for p in inst.state_dir.iterdir() if p.name.startswith("secrets"))
+        assert after == before, "no key file, nothing set aside"
+
+        # The keyring comes back: the daemon opens the store by itself; the session is intact.
+        kr.start_keyring()
+        assert wait_until(
+            lambda: inst.run(["credential-process", "dev-admin"]).returncode == 0, timeout=30
+        ), inst.daemon_log() + daemon.output()
+        assert inst.browser_launches() == 1, "no new sign-in"
+        log = inst.daemon_log() + daemon.output()
+        assert "the secret store is open now" in log, log
+        assert not (inst.state_dir / "secrets.key").exists()
     finally:
         if daemon.proc and daemon.proc.poll() is None:
             daemon.proc.kill()

@@ -137,6 +137,23 @@ def test_saml_both_roles_then_caller_identity(sandbox_auto):
         assert me["UserId"].startswith("AROA") and me["UserId"].endswith(":" + ALICE)
 
 
+def test_saml_single_use_switch_refuses_a_second_redemption(sandbox_auto):
+    sb = sandbox_auto
+    sb.admin_ok("POST", "/sts/saml-single-use", {"enabled": True})
+    assertion = saml_response(sb.url)
+    kw = dict(PrincipalArn=PROVIDER, SAMLAssertion=assertion, DurationSeconds=900)
+    sts(sb.url).assume_role_with_saml(RoleArn=ADMIN_ROLE, **kw)
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        sts(sb.url).assume_role_with_saml(RoleArn=RO_ROLE, **kw)
+    assert error_code(e) == ("InvalidIdentityToken", 400)
+    assert "already been used" in e.value.response["Error"]["Message"]
+    # A fresh assertion works; switched off, one assertion serves every role again.
+    sts(sb.url).assume_role_with_saml(RoleArn=RO_ROLE, **dict(kw, SAMLAssertion=saml_response(sb.url)))
+    sb.admin_ok("POST", "/sts/saml-single-use", {"enabled": False})
+    sts(sb.url).assume_role_with_saml(RoleArn=RO_ROLE, **kw)
+    sts(sb.url).assume_role_with_saml(RoleArn=ADMIN_ROLE, **kw)
+
+
 def test_saml_refusals(sandbox_auto):
     sb = sandbox_auto
     cases = [

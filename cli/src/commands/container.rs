@@ -183,23 +183,65 @@ fn yaml_quote(v: &str) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| format!("\"{v}\""))
 }
 
-/// Writes the token 0600, replacing the file's content (no trailing newline: SDKs send the
-/// file's bytes as the header value).
+/// Writes the token 0600 (no trailing newline: SDKs send the file's bytes as the header value).
+///
+/// The token goes into a fresh temp file beside the target (created with `O_EXCL|O_NOFOLLOW`,
+/// so nothing planted there is opened), which is then renamed over the path. A symlink or
+/// hard link planted at the path is replaced, never followed: the file it points to is left
+/// untouched, and no reader ever sees a half-written token.
 fn write_token_file(path: &Path, token: &str) -> anyhow::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("cannot write the token file {}", path.display()))?;
-    // An existing file keeps its mode on open: tighten it before the secret goes in.
-    f.set_permissions(std::fs::Permissions::from_mode(0o600))
-        .with_context(|| format!("cannot make {} private (0600)", path.display()))?;
-    f.write_all(token.as_bytes())
-        .with_context(|| format!("cannot write the token file {}", path.display()))?;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let name = path
+        .file_name()
+        .with_context(|| format!("the token file {} names no file", path.display()))?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let mut nonce = [0u8; 8];
+    getrandom_bytes(&mut nonce);
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".tmp-{}", hex_lower(&nonce)));
+    let tmp = dir.join(tmp_name);
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+            .open(&tmp)?;
+        f.write_all(token.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write the token file {}", path.display()));
+    }
     Ok(())
+}
+
+/// Random bytes for a temp file's name (unpredictable, so it cannot be planted in advance).
+fn getrandom_bytes(buf: &mut [u8]) {
+    use std::io::Read as _;
+    let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf));
+    if filled.is_err() {
+        // O_EXCL still refuses a planted name; the fallback only has to differ between runs.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ u128::from(std::process::id());
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = (t >> ((i % 16) * 8)) as u8;
+        }
+    }
+}
+
+fn hex_lower(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn revoke(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
@@ -285,6 +327,32 @@ mod tests {
             render(&v, ContainerFormat::Compose),
             "environment:\n  AWS_CONTAINER_CREDENTIALS_FULL_URI: \"http://127.0.0.1:9911/v1/container/dev\"\n  AWS_CONTAINER_AUTHORIZATION_TOKEN: \"rct_TOKEN\"\n"
         );
+    }
+
+    #[test]
+    fn token_file_replaces_a_planted_symlink_and_leaves_its_target_alone() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::fs::set_permissions(&victim, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let p = dir.path().join("tok");
+        std::os::unix::fs::symlink(&victim, &p).unwrap();
+        write_token_file(&p, "rct_X").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert_eq!(
+            std::fs::metadata(&victim).unwrap().permissions().mode() & 0o777,
+            0o644
+        );
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        assert!(meta.file_type().is_file(), "the link itself was replaced");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "rct_X");
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "no temp file left behind: {left:?}");
     }
 
     #[test]

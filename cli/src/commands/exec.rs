@@ -10,6 +10,7 @@
 //!
 //! `--static` exports the profile's current keys instead (no refresh).
 
+mod aws_files;
 mod signals;
 
 use crate::cli::ExecArgs;
@@ -19,10 +20,15 @@ use rolecall_proto::api::{MintTokenReply, MintTokenRequest, OkReply, RevokeToken
 use std::process::Command;
 
 /// Removed from the child's environment: each would be tried before, or conflict with, the
-/// credentials rolecall provides.
+/// credentials rolecall provides. (`AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE` are
+/// replaced, not removed: removed, they would mean `~/.aws/config` and `~/.aws/credentials`.)
 const REMOVED: &[&str] = &[
     "AWS_PROFILE",
     "AWS_DEFAULT_PROFILE",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CREDENTIAL_FILE",
     "AWS_ACCESS_KEY_ID",
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
@@ -44,11 +50,15 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
     cmd.env("ROLECALL_PROFILE", &a.profile);
 
     let mut token_id = None;
+    let runtime = rolecall_proto::paths::runtime_dir();
+    // Removed (after the child ends) when this goes out of scope.
+    let aws_files;
     if a.static_keys {
         let (creds, region) = super::env::fetch(&client, &a.profile)?;
         for (k, v) in super::env::key_variables(&creds, region.as_deref()) {
             cmd.env(k, v);
         }
+        aws_files = aws_files::AwsFiles::create(&runtime, region.as_deref())?;
     } else {
         // Sign in first when needed (waiting at a terminal, failing with the hint otherwise), so
         // the command does not start only to meet credential errors.
@@ -67,9 +77,12 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
             cmd.env("AWS_DEFAULT_REGION", r);
         }
         token_id = Some(reply.id);
+        aws_files = aws_files::AwsFiles::create(&runtime, reply.region.as_deref())?;
     }
+    aws_files.apply(&mut cmd);
 
     let status = signals::run_forwarding(&mut cmd);
+    drop(aws_files);
     if let Some(id) = token_id {
         // Best effort: the daemon also revokes it once this process is gone.
         if let Ok(c) = Client::connect(false) {

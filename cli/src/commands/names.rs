@@ -22,7 +22,8 @@ pub fn run(a: &NamesArgs) -> anyhow::Result<i32> {
 }
 
 /// The keys of the `[profiles]` or `[sources]` table, sorted; none when the file is not
-/// valid TOML.
+/// valid TOML. Names the daemon would refuse are left out: they are not usable anyway, and a
+/// completion word must never carry shell syntax.
 fn names(text: &str, kind: NameKind) -> Vec<String> {
     let Ok(table) = text.parse::<toml::Table>() else {
         return Vec::new();
@@ -32,7 +33,11 @@ fn names(text: &str, kind: NameKind) -> Vec<String> {
         NameKind::Sources => "sources",
     };
     match table.get(key) {
-        Some(toml::Value::Table(t)) => t.keys().cloned().collect(),
+        Some(toml::Value::Table(t)) => t
+            .keys()
+            .filter(|k| rolecall_proto::names::is_valid_name(k))
+            .cloned()
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -55,5 +60,8 @@ source = "corp"
         assert_eq!(names(cfg, NameKind::Sources), ["corp"]);
         assert!(names("[profiles\n", NameKind::Profiles).is_empty());
         assert!(names("profiles = 3", NameKind::Profiles).is_empty());
+        let hostile =
+            "[profiles.ok]\n[profiles.\"$(touch x)\"]\n[profiles.\"`id`\"]\n[profiles.\"../up\"]\n";
+        assert_eq!(names(hostile, NameKind::Profiles), ["ok"]);
     }
 }

@@ -113,7 +113,8 @@ impl ErrorCode {
     }
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+// Debug is written by hand: `saml_response` is a live assertion.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LoginRequest {
     /// Use the device flow and print the URL and code instead of opening a browser.
     #[serde(default)]
@@ -175,7 +176,8 @@ pub struct MintTokenRequest {
     pub bound_pid: Option<u32>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+// Debug is written by hand: `token` is a bearer credential.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MintTokenReply {
     pub id: String,
     pub token: String,
@@ -315,4 +317,68 @@ pub struct AvailableRole {
     pub role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+}
+
+/// What `Debug` prints in place of a secret: whether one is there, never its content.
+const REDACTED: &str = "** redacted **";
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("no_browser", &self.no_browser)
+            .field("force", &self.force)
+            .field(
+                "saml_response",
+                &self.saml_response.as_ref().map(|_| REDACTED),
+            )
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for MintTokenReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MintTokenReply")
+            .field("id", &self.id)
+            .field("token", &REDACTED)
+            .field("profile", &self.profile)
+            .field("full_uri", &self.full_uri)
+            .field("relative_uri", &self.relative_uri)
+            .field("region", &self.region)
+            .field("expires", &self.expires)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod redaction_tests {
+    use super::*;
+
+    #[test]
+    fn login_request_debug_hides_the_assertion() {
+        let r = LoginRequest {
+            saml_response: Some("PHNhbWxwOlJlc3BvbnNlIFNFQ1JFVA==".into()),
+            ..Default::default()
+        };
+        let s = format!("{r:?} {r:#?}");
+        assert!(!s.contains("PHNhbWxw"), "{s}");
+        assert!(s.contains("redacted"), "{s}");
+        let none = format!("{:?}", LoginRequest::default());
+        assert!(none.contains("saml_response: None"), "{none}");
+    }
+
+    #[test]
+    fn mint_token_reply_debug_hides_the_token() {
+        let r = MintTokenReply {
+            id: "tok-1".into(),
+            token: "bearer-SECRET-value".into(),
+            profile: "dev".into(),
+            full_uri: "http://127.0.0.1:9911/v1/container/dev".into(),
+            relative_uri: "/v1/container/dev".into(),
+            region: None,
+            expires: Some(1_800_000_000),
+        };
+        let s = format!("{r:?} {r:#?}");
+        assert!(!s.contains("SECRET"), "{s}");
+        assert!(s.contains("tok-1") && s.contains("redacted"), "{s}");
+    }
 }

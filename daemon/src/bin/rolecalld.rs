@@ -40,6 +40,7 @@ struct Args {
 fn main() -> ExitCode {
     // Every file the daemon creates (socket, snapshot, log, store) is private to the user.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    forbid_core_dumps();
     let args = Args::parse();
     match run(args) {
         Ok(()) => ExitCode::SUCCESS,
@@ -48,6 +49,24 @@ fn main() -> ExitCode {
             tracing::error!("{msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The daemon holds refresh tokens, the store key and role credentials in memory: a core dump
+/// (or another process of the same user attaching with ptrace, or reading /proc/<pid>/mem)
+/// would write them out. RLIMIT_CORE 0 stops dumps; on Linux, PR_SET_DUMPABLE 0 also makes
+/// /proc/<pid> root-owned and refuses same-uid ptrace. Both before anything secret is loaded.
+/// Failures are ignored: they leave the process as hardened as the platform allows.
+fn forbid_core_dumps() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads a valid rlimit; prctl with PR_SET_DUMPABLE takes plain integers.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        #[cfg(target_os = "linux")]
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
     }
 }
 
@@ -177,25 +196,93 @@ fn run(args: Args) -> Result<(), String> {
     result
 }
 
-/// The sources' factory: the real sources over the secret store, or, when the store cannot be
-/// opened, an explanation for every source.
+/// The secret store as the sources see it: their context once the store is open, or why it
+/// is not (yet). Filled later when the store waits for the keyring.
+type StoreCell = Arc<std::sync::RwLock<Result<Arc<SourceContext>, String>>>;
+
+/// A store that could not be opened yet but may be later (the keyring does not answer).
+struct PendingStore {
+    cell: StoreCell,
+    kind: SecretStoreKind,
+    env: Arc<endpoints::EnvSnapshot>,
+    state_dir: PathBuf,
+}
+
+/// The sources' factory: the real sources over the secret store, or, while the store cannot be
+/// opened, an explanation for every source. A store that waits for the keyring comes back as
+/// a [`PendingStore`] for [`retry_store`].
 fn source_factory(
     store_kind: SecretStoreKind,
     env: Arc<endpoints::EnvSnapshot>,
-) -> (SourceFactory, Option<Arc<vault::SecretStore>>) {
+) -> (
+    SourceFactory,
+    Option<Arc<vault::SecretStore>>,
+    Option<PendingStore>,
+) {
     let state_dir = paths::state_dir();
-    match vault::SecretStore::open(&state_dir, store_kind) {
+    let (state, store, pending) = match vault::SecretStore::open(&state_dir, store_kind) {
         Ok(store) => {
-            let ctx = SourceContext::new(Arc::clone(&store), env, state_dir);
-            let factory: SourceFactory = Arc::new(move |name, cfg| sources::build(name, cfg, &ctx));
-            (factory, Some(store))
+            let ctx = SourceContext::new(Arc::clone(&store), Arc::clone(&env), state_dir.clone());
+            (Ok(Arc::new(ctx)), Some(store), false)
         }
         Err(e) => {
             tracing::error!(error = %e, "the secret store cannot be opened; sources are unavailable");
-            let msg = e.to_string();
-            let factory: SourceFactory =
-                Arc::new(move |_name, _cfg| Err(SourceError::Config(msg.clone())));
-            (factory, None)
+            (Err(e.to_string()), None, e.is_retryable())
+        }
+    };
+    let cell: StoreCell = Arc::new(std::sync::RwLock::new(state));
+    let reader = Arc::clone(&cell);
+    let factory: SourceFactory = Arc::new(move |name, cfg| {
+        let state = reader.read().unwrap_or_else(|p| p.into_inner());
+        match &*state {
+            Ok(ctx) => sources::build(name, cfg, ctx),
+            Err(msg) => Err(SourceError::Config(msg.clone())),
+        }
+    });
+    let pending = pending.then(|| PendingStore {
+        cell,
+        kind: store_kind,
+        env,
+        state_dir,
+    });
+    (factory, store, pending)
+}
+
+/// Opens the store again with growing pauses (2 s up to 1 min) while the keyring does not
+/// answer; once it opens, the config is applied again so that the sources are built over it.
+/// Never gives the store up meanwhile: status shows why each source waits.
+async fn retry_store(app: Arc<App>, p: PendingStore) {
+    let mut delay = std::time::Duration::from_secs(2);
+    let mut stop = app.shutdown_signal();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = app::stopped(&mut stop) => return,
+        }
+        let (dir, kind) = (p.state_dir.clone(), p.kind);
+        let Ok(opened) =
+            tokio::task::spawn_blocking(move || vault::SecretStore::open(&dir, kind)).await
+        else {
+            return;
+        };
+        match opened {
+            Ok(store) => {
+                let ctx = SourceContext::new(store, Arc::clone(&p.env), p.state_dir.clone());
+                *p.cell.write().unwrap_or_else(|e| e.into_inner()) = Ok(Arc::new(ctx));
+                tracing::info!("the secret store is open now; building the sources");
+                let _ = app.reload();
+                return;
+            }
+            Err(e) => {
+                let retry = e.is_retryable();
+                tracing::warn!(error = %e, retry_in_secs = delay.as_secs(), retry, "the secret store still cannot be opened");
+                *p.cell.write().unwrap_or_else(|e| e.into_inner()) = Err(e.to_string());
+                if !retry {
+                    let _ = app.reload();
+                    return;
+                }
+                delay = (delay * 2).min(std::time::Duration::from_secs(60));
+            }
         }
     }
 }
@@ -217,7 +304,7 @@ async fn serve(
         .map(|l| l.config.clone())
         .unwrap_or_default();
     let store_kind = start_cfg.daemon.secret_store;
-    let (factory, store) = source_factory(store_kind, Arc::clone(&env));
+    let (factory, store, pending_store) = source_factory(store_kind, Arc::clone(&env));
     let broker = Broker::new(
         LoginCoordinator::new(LoginSettings::default()),
         Arc::new(SystemClock),
@@ -237,6 +324,9 @@ async fn serve(
 
     let mut background = Vec::new();
     background.push(tokio::spawn(handle_signals(Arc::clone(&app))));
+    if let Some(p) = pending_store {
+        background.push(tokio::spawn(retry_store(Arc::clone(&app), p)));
+    }
     let provider: Arc<dyn CredentialProvider> = Arc::new(BrokerProvider(Arc::clone(&broker)));
     if let Some(h) = start_container(&app, &start_cfg, store, Arc::clone(&provider)).await {
         background.push(h);

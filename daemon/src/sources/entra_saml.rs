@@ -66,6 +66,18 @@ struct Held {
     checked: Checked,
     /// Epoch seconds after which it is not used.
     usable_until: i64,
+    /// Which accepted response this is (counts up), to tell a fresh one from the one in use.
+    generation: u64,
+    /// STS accepted it at least once: a later `InvalidIdentityToken` is a refused second use.
+    redeemed: bool,
+}
+
+/// A held response handed out for one redemption.
+struct Lease {
+    response: SamlResponse,
+    checked: Checked,
+    generation: u64,
+    redeemed: bool,
 }
 
 #[derive(Default)]
@@ -75,6 +87,8 @@ struct State {
     roles: Vec<RolePair>,
     /// Assertion IDs already accepted, with when they stop mattering (replay defence).
     seen: HashMap<String, i64>,
+    /// The generation of the last accepted response.
+    generation: u64,
 }
 
 pub struct EntraSaml {
@@ -259,19 +273,80 @@ impl EntraSaml {
             // Unreadable here; Entra's assertions live five minutes.
             Checked::Encrypted => now + 240,
         };
+        st.generation += 1;
         st.held = Some(Held {
             response,
             checked,
             usable_until,
+            generation: st.generation,
+            redeemed: false,
         });
         Ok(())
     }
 
-    fn held_usable(&self) -> Option<(SamlResponse, Checked)> {
+    fn held_usable(&self) -> Option<Lease> {
         let st = lock(&self.state);
         let h = st.held.as_ref()?;
         // A margin for the STS round trip.
-        (h.usable_until - now() > 10).then(|| (h.response.clone(), h.checked.clone()))
+        (h.usable_until - now() > 10).then(|| Lease {
+            response: h.response.clone(),
+            checked: h.checked.clone(),
+            generation: h.generation,
+            redeemed: h.redeemed,
+        })
+    }
+
+    /// After STS accepted the response of `generation`.
+    fn mark_redeemed(&self, generation: u64) {
+        if let Some(h) = lock(&self.state).held.as_mut() {
+            if h.generation == generation {
+                h.redeemed = true;
+            }
+        }
+    }
+
+    /// The response to redeem for `profile`: the held one, else (after a restart) the stored
+    /// credentials while fresh (`Err` of the inner result), else a silent capture's. When the
+    /// user is needed, stored credentials that are still valid serve meanwhile.
+    async fn current_assertion(
+        &self,
+        profile: &ProfileConfig,
+    ) -> Result<Result<Lease, RoleCredentials>, SourceError> {
+        if let Some(l) = self.held_usable() {
+            return Ok(Ok(l));
+        }
+        // After a restart: the stored credentials, while fresh, cost no browser.
+        if let Some(c) = self.stored_for(profile, STORED_FRESH_SECS) {
+            return Ok(Err(c));
+        }
+        let _one = self.capturing.lock().await;
+        // Another caller may have renewed while this one waited.
+        if let Some(l) = self.held_usable() {
+            return Ok(Ok(l));
+        }
+        if let Err(e) = self.silent_capture().await {
+            // The user is needed, but what is stored still works meanwhile.
+            if let (SourceError::NeedsLogin(_), Some(c)) =
+                (&e, self.stored_for(profile, STORED_VALID_SECS))
+            {
+                tracing::info!(source = %self.name, role = %profile.role, error = %e, "serving the stored credentials; only a sign-in renews them");
+                return Ok(Err(c));
+            }
+            return Err(e);
+        }
+        self.held_usable().map(Ok).ok_or_else(|| {
+            SourceError::NeedsLogin(
+                "the silent sign-in's assertion expired at once (check the clock)".into(),
+            )
+        })
+    }
+
+    /// Forgets the response of `generation` (STS will not take it again).
+    fn drop_held(&self, generation: u64) {
+        let mut st = lock(&self.state);
+        if st.held.as_ref().is_some_and(|h| h.generation == generation) {
+            st.held = None;
+        }
     }
 
     /// Writes a store entry; a failure costs only a capture after a restart, so it is logged.
@@ -335,15 +410,19 @@ impl EntraSaml {
         profile: &ProfileConfig,
         response: &SamlResponse,
         checked: &Checked,
-    ) -> Result<RoleCredentials, SourceError> {
+    ) -> Result<RoleCredentials, sts::Refusal> {
         let (principal, sd, snooa) = match checked {
-            Checked::Assertion(a) => (principal_for(profile, a)?, a.session_duration, a.session_not_on_or_after),
+            Checked::Assertion(a) => (
+                principal_for(profile, a).map_err(sts::Refusal::Other)?,
+                a.session_duration,
+                a.session_not_on_or_after,
+            ),
             Checked::Encrypted => (
                 profile.principal.clone().ok_or_else(|| {
-                    SourceError::Config(format!(
+                    sts::Refusal::Other(SourceError::Config(format!(
                         "source '{}' sends an encrypted assertion: profiles need `principal` (the SAML provider ARN) as well as `role`",
                         self.name
-                    ))
+                    )))
                 })?,
                 None,
                 None,
@@ -524,28 +603,26 @@ impl Source for EntraSaml {
     }
 
     async fn credentials(&self, profile: &ProfileConfig) -> Result<RoleCredentials, SourceError> {
-        let (response, checked) = match self.held_usable() {
-            Some(h) => h,
-            None => {
-                // After a restart: the stored credentials, while fresh, cost no browser.
-                if let Some(c) = self.stored_for(profile, STORED_FRESH_SECS) {
-                    return Ok(c);
-                }
+        let lease = match self.current_assertion(profile).await? {
+            Ok(l) => l,
+            Err(stored) => return Ok(stored),
+        };
+        match self.redeem(profile, &lease.response, &lease.checked).await {
+            Ok(c) => {
+                self.mark_redeemed(lease.generation);
+                Ok(c)
+            }
+            // STS refuses a second use of an assertion it accepted before: each remaining role
+            // gets a fresh silent capture of its own.
+            Err(sts::Refusal::Assertion(e)) if lease.redeemed => {
+                tracing::info!(source = %self.name, role = %profile.role, error = %e, "STS refused a second use of the SAML assertion; capturing a fresh one for this role");
+                self.drop_held(lease.generation);
                 let _one = self.capturing.lock().await;
-                // Another caller may have renewed while this one waited.
-                match self.held_usable() {
-                    Some(h) => h,
-                    None => {
-                        if let Err(e) = self.silent_capture().await {
-                            // The user is needed, but what is stored still works meanwhile.
-                            if let (SourceError::NeedsLogin(_), Some(c)) =
-                                (&e, self.stored_for(profile, STORED_VALID_SECS))
-                            {
-                                tracing::info!(source = %self.name, role = %profile.role, error = %e, "serving the stored credentials; only a sign-in renews them");
-                                return Ok(c);
-                            }
-                            return Err(e);
-                        }
+                // A fresh response another caller captured meanwhile serves if still unused.
+                let fresh = match self.held_usable() {
+                    Some(l) if !l.redeemed => l,
+                    _ => {
+                        self.silent_capture().await?;
                         self.held_usable().ok_or_else(|| {
                             SourceError::NeedsLogin(
                                 "the silent sign-in's assertion expired at once (check the clock)"
@@ -553,10 +630,16 @@ impl Source for EntraSaml {
                             )
                         })?
                     }
-                }
+                };
+                let c = self
+                    .redeem(profile, &fresh.response, &fresh.checked)
+                    .await
+                    .map_err(sts::Refusal::into_error)?;
+                self.mark_redeemed(fresh.generation);
+                Ok(c)
             }
-        };
-        self.redeem(profile, &response, &checked).await
+            Err(e) => Err(e.into_error()),
+        }
     }
 
     async fn list_roles(&self) -> Result<Vec<AvailableRole>, SourceError> {

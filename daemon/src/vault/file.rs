@@ -1,10 +1,14 @@
 //! The store file: format, sealing, and the atomic private write.
 //!
-//! Format (version 1): `b"RCVAULT"` + version byte + 12-byte nonce + ChaCha20-Poly1305
-//! ciphertext of the JSON map. The 8 header bytes are the AEAD's associated data, so a changed
-//! version or magic fails authentication like any other tampering.
+//! Format (version 2): `b"RCVAULT"` + version byte + key-kind byte + 12-byte nonce +
+//! ChaCha20-Poly1305 ciphertext of the JSON map. The 9 header bytes are the AEAD's associated
+//! data, so a changed version, magic or key kind fails authentication like any other tampering.
+//! The key-kind byte records which key sealed the store (`K` keyring, `F` key file, `f` key
+//! file as a fallback from the keyring): it is readable without the key, so the daemon knows
+//! which key it needs before it looks for one, and never mistakes "keyring unreachable right
+//! now" for "no keyring". Version 1 (no kind byte) is still read.
 
-use super::VaultError;
+use super::{KeySource, VaultError};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
 use rand::RngCore;
@@ -16,23 +20,44 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8; 7] = b"RCVAULT";
-const VERSION: u8 = 1;
-const HEADER_LEN: usize = 8;
+const VERSION: u8 = 2;
+const HEADER_LEN: usize = 9;
+const V1_HEADER_LEN: usize = 8;
 const NONCE_LEN: usize = 12;
+/// How many set-aside (`*.corrupt-*`) store files are kept; older ones are removed.
+pub(super) const KEEP_CORRUPT: usize = 3;
 
-fn header() -> [u8; HEADER_LEN] {
+fn kind_byte(kind: KeySource) -> u8 {
+    match kind {
+        KeySource::Keyring => b'K',
+        KeySource::File => b'F',
+        KeySource::FileFallback => b'f',
+    }
+}
+
+fn kind_from_byte(b: u8) -> Option<KeySource> {
+    match b {
+        b'K' => Some(KeySource::Keyring),
+        b'F' => Some(KeySource::File),
+        b'f' => Some(KeySource::FileFallback),
+        _ => None,
+    }
+}
+
+fn header(kind: KeySource) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..7].copy_from_slice(MAGIC);
     h[7] = VERSION;
+    h[8] = kind_byte(kind);
     h
 }
 
-/// Encrypts `plain` under a fresh random nonce.
-pub(super) fn seal(key: &[u8; 32], plain: &[u8]) -> Vec<u8> {
+/// Encrypts `plain` under a fresh random nonce, recording `kind` in the header.
+pub(super) fn seal(key: &[u8; 32], kind: KeySource, plain: &[u8]) -> Vec<u8> {
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     let mut nonce = [0u8; NONCE_LEN];
     rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let head = header();
+    let head = header(kind);
     let ct = cipher
         .encrypt(
             Nonce::from_slice(&nonce),
@@ -50,27 +75,53 @@ pub(super) fn seal(key: &[u8; 32], plain: &[u8]) -> Vec<u8> {
     out
 }
 
+/// What the header says sealed the store, without the key. `None`: no store file, a version-1
+/// file (which did not record it), or a header this version does not know.
+pub(super) fn sealed_by(path: &Path) -> Result<Option<KeySource>, VaultError> {
+    let data = match fs::read(path) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(VaultError::Io {
+                what: "cannot read",
+                path: path.to_path_buf(),
+                source: e,
+            })
+        }
+    };
+    if data.len() < HEADER_LEN || &data[..7] != MAGIC || data[7] != VERSION {
+        return Ok(None);
+    }
+    Ok(kind_from_byte(data[8]))
+}
+
 /// Decrypts a sealed buffer; the error says what is wrong with it (never its content).
 pub(super) fn unseal(key: &[u8; 32], data: &[u8]) -> Result<Zeroizing<Vec<u8>>, String> {
-    if data.len() < HEADER_LEN + NONCE_LEN + 16 {
+    if data.len() < V1_HEADER_LEN + NONCE_LEN + 16 {
         return Err(format!("file too short ({} bytes)", data.len()));
     }
     if &data[..7] != MAGIC {
         return Err("not a rolecall secret store (bad magic)".into());
     }
-    if data[7] != VERSION {
-        return Err(format!(
-            "unsupported format version {} (this rolecall reads {VERSION})",
-            data[7]
-        ));
+    let head_len = match data[7] {
+        1 => V1_HEADER_LEN,
+        VERSION => HEADER_LEN,
+        v => {
+            return Err(format!(
+                "unsupported format version {v} (this rolecall reads 1 and {VERSION})"
+            ))
+        }
+    };
+    if data.len() < head_len + NONCE_LEN + 16 {
+        return Err(format!("file too short ({} bytes)", data.len()));
     }
     let cipher = ChaCha20Poly1305::new(Key::from_slice(key));
     cipher
         .decrypt(
-            Nonce::from_slice(&data[HEADER_LEN..HEADER_LEN + NONCE_LEN]),
+            Nonce::from_slice(&data[head_len..head_len + NONCE_LEN]),
             Payload {
-                msg: &data[HEADER_LEN + NONCE_LEN..],
-                aad: &data[..HEADER_LEN],
+                msg: &data[head_len + NONCE_LEN..],
+                aad: &data[..head_len],
             },
         )
         .map(Zeroizing::new)
@@ -128,6 +179,34 @@ pub(super) fn move_aside(path: &Path) -> Result<PathBuf, VaultError> {
         source: e,
     })?;
     Ok(aside)
+}
+
+/// Removes all but the newest [`KEEP_CORRUPT`] set-aside store files, so that a recurring
+/// problem cannot fill the disk with them. Newest by the epoch in the name, then by name.
+pub(super) fn prune_corrupt(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!("{}.corrupt-", super::STORE_FILE);
+    let mut aside: Vec<(u64, String)> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_str()?.to_owned();
+            let rest = name.strip_prefix(&prefix)?;
+            let epoch = rest.split('-').next()?.parse().ok()?;
+            Some((epoch, name))
+        })
+        .collect();
+    aside.sort();
+    let excess = aside.len().saturating_sub(KEEP_CORRUPT);
+    for (_, name) in aside.into_iter().take(excess) {
+        match fs::remove_file(dir.join(&name)) {
+            Ok(()) => tracing::info!(file = %name, "removed an old set-aside secret store"),
+            Err(e) => {
+                tracing::debug!(file = %name, error = %e, "cannot remove an old set-aside store")
+            }
+        }
+    }
 }
 
 /// Removes the temp files of writes that a crash (or `kill -9`) interrupted before their

@@ -1,10 +1,12 @@
 //! The store's 32-byte key: one entry in the OS keyring, or a 0600 key file beside the store.
 //!
+//! Which of the two sealed the store is recorded in the store file's header (see `file`), and
+//! `SecretStore::open` decides from it which key to look for: the functions here only fetch.
+//!
 //! The keyring entry is named after the state dir, so that two installations (a test's temporary
 //! one and the user's, say) never share or overwrite each other's key.
 
 use super::{file, VaultError, KEY_FILE};
-use crate::config::SecretStoreKind;
 use rand::RngCore;
 use std::path::Path;
 use zeroize::Zeroizing;
@@ -22,20 +24,25 @@ pub enum KeySource {
     FileFallback,
 }
 
-pub(super) fn load_or_create(
-    dir: &Path,
-    kind: SecretStoreKind,
-) -> Result<(Zeroizing<[u8; 32]>, KeySource), VaultError> {
-    match kind {
-        SecretStoreKind::File => Ok((from_file(dir)?, KeySource::File)),
-        SecretStoreKind::Keyring => match from_keyring(dir)? {
-            Some(k) => Ok((k, KeySource::Keyring)),
-            None => Ok((from_file(dir)?, KeySource::FileFallback)),
-        },
+/// What the keyring said about rolecall's key.
+pub(super) enum Keyring {
+    Found(Zeroizing<[u8; 32]>),
+    /// The keyring answered: there is no (usable) entry.
+    Missing,
+    /// No keyring service answered (no session bus, no Secret Service provider, or one that
+    /// failed just now). Cannot tell "none on this machine" from "not reachable right now".
+    Unreachable(String),
+}
+
+impl Keyring {
+    /// Unreachable also logs why, once per call site that cares.
+    fn unreachable(why: String) -> Result<Self, VaultError> {
+        tracing::warn!(reason = %why, "the OS keyring is not reachable");
+        Ok(Keyring::Unreachable(why))
     }
 }
 
-fn fresh_key() -> Zeroizing<[u8; 32]> {
+pub(super) fn fresh_key() -> Zeroizing<[u8; 32]> {
     let mut k = Zeroizing::new([0u8; 32]);
     rand::rngs::OsRng.fill_bytes(k.as_mut());
     k
@@ -46,22 +53,37 @@ fn keyring_user(dir: &Path) -> String {
     format!("secret-store-key {}", abs.display())
 }
 
-/// The key from the keyring, created on first use. `Ok(None)`: no keyring service exists on
-/// this machine (no D-Bus session bus, no Secret Service provider), so the caller falls back to
-/// the key file. A keyring that exists but refuses access is an error: falling back then would
-/// seal new secrets under another key and orphan the ones already stored.
-fn from_keyring(dir: &Path) -> Result<Option<Zeroizing<[u8; 32]>>, VaultError> {
+/// The keyring entry for `dir`'s key. With the Secret Service, over a fresh connection each
+/// time: the keyring crate's own default store connects once per process, and after the
+/// Secret Service restarts (or if it was not up at that moment) it would fail for the rest of
+/// the daemon's life, which would turn a short outage into one that only a restart ends.
+#[cfg(all(
+    unix,
+    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+))]
+fn entry(dir: &Path) -> Result<keyring_core::Entry, String> {
+    use keyring_core::api::CredentialStoreApi as _;
+    let store = zbus_secret_service_keyring_store::Store::new().map_err(|e| describe(&e))?;
+    store
+        .build(KEYRING_SERVICE, &keyring_user(dir), None)
+        .map_err(|e| describe(&e))
+}
+
+#[cfg(not(all(
+    unix,
+    not(any(target_os = "macos", target_os = "ios", target_os = "android"))
+)))]
+fn entry(dir: &Path) -> Result<keyring::Entry, String> {
+    keyring::Entry::new(KEYRING_SERVICE, &keyring_user(dir)).map_err(|e| describe(&e))
+}
+
+/// Reads the key from the keyring (never creates one). A keyring that exists but refuses
+/// access (locked, prompt dismissed) is an error.
+pub(super) fn keyring_get(dir: &Path) -> Result<Keyring, VaultError> {
     use keyring::Error as K;
-    let unavailable = |why: String| {
-        tracing::warn!(
-            reason = %why,
-            "no OS keyring service available; keeping the secret store's key in a 0600 file in the state dir instead (set secret_store = \"file\" to silence this)"
-        );
-        Ok(None)
-    };
-    let entry = match keyring::Entry::new(KEYRING_SERVICE, &keyring_user(dir)) {
+    let entry = match entry(dir) {
         Ok(e) => e,
-        Err(e) => return unavailable(describe(&e)),
+        Err(why) => return Keyring::unreachable(why),
     };
     match entry.get_secret() {
         Ok(bytes) => {
@@ -69,26 +91,45 @@ fn from_keyring(dir: &Path) -> Result<Option<Zeroizing<[u8; 32]>>, VaultError> {
             if bytes.len() == 32 {
                 let mut k = Zeroizing::new([0u8; 32]);
                 k.copy_from_slice(&bytes);
-                return Ok(Some(k));
+                return Ok(Keyring::Found(k));
             }
             // Not ours or damaged: a store sealed under it could not be read anyway.
             tracing::error!(
                 len = bytes.len(),
-                "the keyring entry for rolecall's key has the wrong length; replacing it (stored secrets are lost)"
+                "the keyring entry for rolecall's key has the wrong length; it will be replaced"
             );
+            Ok(Keyring::Missing)
         }
-        Err(K::NoEntry) => {}
-        Err(K::NoStorageAccess(e)) => return Err(VaultError::KeyringLocked(e.to_string())),
-        Err(K::PlatformFailure(e)) => return unavailable(e.to_string()),
-        Err(K::NoDefaultStore) => return unavailable("no default credential store".into()),
-        Err(e) => return Err(VaultError::KeyringLocked(describe(&e))),
+        Err(K::NoEntry) => Ok(Keyring::Missing),
+        Err(K::NoStorageAccess(e)) => Err(VaultError::KeyringLocked(e.to_string())),
+        Err(K::PlatformFailure(e)) => Keyring::unreachable(e.to_string()),
+        Err(K::NoDefaultStore) => Keyring::unreachable("no default credential store".into()),
+        Err(e) => Err(VaultError::KeyringLocked(describe(&e))),
     }
+}
+
+/// Stores a fresh key in the keyring. `Found` with the new key, or `Unreachable`.
+pub(super) fn keyring_create(dir: &Path) -> Result<Keyring, VaultError> {
+    use keyring::Error as K;
+    let entry = match entry(dir) {
+        Ok(e) => e,
+        Err(why) => return Keyring::unreachable(why),
+    };
     let key = fresh_key();
     match entry.set_secret(key.as_ref()) {
-        Ok(()) => Ok(Some(key)),
+        Ok(()) => Ok(Keyring::Found(key)),
         Err(K::NoStorageAccess(e)) => Err(VaultError::KeyringLocked(e.to_string())),
-        Err(K::PlatformFailure(e)) => unavailable(e.to_string()),
+        Err(K::PlatformFailure(e)) => Keyring::unreachable(e.to_string()),
+        Err(K::NoDefaultStore) => Keyring::unreachable("no default credential store".into()),
         Err(e) => Err(VaultError::KeyringLocked(describe(&e))),
+    }
+}
+
+/// The key from the keyring, created when the keyring has none.
+pub(super) fn keyring_get_or_create(dir: &Path) -> Result<Keyring, VaultError> {
+    match keyring_get(dir)? {
+        Keyring::Missing => keyring_create(dir),
+        other => Ok(other),
     }
 }
 
@@ -107,7 +148,8 @@ fn describe(e: &keyring::Error) -> String {
     }
 }
 
-fn from_file(dir: &Path) -> Result<Zeroizing<[u8; 32]>, VaultError> {
+/// The key from `secrets.key`, created (0600) when the file does not exist.
+pub(super) fn file_key(dir: &Path) -> Result<Zeroizing<[u8; 32]>, VaultError> {
     use std::os::unix::fs::PermissionsExt;
     let path = dir.join(KEY_FILE);
     match std::fs::read(&path) {
@@ -147,5 +189,19 @@ fn from_file(dir: &Path) -> Result<Zeroizing<[u8; 32]>, VaultError> {
             path,
             source: e,
         }),
+    }
+}
+
+/// Removes `secrets.key` once the store no longer needs it (moved into the keyring).
+pub(super) fn remove_key_file(dir: &Path) {
+    let path = dir.join(KEY_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => {
+            tracing::info!(file = %path.display(), "removed the key file the store no longer uses")
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "cannot remove the old key file")
+        }
     }
 }

@@ -36,7 +36,10 @@ fn round_trip_survives_reopen_and_files_are_private() {
     assert_eq!(mode(&dir.join(STORE_FILE)), 0o600);
     assert_eq!(mode(&dir.join(KEY_FILE)), 0o600);
     let raw = std::fs::read(dir.join(STORE_FILE)).unwrap();
-    assert!(raw.starts_with(b"RCVAULT\x01"));
+    assert!(
+        raw.starts_with(b"RCVAULT\x02F"),
+        "header records the key file"
+    );
     assert!(
         !raw.windows(6).any(|w| w == b"SECRET"),
         "plaintext in the store file"
@@ -63,7 +66,7 @@ fn every_write_uses_a_fresh_nonce() {
     s.put("a", &1).unwrap();
     let second = std::fs::read(s.path()).unwrap();
     assert_eq!(first.len(), second.len());
-    assert_ne!(first[8..20], second[8..20], "nonce reused");
+    assert_ne!(first[9..21], second[9..21], "nonce reused");
     assert_ne!(first, second);
 }
 
@@ -104,8 +107,14 @@ fn header_change_fails_authentication() {
     let raw = std::fs::read(s.path()).unwrap();
     let key = s.key.clone();
     let mut bad = raw.clone();
-    bad[7] = 2;
-    assert!(file::unseal(&key, &bad).unwrap_err().contains("version 2"));
+    bad[7] = 3;
+    assert!(file::unseal(&key, &bad).unwrap_err().contains("version 3"));
+    let mut bad = raw.clone();
+    bad[8] = b'K';
+    assert!(
+        file::unseal(&key, &bad).is_err(),
+        "the key-kind byte is authenticated"
+    );
     let mut bad = raw.clone();
     bad[0] = b'X';
     assert!(file::unseal(&key, &bad).unwrap_err().contains("magic"));
@@ -192,4 +201,82 @@ fn widened_key_file_is_narrowed() {
     let s = SecretStore::open(tmp.path(), SecretStoreKind::File).unwrap();
     assert_eq!(s.get::<u32>("a"), Some(1));
     assert_eq!(mode(&kf), 0o600);
+}
+
+#[test]
+fn version_1_stores_are_still_read_and_rewritten_as_version_2() {
+    use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+    use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+    let tmp = tempfile::tempdir().unwrap();
+    let s = SecretStore::open(tmp.path(), SecretStoreKind::File).unwrap();
+    let key = s.key.clone();
+    drop(s);
+    // A store as version 1 wrote it: 8-byte header, no key kind.
+    let head = *b"RCVAULT\x01";
+    let nonce = [7u8; 12];
+    let ct = ChaCha20Poly1305::new(Key::from_slice(key.as_ref()))
+        .encrypt(
+            Nonce::from_slice(&nonce),
+            Payload {
+                msg: br#"{"a":"v1-value"}"#,
+                aad: &head,
+            },
+        )
+        .unwrap();
+    let mut raw = head.to_vec();
+    raw.extend_from_slice(&nonce);
+    raw.extend_from_slice(&ct);
+    std::fs::write(tmp.path().join(STORE_FILE), &raw).unwrap();
+    let s = SecretStore::open(tmp.path(), SecretStoreKind::File).unwrap();
+    assert_eq!(s.get::<String>("a").as_deref(), Some("v1-value"));
+    s.put("b", &1).unwrap();
+    assert!(std::fs::read(s.path())
+        .unwrap()
+        .starts_with(b"RCVAULT\x02F"));
+}
+
+#[test]
+fn only_the_newest_set_aside_stores_are_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    for epoch in [100, 200, 300, 400, 500] {
+        std::fs::write(
+            tmp.path().join(format!("{STORE_FILE}.corrupt-{epoch}")),
+            b"x",
+        )
+        .unwrap();
+    }
+    std::fs::write(tmp.path().join(format!("{STORE_FILE}.corrupt-500-1")), b"x").unwrap();
+    std::fs::write(tmp.path().join("unrelated.corrupt-1"), b"x").unwrap();
+    let s = SecretStore::open(tmp.path(), SecretStoreKind::File).unwrap();
+    drop(s);
+    let mut left: Vec<String> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.contains(".corrupt-"))
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "secrets.bin.corrupt-400",
+            "secrets.bin.corrupt-500",
+            "secrets.bin.corrupt-500-1",
+            "unrelated.corrupt-1"
+        ]
+    );
+}
+
+#[test]
+fn dropped_entries_have_their_strings_wiped() {
+    let mut v = serde_json::json!({
+        "refresh_token": "rt-SECRET",
+        "nested": [{"client_secret": "cs-SECRET"}, 3, null],
+    });
+    wipe(&mut v);
+    let text = v.to_string();
+    assert!(!text.contains("SECRET"), "{text}");
+    assert_eq!(
+        text,
+        r#"{"nested":[{"client_secret":""},3,null],"refresh_token":""}"#
+    );
 }

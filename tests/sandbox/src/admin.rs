@@ -122,6 +122,15 @@ pub async fn handle(sb: &Arc<Sandbox>, req: &Req) -> HandlerResult {
                 Err(e) => Ok(bad(&e)),
             }
         }
+        (Method::POST, "/sts/saml-single-use") => {
+            match body.get("enabled").and_then(Value::as_bool) {
+                Some(on) => {
+                    sb.state::<crate::sts::saml_action::SingleUse>().set(on);
+                    ok(json!({"saml_single_use": on}))
+                }
+                None => Ok(bad("expected {\"enabled\": true|false}")),
+            }
+        }
         (Method::GET, "/clock") => ok(json!({"now": now, "offset_secs": sb.clock.offset_secs()})),
         (Method::POST, "/clock") => match body.get("advance_secs").and_then(Value::as_i64) {
             Some(n) if n >= 0 => {

@@ -5,7 +5,7 @@
 
 mod caller;
 mod common;
-mod saml_action;
+pub(crate) mod saml_action;
 mod web_identity;
 
 use std::collections::HashMap;

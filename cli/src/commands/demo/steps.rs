@@ -183,7 +183,8 @@ fn write_config(demo: &DemoEnv) -> anyhow::Result<()> {
             "\n[profiles.{name}]\nsource = \"corp\"\naccount = \"{account}\"\naccount_name = \"{account_name}\"\nrole = \"{role}\"\nregion = \"{REGION}\"\n"
         ));
     }
-    std::fs::write(demo.config_file(), cfg)?;
+    // 0600 whatever the umask: rolecalld refuses a config that group or others can write.
+    crate::awsconfig::write_atomic(&demo.config_file(), &cfg)?;
 
     let me = demo.me.display().to_string();
     // SDKs split credential_process like a shell would: quote a path with spaces.

@@ -24,7 +24,8 @@ pub fn render(template: &str, prefix: &str, source: &str, r: &AvailableRole) -> 
     sanitize(&format!("{prefix}{name}"))
 }
 
-/// Keeps `[A-Za-z0-9._+@-]`, turns runs of anything else into one `-`, trims `-` and `.`.
+/// Keeps `[A-Za-z0-9._+@-]`, turns runs of anything else into one `-`, trims `-` and `.`,
+/// starts with a letter or digit and stops at 128 characters (the daemon's rule for names).
 pub fn sanitize(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     let mut dash = false;
@@ -41,7 +42,16 @@ pub fn sanitize(s: &str) -> String {
     while out.contains("-.") || out.contains(".-") {
         out = out.replace("-.", ".").replace(".-", ".");
     }
-    out.trim_matches(|c| c == '-' || c == '.').to_owned()
+    // The daemon's one rule for names: a letter or digit first, at most 128 characters.
+    let out = out.trim_start_matches(|c: char| !c.is_ascii_alphanumeric());
+    let mut out: String = out
+        .chars()
+        .take(rolecall_proto::names::MAX_NAME_LEN)
+        .collect();
+    while out.ends_with(['-', '.']) {
+        out.pop();
+    }
+    out
 }
 
 /// Checks a template before anything is listed: it must name something per role.

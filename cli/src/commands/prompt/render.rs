@@ -147,7 +147,8 @@ fn expand(format: &str, seg: &Segment<'_>) -> String {
                                     g.1 = true;
                                 }
                             }
-                            out.push_str(v);
+                            // Account and role names come from upstream: no control bytes.
+                            out.push_str(&crate::printable::printable(v));
                         }
                         None => out.push_str(&rest[..=end]),
                     }
@@ -280,6 +281,19 @@ mod tests {
         assert_eq!(
             render("{profile}", &s, false, false, Some(Shell::Bash)),
             "100%"
+        );
+    }
+
+    #[test]
+    fn upstream_values_cannot_inject_escape_sequences() {
+        let mut p = profile(Some(NOW + 3600), false);
+        p.account_name = Some("Prod\x1b]0;owned\x07\x1b[2J".into());
+        p.role = "Admin\u{9b}1;1H".into();
+        let s = Segment::new("dev", &p, NOW);
+        let out = render("{account} {role}", &s, true, true, Some(Shell::Bash));
+        assert_eq!(
+            out,
+            "\x01\x1b[32m\x02Prod]0;owned[2J Admin1;1H\x01\x1b[0m\x02"
         );
     }
 

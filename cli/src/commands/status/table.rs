@@ -1,6 +1,7 @@
 //! The human-readable form of `rolecall status`: aligned columns, relative times, and colour
 //! (on a terminal) for what needs attention.
 
+use crate::printable::printable as p;
 use rolecall_proto::api::Status;
 use rolecall_proto::timefmt::rfc3339;
 
@@ -23,8 +24,8 @@ pub fn render(s: &Status, now: i64, color: bool) -> String {
         d.pid,
         ago(now - d.started_at).trim_end_matches(" ago")
     ));
-    out.push_str(&format!("  socket  {}\n", d.socket));
-    out.push_str(&format!("  config  {}", d.config));
+    out.push_str(&format!("  socket  {}\n", p(&d.socket)));
+    out.push_str(&format!("  config  {}", p(&d.config)));
     if d.config_missing {
         out.push_str(" (missing: no sources, no profiles)");
     }
@@ -32,11 +33,11 @@ pub fn render(s: &Status, now: i64, color: bool) -> String {
     if let Some(e) = &d.config_error {
         out.push_str(&format!(
             "  {}\n",
-            paint("31", format!("config error: {e}"))
+            paint("31", format!("config error: {}", p(e)))
         ));
     }
     if let Some(l) = &d.container_listen {
-        out.push_str(&format!("  container endpoint  http://{l}\n"));
+        out.push_str(&format!("  container endpoint  http://{}\n", p(l)));
     }
 
     out.push_str("\nSOURCES\n");
@@ -78,7 +79,7 @@ pub fn render(s: &Status, now: i64, color: bool) -> String {
             .iter()
             .filter(|s| !s.signed_in && !s.login_in_progress)
         {
-            out.push_str(&format!("  sign in: rolecall login {}\n", src.name));
+            out.push_str(&format!("  sign in: rolecall login {}\n", p(&src.name)));
         }
         for src in s
             .sources
@@ -87,8 +88,8 @@ pub fn render(s: &Status, now: i64, color: bool) -> String {
         {
             out.push_str(&format!(
                 "  {} offers roles no profile uses: {}\n",
-                src.name,
-                src.unconfigured_roles.join(", ")
+                p(&src.name),
+                p(&src.unconfigured_roles.join(", "))
             ));
         }
     }
@@ -153,8 +154,9 @@ pub fn render(s: &Status, now: i64, color: bool) -> String {
     out
 }
 
+/// One table row. Every cell passes through [`p`]: names, roles and errors come from upstream.
 fn row<const N: usize>(cells: [&str; N]) -> Vec<String> {
-    cells.iter().map(|c| (*c).to_owned()).collect()
+    cells.iter().map(|c| p(c).into_owned()).collect()
 }
 
 /// Left-aligned columns two spaces apart; the header and rows needing attention coloured.
@@ -326,6 +328,25 @@ CONTAINER TOKENS
         assert!(t.contains("\x1b[31m  legacy  entra-saml"), "{t}");
         assert!(t.contains("\x1b[31m  old "), "{t}");
         assert!(!t.contains("\x1b[31m  dev-admin"), "{t}");
+    }
+
+    #[test]
+    fn upstream_text_cannot_inject_escape_sequences() {
+        let mut s = status();
+        s.profiles[0].account_name = Some("Dev\x1b]0;owned\x07".into());
+        s.profiles[0].role = "Admin\u{9b}2J".into();
+        s.sources[1].last_error = Some("denied\x1b[8m hidden\r\nfake line".into());
+        s.sources[1].unconfigured_roles = vec!["arn:x\x1b[1A".into()];
+        s.daemon.config_error = Some("bad\x1b[2Jconfig".into());
+        for color in [false, true] {
+            let t = render(&s, NOW, color);
+            let ours = t.replace("\x1b[0m", "").replace("\x1b[1m", "");
+            let ours = ours.replace("\x1b[31m", "").replace("\x1b[33m", "");
+            assert!(!ours.contains('\x1b') && !ours.contains('\u{9b}'), "{t:?}");
+            assert!(!ours.contains('\x07') && !ours.contains('\r'), "{t:?}");
+            assert!(t.contains("Dev]0;owned (111111111111)"), "{t}");
+            assert!(t.contains("denied[8m hiddenfake line"), "{t}");
+        }
     }
 
     #[test]

@@ -32,6 +32,23 @@ pub fn duration_seconds(
     d.clamp(MIN_DURATION, MAX_DURATION)
 }
 
+/// Why a redemption failed.
+#[derive(Debug)]
+pub enum Refusal {
+    /// STS would not accept this assertion (`InvalidIdentityToken`). For an assertion that was
+    /// already redeemed once, that is STS refusing a second use: a fresh one may work.
+    Assertion(SourceError),
+    Other(SourceError),
+}
+
+impl Refusal {
+    pub fn into_error(self) -> SourceError {
+        match self {
+            Refusal::Assertion(e) | Refusal::Other(e) => e,
+        }
+    }
+}
+
 /// Redeems the assertion for `role_arn`.
 pub async fn assume(
     client: &aws_sdk_sts::Client,
@@ -39,7 +56,7 @@ pub async fn assume(
     principal_arn: &str,
     response: &SamlResponse,
     duration: i64,
-) -> Result<RoleCredentials, SourceError> {
+) -> Result<RoleCredentials, Refusal> {
     match call(client, role_arn, principal_arn, response, duration).await {
         Err(Failure::MaxSessionDuration) if duration > DEFAULT_DURATION => {
             tracing::info!(
@@ -48,24 +65,26 @@ pub async fn assume(
             );
             call(client, role_arn, principal_arn, response, DEFAULT_DURATION)
                 .await
-                .map_err(|f| f.into_source_error(role_arn))
+                .map_err(|f| f.into_refusal(role_arn))
         }
-        r => r.map_err(|f| f.into_source_error(role_arn)),
+        r => r.map_err(|f| f.into_refusal(role_arn)),
     }
 }
 
 enum Failure {
     MaxSessionDuration,
+    InvalidAssertion(SourceError),
     Error(SourceError),
 }
 
 impl Failure {
-    fn into_source_error(self, role_arn: &str) -> SourceError {
+    fn into_refusal(self, role_arn: &str) -> Refusal {
         match self {
-            Failure::MaxSessionDuration => SourceError::AccessDenied(format!(
+            Failure::MaxSessionDuration => Refusal::Other(SourceError::AccessDenied(format!(
                 "STS refused {role_arn}: the requested duration exceeds the role's MaxSessionDuration"
-            )),
-            Failure::Error(e) => e,
+            ))),
+            Failure::InvalidAssertion(e) => Refusal::Assertion(e),
+            Failure::Error(e) => Refusal::Other(e),
         }
     }
 }
@@ -134,6 +153,9 @@ where
         return Failure::MaxSessionDuration;
     }
     let text = format!("STS refused {role_arn}: {code}: {msg}");
+    if code == "InvalidIdentityToken" {
+        return Failure::InvalidAssertion(SourceError::AccessDenied(text));
+    }
     Failure::Error(match code {
         "Throttling"
         | "ThrottlingException"

@@ -46,6 +46,48 @@ pub fn is_aws_signin(url: &str) -> bool {
     path_ok && host_ok
 }
 
+/// The switch `POST /_sandbox/sts/saml-single-use {"enabled": bool}` and what it remembers.
+/// Off by default (today's AWS accepts one assertion for several roles within its validity);
+/// on, a second `AssumeRoleWithSAML` with the same response is refused with
+/// `InvalidIdentityToken`, the code STS answers a rejected assertion with, so that clients
+/// must be able to fall back to a fresh assertion per role.
+#[derive(Default)]
+pub struct SingleUse {
+    enabled: std::sync::atomic::AtomicBool,
+    /// SHA-1 of each redeemed response, until its end (unix seconds).
+    used: std::sync::Mutex<HashMap<[u8; 20], i64>>,
+}
+
+impl SingleUse {
+    pub fn set(&self, on: bool) {
+        self.enabled.store(on, std::sync::atomic::Ordering::Relaxed);
+        if !on {
+            self.used.lock().expect("single-use lock").clear();
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Whether the response was redeemed before (a refused call does not count as a use).
+    fn used_before(&self, assertion: &str, now: i64) -> bool {
+        let digest: [u8; 20] = Sha1::digest(assertion.as_bytes()).into();
+        let mut used = self.used.lock().expect("single-use lock");
+        used.retain(|_, end| *end > now);
+        used.contains_key(&digest)
+    }
+
+    /// Records a successful redemption, remembered until the response could no longer pass.
+    fn record(&self, assertion: &str, until: i64) {
+        let digest: [u8; 20] = Sha1::digest(assertion.as_bytes()).into();
+        self.used
+            .lock()
+            .expect("single-use lock")
+            .insert(digest, until);
+    }
+}
+
 pub fn assume_role_with_saml(sb: &Sandbox, p: &HashMap<String, String>) -> Result<Resp, StsError> {
     let role_arn = common::arn_param(p, "RoleArn", "roleArn")?;
     let principal_arn = common::arn_param(p, "PrincipalArn", "principalArn")?;
@@ -96,6 +138,13 @@ pub fn assume_role_with_saml(sb: &Sandbox, p: &HashMap<String, String>) -> Resul
     common::check_session_name(&session_name)
         .map_err(|_| StsError::invalid_token("RoleSessionName in AuthnResponse is invalid"))?;
 
+    let single = sb.state::<SingleUse>();
+    if single.enabled() && single.used_before(assertion, now_unix(sb)) {
+        return Err(StsError::invalid_token(
+            "The SAML assertion has already been used",
+        ));
+    }
+
     let mut granted = common::duration(p, role.max_session_duration_secs)?;
     // The session ends at DurationSeconds, the SessionDuration attribute or the assertion's
     // SessionNotOnOrAfter, whichever comes first.
@@ -124,6 +173,13 @@ pub fn assume_role_with_saml(sb: &Sandbox, p: &HashMap<String, String>) -> Resul
         expiration: now + time::Duration::seconds(lifetime as i64),
         issued_by: "sts:AssumeRoleWithSAML",
     });
+    if single.enabled() {
+        let until = a
+            .not_on_or_after
+            .map_or(now.unix_timestamp() + 3600, |t| t.unix_timestamp())
+            + SKEW_SECS;
+        single.record(assertion, until);
+    }
     let provider_name = principal_arn.rsplit('/').next().unwrap_or_default();
     let name_qualifier = STANDARD.encode(Sha1::digest(
         format!("{}{}/{}", a.issuer, account, provider_name).as_bytes(),
@@ -160,6 +216,10 @@ pub fn assume_role_with_saml(sb: &Sandbox, p: &HashMap<String, String>) -> Resul
         ));
     }
     Ok(common::success("AssumeRoleWithSAML", &inner))
+}
+
+fn now_unix(sb: &Sandbox) -> i64 {
+    sb.clock.now().unix_timestamp()
 }
 
 /// Recipient, Audience and time bounds.
