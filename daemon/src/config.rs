@@ -109,6 +109,13 @@ pub struct IdentityCenterConfig {
     /// Every AWS call of this source; wins over `AWS_ENDPOINT_URL*`.
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// Write this source's session to the AWS CLI's SSO cache (`~/.aws/sso/cache`) too, so
+    /// `aws` and the SDKs share it (docs/interop.md). Reading that cache is always on.
+    #[serde(default)]
+    pub share_aws_cli_cache: bool,
+    /// The AWS CLI `sso-session` whose cache file is shared; default: the source's name.
+    #[serde(default)]
+    pub sso_session: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -473,6 +480,15 @@ fn validate_source<'a>(name: &'a str, source: &'a SourceConfig) -> Result<(), In
                 return Err((
                     Some(p("region")),
                     format!("source '{name}': region is empty"),
+                ));
+            }
+            if c.sso_session
+                .as_deref()
+                .is_some_and(|s| s.trim().is_empty())
+            {
+                return Err((
+                    Some(p("sso_session")),
+                    format!("source '{name}': sso_session is empty (leave it out to use the source's name)"),
                 ));
             }
             (&c.endpoint_url, &None)

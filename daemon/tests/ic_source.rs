@@ -61,6 +61,8 @@ fn rig_with(sb: RunningSandbox, flow: Option<FlowKind>, env: &[(&str, String)]) 
         region,
         flow,
         endpoint_url: Some(sb.base_url.clone()),
+        share_aws_cli_cache: false,
+        sso_session: None,
     });
     let env = env
         .iter()
@@ -521,6 +523,8 @@ async fn session_survives_a_restart_through_the_vault() {
         region,
         flow: None,
         endpoint_url: Some(rig.sb.base_url.clone()),
+        share_aws_cli_cache: false,
+        sso_session: None,
     });
     let again = build("corp", &cfg, &ctx).unwrap();
     assert!(matches!(
