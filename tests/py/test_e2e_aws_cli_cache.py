@@ -142,6 +142,12 @@ def test_a_session_botocore_wrote_signs_rolecall_in_without_a_browser(world):
     assert w.sandbox.count("ssooidc:RegisterClient") == registrations, "no registration of its own"
     assert "took the session from the AWS CLI's SSO cache" in w.inst.daemon_log()
 
+    # Logged out here: that token is not taken from the cache again.
+    r = w.inst.run(["logout", "corp"])
+    assert r.returncode == 0, r.stderr
+    assert cache_file(w.inst, SESSION).exists(), "the AWS CLI's own file is left alone"
+    assert not source_status(w)["signed_in"]
+
 
 def test_a_token_without_the_portal_scope_is_not_taken(world):
     w = world
