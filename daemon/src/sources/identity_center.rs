@@ -570,18 +570,15 @@ impl IdentityCenter {
         // The AWS CLI (or a tool sharing its cache) may have renewed the same session: its
         // newer token is taken rather than renewing (and, with rotation, its refresh token is
         // the one still valid).
+        // A forced renewal (the portal refused the token) takes any newer token that is still
+        // valid; otherwise one that needs no renewal itself.
+        let wanted_left = if force {
+            JUST_RENEWED_MIN_LEFT
+        } else {
+            TOKEN_RENEW_AHEAD
+        };
         let t = match self.import_from_cache(t2.expires_at) {
-            Some(n)
-                if n.expires_at
-                    - if force {
-                        JUST_RENEWED_MIN_LEFT
-                    } else {
-                        TOKEN_RENEW_AHEAD
-                    }
-                    > now() =>
-            {
-                return Ok(n)
-            }
+            Some(n) if n.expires_at - wanted_left > now() => return Ok(n),
             Some(n) => n,
             None => t2,
         };
