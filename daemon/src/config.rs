@@ -838,6 +838,33 @@ duration = "4h"
     }
 
     #[test]
+    fn aws_cli_cache_keys() {
+        let text = GOOD.replace(
+            "region = \"eu-west-1\"\n",
+            "region = \"eu-west-1\"\nshare_aws_cli_cache = true\nsso_session = \"my-sso\"\n",
+        );
+        let c = parse(&text, Path::new("x")).unwrap();
+        let SourceConfig::IdentityCenter(ic) = &c.sources["corp"] else {
+            panic!("identity-center expected")
+        };
+        assert!(ic.share_aws_cli_cache);
+        assert_eq!(ic.sso_session.as_deref(), Some("my-sso"));
+        let text = text.replace("\"my-sso\"", "\" \"");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("sso_session"))
+            .unwrap()
+            + 1;
+        assert!(
+            err(&text).starts_with(&format!(
+                "/c/config.toml:{line}:1: source 'corp': sso_session is empty"
+            )),
+            "{}",
+            err(&text)
+        );
+    }
+
+    #[test]
     fn daemon_addresses_and_imds_are_checked() {
         let e = err("[daemon]\ncontainer_listen = \"localhost\"\n");
         assert!(

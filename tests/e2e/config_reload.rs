@@ -128,3 +128,15 @@ fn a_broken_edit_keeps_the_last_good_config_and_status_shows_the_line() {
         run.stdout
     );
 }
+
+#[test]
+fn reload_without_a_daemon_says_so_and_starts_none() {
+    let inst = Installation::new();
+    let run = inst.rolecall(["daemon", "reload"]).run();
+    run.assert_code(3);
+    assert_eq!(
+        run.stdout,
+        "rolecalld is not running; it reads the config when it starts\n"
+    );
+    assert!(inst.daemon_pids().is_empty(), "no daemon was started");
+}
