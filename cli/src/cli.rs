@@ -315,6 +315,9 @@ pub enum DaemonCommand {
     Stop,
     /// Is rolecalld running, which version, which socket (exit code 3 when it is not).
     Status,
+    /// Re-read the config file now (rolecalld also applies saved changes by itself within a
+    /// second or two); a broken file keeps the config in use and exits 1 with its error.
+    Reload,
     /// Print rolecalld's log.
     Logs {
         /// Keep printing new lines.

@@ -116,6 +116,13 @@ pub struct IdentityCenterConfig {
     /// Every AWS call of this source; wins over `AWS_ENDPOINT_URL*`.
     #[serde(default)]
     pub endpoint_url: Option<String>,
+    /// Write this source's session to the AWS CLI's SSO cache (`~/.aws/sso/cache`) too, so
+    /// `aws` and the SDKs share it (docs/interop.md). Reading that cache is always on.
+    #[serde(default)]
+    pub share_aws_cli_cache: bool,
+    /// The AWS CLI `sso-session` whose cache file is shared; default: the source's name.
+    #[serde(default)]
+    pub sso_session: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -556,6 +563,15 @@ fn validate_source<'a>(name: &'a str, source: &'a SourceConfig) -> Result<(), In
                     format!("source '{name}': region is empty"),
                 ));
             }
+            if c.sso_session
+                .as_deref()
+                .is_some_and(|s| s.trim().is_empty())
+            {
+                return Err((
+                    Some(p("sso_session")),
+                    format!("source '{name}': sso_session is empty (leave it out to use the source's name)"),
+                ));
+            }
             (&c.endpoint_url, &None)
         }
         SourceConfig::EntraSaml(c) => {
@@ -923,6 +939,33 @@ duration = "4h"
         assert!(e.contains("principal must be a SAML provider ARN"), "{e}");
         let e = err(&GOOD.replace("kind = \"entra-saml\"", "kind = \"entra-magic\""));
         assert!(e.contains("entra-magic"), "{e}");
+    }
+
+    #[test]
+    fn aws_cli_cache_keys() {
+        let text = GOOD.replace(
+            "region = \"eu-west-1\"\n",
+            "region = \"eu-west-1\"\nshare_aws_cli_cache = true\nsso_session = \"my-sso\"\n",
+        );
+        let c = parse(&text, Path::new("x")).unwrap();
+        let SourceConfig::IdentityCenter(ic) = &c.sources["corp"] else {
+            panic!("identity-center expected")
+        };
+        assert!(ic.share_aws_cli_cache);
+        assert_eq!(ic.sso_session.as_deref(), Some("my-sso"));
+        let text = text.replace("\"my-sso\"", "\" \"");
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("sso_session"))
+            .unwrap()
+            + 1;
+        assert!(
+            err(&text).starts_with(&format!(
+                "/c/config.toml:{line}:1: source 'corp': sso_session is empty"
+            )),
+            "{}",
+            err(&text)
+        );
     }
 
     #[test]

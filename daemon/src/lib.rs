@@ -9,6 +9,7 @@ pub mod app;
 pub mod broker;
 pub mod browser;
 pub mod config;
+pub mod config_watch;
 pub mod endpoints;
 pub mod logging;
 pub mod login;

@@ -61,6 +61,8 @@ fn rig_with(sb: RunningSandbox, flow: Option<FlowKind>, env: &[(&str, String)]) 
         region,
         flow,
         endpoint_url: Some(sb.base_url.clone()),
+        share_aws_cli_cache: false,
+        sso_session: None,
     });
     let env = env
         .iter()
@@ -521,6 +523,8 @@ async fn session_survives_a_restart_through_the_vault() {
         region,
         flow: None,
         endpoint_url: Some(rig.sb.base_url.clone()),
+        share_aws_cli_cache: false,
+        sso_session: None,
     });
     let again = build("corp", &cfg, &ctx).unwrap();
     assert!(matches!(
@@ -664,4 +668,68 @@ async fn pkce_denied_in_the_browser_is_cancelled() {
     }
     assert!(rx.borrow_and_update().browser_opened);
     assert!(rig.token().is_none());
+}
+
+/// The AWS CLI (or a tool sharing its cache) renewed the same session: when rolecall's token
+/// needs renewing, the newer one in `~/.aws/sso/cache` is taken instead of another renewal.
+#[tokio::test]
+async fn a_newer_token_in_the_aws_cli_cache_is_taken_instead_of_renewing() {
+    let sb = sandbox(false).await;
+    sb.sandbox.lifetimes.write().unwrap().access_token_secs = 120;
+    let (start_url, region) = {
+        let d = sb.sandbox.dir();
+        (
+            d.identity_center.start_url.clone(),
+            d.identity_center.region.clone(),
+        )
+    };
+    let home = tempfile::tempdir().unwrap();
+    let rig = rig_with(sb, None, &[("HOME", home.path().display().to_string())]);
+    device_login(&rig, approve()).await.0.unwrap();
+    let mine = rig.token().unwrap();
+    let reg: serde_json::Value = rig.vault.get("ic/corp/registration/device").unwrap();
+
+    // Another tool renews the session with the same registration (longer tokens by now) and
+    // caches the result the way botocore does.
+    rig.sb.sandbox.lifetimes.write().unwrap().access_token_secs = 3600;
+    let oidc = rolecall_daemon::endpoints::ssooidc_client(&region, Some(&rig.sb.base_url));
+    let out = oidc
+        .create_token()
+        .client_id(reg["client_id"].as_str().unwrap())
+        .client_secret(reg["client_secret"].as_str().unwrap())
+        .grant_type("refresh_token")
+        .refresh_token(mine["refresh_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    let theirs = out.access_token().unwrap().to_string();
+    let dir = home.path().join(".aws/sso/cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = serde_json::json!({
+        "startUrl": start_url,
+        "region": region,
+        "accessToken": theirs,
+        "expiresAt": rolecall_proto::timefmt::rfc3339(now() + 3600),
+        "refreshToken": out.refresh_token().unwrap(),
+        "clientId": reg["client_id"],
+        "clientSecret": reg["client_secret"],
+        "registrationExpiresAt": rolecall_proto::timefmt::rfc3339(reg["expires_at"].as_i64().unwrap()),
+    });
+    std::fs::write(
+        dir.join("0ad374308c5a4e22f723adf10145eafad7c4031c.json"),
+        file.to_string(),
+    )
+    .unwrap();
+
+    let creates = rig.count("ssooidc:CreateToken");
+    rig.source
+        .credentials(&profile("111111111111", "DeveloperReadOnly"))
+        .await
+        .unwrap();
+    assert_eq!(
+        rig.count("ssooidc:CreateToken"),
+        creates,
+        "taken, not renewed"
+    );
+    assert_eq!(rig.token().unwrap()["access_token"], theirs.as_str());
 }

@@ -1,4 +1,4 @@
-//! `rolecall daemon start|stop|status|logs`.
+//! `rolecall daemon start|stop|status|reload|logs`.
 //!
 //! `stop` and `status` talk to whatever daemon runs, whatever its protocol number (an old one
 //! must still be stoppable); `logs` reads the log file directly, so it works while the daemon is
@@ -7,7 +7,7 @@
 use crate::autostart;
 use crate::cli::{DaemonArgs, DaemonCommand};
 use crate::client::{Client, ClientError};
-use rolecall_proto::api::{Status, VersionReply};
+use rolecall_proto::api::{OkReply, Status, VersionReply};
 use rolecall_proto::paths;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -23,6 +23,7 @@ pub fn run(a: &DaemonArgs) -> anyhow::Result<i32> {
         DaemonCommand::Start => start(),
         DaemonCommand::Stop => stop(),
         DaemonCommand::Status => status(),
+        DaemonCommand::Reload => reload(),
         DaemonCommand::Logs { follow, lines } => logs(&paths::log_path(), *follow, *lines),
     }
 }
@@ -65,6 +66,24 @@ fn stop() -> anyhow::Result<i32> {
         Some(p) => println!("Stopped rolecalld (pid {p})"),
         None => println!("Stopped rolecalld"),
     }
+    Ok(0)
+}
+
+/// `POST /v1/reload` on a running daemon (starting one would read the config anyway).
+fn reload() -> anyhow::Result<i32> {
+    let client = match Client::connect_existing() {
+        Ok(c) => c,
+        Err(ClientError::DaemonDown { .. }) => {
+            println!("rolecalld is not running; it reads the config when it starts");
+            return Ok(NOT_RUNNING);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    client.set_read_timeout(Some(Duration::from_secs(10)));
+    let s: Status = client.get("/v1/status")?;
+    // A config error comes back as one located line (file:line:column: what); it exits 1.
+    client.post_empty::<OkReply>("/v1/reload")?;
+    println!("rolecalld reloaded {}", s.daemon.config);
     Ok(0)
 }
 

@@ -13,7 +13,7 @@ use rolecall_daemon::login::{LoginCoordinator, LoginSettings};
 use rolecall_daemon::serve::container::{self, ContainerState, CredentialProvider, TokenStore};
 use rolecall_daemon::serve::socket;
 use rolecall_daemon::sources::{self, SourceContext, SourceError};
-use rolecall_daemon::{endpoints, logging, notify, refresh, vault};
+use rolecall_daemon::{config_watch, endpoints, logging, notify, refresh, vault};
 use rolecall_proto::paths;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
@@ -327,6 +327,10 @@ async fn serve(
     if let Some(p) = pending_store {
         background.push(tokio::spawn(retry_store(Arc::clone(&app), p)));
     }
+    background.push(tokio::spawn(config_watch::run(
+        Arc::clone(&app),
+        config_watch::POLL,
+    )));
     let provider: Arc<dyn CredentialProvider> = Arc::new(BrokerProvider(Arc::clone(&broker)));
     if let Some(h) = start_container(&app, &start_cfg, store, Arc::clone(&provider)).await {
         background.push(h);

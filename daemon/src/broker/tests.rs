@@ -28,6 +28,8 @@ fn setup() -> Setup {
             region: "eu-west-1".into(),
             flow: None,
             endpoint_url: None,
+            share_aws_cli_cache: false,
+            sso_session: None,
         }),
     );
     config.profiles.insert(

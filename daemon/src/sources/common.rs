@@ -105,6 +105,8 @@ mod tests {
             region: "eu-west-1".into(),
             flow: None,
             endpoint_url: endpoint.map(str::to_string),
+            share_aws_cli_cache: false,
+            sso_session: None,
         })
     }
 

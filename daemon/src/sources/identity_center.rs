@@ -9,14 +9,18 @@
 //! - The session (access + refresh token) lives in the vault; the access token is renewed with
 //!   the refresh token when it has under 5 minutes left, one renewal at a time.
 //! - Credentials from `GetRoleCredentials`; roles from `ListAccounts` × `ListAccountRoles`.
+//! - Without a session of its own, a usable token of the same start URL and region in the AWS
+//!   CLI's SSO cache is taken (a user signed in with `aws sso login` needs no browser); with
+//!   `share_aws_cli_cache`, every token it gets is written back there (docs/interop.md).
 
 mod authorize;
+mod aws_cli_cache;
 mod errors;
 mod records;
 mod start_url;
 
 use self::errors::Failure;
-use self::records::{now, registration_key, token_key, Flow, Registration, Token};
+use self::records::{now, refused_key, registration_key, token_key, Flow, Registration, Token};
 use super::common::SourceContext;
 use super::signin;
 use super::{LoginOptions, LoginProgress, RoleCredentials, SessionState, Source, SourceError};
@@ -47,6 +51,8 @@ const TOKEN_RENEW_AHEAD: i64 = 5 * 60;
 const JUST_RENEWED_MIN_LEFT: i64 = 30;
 /// Parallel `ListAccountRoles` calls.
 const LIST_CONCURRENCY: usize = 8;
+/// How many refused cache-token fingerprints are remembered.
+const REFUSED_KEEP: usize = 16;
 
 pub struct IdentityCenter {
     name: String,
@@ -64,6 +70,10 @@ pub struct IdentityCenter {
     /// One token renewal at a time: with refresh-token rotation, two concurrent renewals with
     /// the same refresh token would make the second fail and end the session.
     renew_lock: tokio::sync::Mutex<()>,
+    /// `$HOME/.aws/sso/cache`, when HOME is known.
+    aws_cache_dir: Option<std::path::PathBuf>,
+    /// The shared session's file name there: SHA-1 of `sso_session` (default: the source name).
+    aws_cache_file: String,
 }
 
 impl std::fmt::Debug for IdentityCenter {
@@ -113,6 +123,8 @@ impl IdentityCenter {
             sso: endpoints::sso_client(&cfg.region, sso_ep.as_deref()),
             resolved_start: tokio::sync::OnceCell::new(),
             renew_lock: tokio::sync::Mutex::new(()),
+            aws_cache_dir: aws_cli_cache::cache_dir(endpoints::env_var(&ctx.env, "HOME")),
+            aws_cache_file: aws_cli_cache::file_name(cfg.sso_session.as_deref().unwrap_or(name)),
         })
     }
 
@@ -151,14 +163,132 @@ impl IdentityCenter {
     }
 
     /// The stored session, if it belongs to the configured start URL and region.
-    fn stored_token(&self) -> Option<Token> {
+    fn vault_token(&self) -> Option<Token> {
         let t: Token = self.vault.get(&token_key(&self.name))?;
         (t.start_url == self.cfg.start_url && t.region == self.cfg.region).then_some(t)
     }
 
+    /// The stored session, or else one taken from the AWS CLI's SSO cache.
+    fn stored_token(&self) -> Option<Token> {
+        self.vault_token()
+            .or_else(|| self.import_from_cache(i64::MIN))
+    }
+
+    /// Ends the stored session; its access token is never taken from the AWS CLI cache again.
     fn drop_token(&self) {
+        if let Some(t) = self.vault.get::<Token>(&token_key(&self.name)) {
+            self.refuse(&t.access_token);
+        }
         if let Err(e) = self.vault.remove(&token_key(&self.name)) {
             tracing::warn!(source = %self.name, error = %e, "could not remove the session from the secret store");
+        }
+    }
+
+    fn refuse(&self, access_token: &str) {
+        let key = refused_key(&self.name);
+        let mut list: Vec<String> = self.vault.get(&key).unwrap_or_default();
+        let fp = aws_cli_cache::fingerprint(access_token);
+        if !list.contains(&fp) {
+            list.push(fp);
+            let excess = list.len().saturating_sub(REFUSED_KEEP);
+            list.drain(..excess);
+            if let Err(e) = self.vault.put(&key, &list) {
+                tracing::warn!(source = %self.name, error = %e, "could not record an ended session");
+            }
+        }
+    }
+
+    /// Takes the best usable token of this start URL and region from the AWS CLI's SSO cache,
+    /// if one lasts longer than `better_than`, into the secret store (with the registration
+    /// cached alongside it, which its renewal needs).
+    fn import_from_cache(&self, better_than: i64) -> Option<Token> {
+        let dir = self.aws_cache_dir.as_deref()?;
+        let refused: Vec<String> = self.vault.get(&refused_key(&self.name)).unwrap_or_default();
+        let now = now();
+        let found = aws_cli_cache::find(
+            dir,
+            &aws_cli_cache::Wanted {
+                start_url: &self.cfg.start_url,
+                region: &self.cfg.region,
+                preferred: &self.aws_cache_file,
+                refused: &refused,
+                now,
+                better_than,
+            },
+        )?;
+        let c = &found.token;
+        let reg = match (&c.client_id, &c.client_secret, c.registration_expires_at) {
+            (Some(id), Some(secret), Some(exp)) if c.refreshable(now) => Some(Registration {
+                client_id: id.clone(),
+                client_secret: secret.to_string(),
+                issued_at: 0,
+                expires_at: exp,
+                start_url: self.cfg.start_url.clone(),
+                region: self.cfg.region.clone(),
+            }),
+            _ => None,
+        };
+        let token = Token {
+            access_token: c.access_token.to_string(),
+            expires_at: c.expires_at,
+            refresh_token: reg
+                .as_ref()
+                .and(c.refresh_token.as_ref())
+                .map(|r| r.to_string()),
+            flow: Flow::AwsCli,
+            client_id: c.client_id.clone().unwrap_or_default(),
+            start_url: self.cfg.start_url.clone(),
+            region: self.cfg.region.clone(),
+        };
+        if let Some(reg) = &reg {
+            if let Err(e) = self
+                .vault
+                .put(&registration_key(&self.name, Flow::AwsCli), reg)
+            {
+                tracing::warn!(source = %self.name, error = %e, "could not store the AWS CLI's registration");
+                return None;
+            }
+        }
+        if let Err(e) = self.vault.put(&token_key(&self.name), &token) {
+            tracing::warn!(source = %self.name, error = %e, "could not store the AWS CLI's session");
+            return None;
+        }
+        tracing::info!(source = %self.name, file = %found.path.display(), renewable = token.refresh_token.is_some(), "took the session from the AWS CLI's SSO cache");
+        if found.path.file_name().and_then(|n| n.to_str()) != Some(self.aws_cache_file.as_str()) {
+            if let Some(reg) = &reg {
+                self.share(&token, reg);
+            }
+        }
+        Some(token)
+    }
+
+    /// With `share_aws_cli_cache`, writes the session to the AWS CLI's cache as the shared
+    /// sso-session's token, so `aws` and the SDKs use (and renew) the same one.
+    fn share(&self, t: &Token, reg: &Registration) {
+        if !self.cfg.share_aws_cli_cache {
+            return;
+        }
+        let Some(dir) = self.aws_cache_dir.as_deref() else {
+            tracing::warn!(source = %self.name, "HOME is not set: cannot share the session with the AWS CLI");
+            return;
+        };
+        let c = aws_cli_cache::CachedToken {
+            start_url: self.cfg.start_url.clone(),
+            region: self.cfg.region.clone(),
+            access_token: Zeroizing::new(t.access_token.clone()),
+            expires_at: t.expires_at,
+            refresh_token: t.refresh_token.clone().map(Zeroizing::new),
+            client_id: Some(reg.client_id.clone()),
+            client_secret: Some(Zeroizing::new(reg.client_secret.clone())),
+            registration_expires_at: Some(reg.expires_at),
+        };
+        match aws_cli_cache::write(dir, &self.aws_cache_file, &c) {
+            Ok(()) => {
+                tracing::debug!(source = %self.name, file = %dir.join(&self.aws_cache_file).display(), "session written to the AWS CLI's SSO cache")
+            }
+            Err(e) => {
+                tracing::warn!(source = %self.name, dir = %dir.display(), error = %e, "could not write the session to the AWS CLI's SSO cache")
+            }
         }
     }
 
@@ -187,7 +317,8 @@ impl IdentityCenter {
                 .grant_types(GRANT_AUTH_CODE)
                 .redirect_uris(REGISTERED_REDIRECT_URI)
                 .issuer_url(start_url),
-            Flow::Device => req.grant_types(GRANT_DEVICE),
+            // Sessions from the AWS CLI cache come with their registration; never registered here.
+            Flow::Device | Flow::AwsCli => req.grant_types(GRANT_DEVICE),
         };
         let out = req
             .send()
@@ -255,6 +386,7 @@ impl IdentityCenter {
         self.vault
             .put(&token_key(&self.name), &t)
             .map_err(|e| self.vault_err(e))?;
+        self.share(&t, reg);
         Ok(t)
     }
 
@@ -436,7 +568,21 @@ impl IdentityCenter {
         if t2.access_token != t.access_token && t2.expires_at - JUST_RENEWED_MIN_LEFT > now() {
             return Ok(t2);
         }
-        let t = t2;
+        // The AWS CLI (or a tool sharing its cache) may have renewed the same session: its
+        // newer token is taken rather than renewing (and, with rotation, its refresh token is
+        // the one still valid).
+        // A forced renewal (the portal refused the token) takes any newer token that is still
+        // valid; otherwise one that needs no renewal itself.
+        let wanted_left = if force {
+            JUST_RENEWED_MIN_LEFT
+        } else {
+            TOKEN_RENEW_AHEAD
+        };
+        let t = match self.import_from_cache(t2.expires_at) {
+            Some(n) if n.expires_at - wanted_left > now() => return Ok(n),
+            Some(n) => n,
+            None => t2,
+        };
         let Some(refresh) = t.refresh_token.clone() else {
             return if !force && t.expires_at > now() {
                 Ok(t)
@@ -585,8 +731,9 @@ impl Source for IdentityCenter {
     }
 
     async fn renew_session(&self) -> Result<(), SourceError> {
-        // Nothing stored: nothing to keep alive (a login is the user's call, not the scheduler's).
-        if self.stored_token().is_none() {
+        // Nothing stored: nothing to keep alive (a login is the user's call, not the scheduler's;
+        // a session in the AWS CLI's cache is taken when a profile is used, not before).
+        if self.vault_token().is_none() {
             return Ok(());
         }
         // Renews only inside the token's renewal margin; otherwise no network.
@@ -614,6 +761,12 @@ impl Source for IdentityCenter {
         let token = match flow {
             Flow::Pkce => self.login_pkce(&reg, progress).await?,
             Flow::Device => self.login_device(&reg, &start_url, &opts, progress).await?,
+            Flow::AwsCli => {
+                return Err(SourceError::Internal(format!(
+                    "{}: the AWS CLI cache is no login flow",
+                    self.name
+                )))
+            }
         };
         tracing::info!(source = %self.name, flow = flow.as_str(), "signed in to Identity Center");
         progress.send_modify(|st| st.session_expires = Some(token.expires_at));
@@ -621,11 +774,16 @@ impl Source for IdentityCenter {
     }
 
     async fn logout(&self) -> Result<(), SourceError> {
-        if let Some(t) = self.stored_token() {
+        if let Some(t) = self.vault_token() {
             // Ends the portal session too; the local session is dropped whatever it answers.
             if let Err(e) = self.sso.logout().access_token(&t.access_token).send().await {
                 let f = errors::read(&e);
                 tracing::info!(source = %self.name, error = %f.message, "portal logout failed; forgetting the session anyway");
+            }
+            // Not taken from the AWS CLI cache again; the shared copy goes too.
+            self.refuse(&t.access_token);
+            if let (true, Some(dir)) = (self.cfg.share_aws_cli_cache, &self.aws_cache_dir) {
+                aws_cli_cache::remove_if_holds(dir, &self.aws_cache_file, &t.access_token);
             }
         }
         self.vault

@@ -4,16 +4,21 @@
 //!   `device`), kept until shortly before `clientSecretExpiresAt`.
 //! - `ic/<source>/token`: the access token, its expiry, the refresh token and which
 //!   registration issued them (a refresh must use the same client).
+//! - `ic/<source>/refused-cache-tokens`: SHA-256 fingerprints of ended sessions' access
+//!   tokens, never taken from the AWS CLI's cache again.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The two login flows, each with its own client registration (as the AWS CLI v2 does).
+/// The two login flows, each with its own client registration (as the AWS CLI v2 does), and
+/// sessions taken from the AWS CLI's SSO cache, renewed with the registration cached with them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Flow {
     Pkce,
     Device,
+    #[serde(rename = "aws-cli")]
+    AwsCli,
 }
 
 impl Flow {
@@ -21,6 +26,7 @@ impl Flow {
         match self {
             Flow::Pkce => "pkce",
             Flow::Device => "device",
+            Flow::AwsCli => "aws-cli",
         }
     }
 }
@@ -31,6 +37,12 @@ pub fn registration_key(source: &str, flow: Flow) -> String {
 
 pub fn token_key(source: &str) -> String {
     format!("ic/{source}/token")
+}
+
+/// Fingerprints of access tokens whose session ended here (logout, revoked): the AWS CLI's
+/// cache may still hold them, and they must not be taken from it again.
+pub fn refused_key(source: &str) -> String {
+    format!("ic/{source}/refused-cache-tokens")
 }
 
 /// A RegisterClient answer.
