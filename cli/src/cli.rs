@@ -200,12 +200,17 @@ pub struct ContainerArgs {
     /// Use AWS_CONTAINER_CREDENTIALS_RELATIVE_URI (169.254.170.2, after `container setup`).
     #[arg(long)]
     pub relative: bool,
+    /// EKS Pod Identity style: AWS_CONTAINER_CREDENTIALS_FULL_URI is
+    /// http://169.254.170.23/v1/credentials (after `container setup`), where the token alone
+    /// selects the profile. Implied by --format k8s.
+    #[arg(long, conflicts_with = "relative")]
+    pub pod_identity: bool,
     /// Revoke the profile's tokens (all tokens with --all).
     #[arg(long)]
     pub revoke: bool,
     /// Give the profile's tokens a full lifetime from now (container_token_ttl) instead of
     /// minting a new one.
-    #[arg(long, conflicts_with_all = ["revoke", "token_file", "relative"])]
+    #[arg(long, conflicts_with_all = ["revoke", "token_file", "relative", "pod_identity"])]
     pub renew: bool,
     #[arg(long, requires = "revoke")]
     pub all: bool,
@@ -213,7 +218,8 @@ pub struct ContainerArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ContainerCommand {
-    /// Print (or --apply) the one-time root step that forwards 169.254.170.2:80 to rolecalld.
+    /// Print (or --apply) the one-time root step that forwards 169.254.170.2:80 and
+    /// 169.254.170.23:80 (Pod Identity) to rolecalld.
     Setup(ContainerSetupArgs),
 }
 
@@ -242,6 +248,8 @@ pub enum ContainerFormat {
     Env,
     Docker,
     Compose,
+    /// A Kubernetes Secret (the token) and ConfigMap (the variables), Pod Identity style.
+    K8s,
 }
 
 #[derive(Debug, Args)]

@@ -246,8 +246,9 @@ fn a_failure_at_any_step_is_rolled_back_with_no_exposure() {
     let Some(ns) = Netns::new("a_failure_at_any_step_is_rolled_back_with_no_exposure") else {
         return;
     };
-    // The four iptables changes, failed one at a time.
-    for n in 1..=4 {
+    // The six iptables changes (the guard's two, then two per forwarded address), failed one
+    // at a time.
+    for n in 1..=6 {
         let counter = ns.dir.path().join(format!("count-ipt-{n}"));
         let dir = ns.bin_dir(
             &format!("ipt-{n}"),
@@ -296,6 +297,81 @@ fn a_failure_at_any_step_is_rolled_back_with_no_exposure() {
     let out = ns.setup(&["--apply"], &dir.display().to_string());
     assert!(!out.status.success());
     ns.assert_nothing_exposed("nft failing");
+}
+
+/// Runs `f` on a thread that has entered the namespace: sockets it makes stay in there.
+fn in_netns<T: Send + 'static>(ns: &Netns, f: impl FnOnce() -> T + Send + 'static) -> T {
+    use std::os::fd::AsRawFd as _;
+    let path = format!("/var/run/netns/{}", ns.name);
+    std::thread::spawn(move || {
+        let handle = std::fs::File::open(&path).unwrap();
+        // SAFETY: setns on a namespace file this thread owns; it changes this thread only.
+        let r = unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Inside the namespace, a connection to `addr:80` reaches the listener standing in for
+/// rolecalld at 127.0.0.1:9911 (the bytes sent arrive there).
+fn reaches_the_listener(ns: &Netns, addr: &'static str) -> Result<(), String> {
+    use std::io::{Read as _, Write as _};
+    let listener = in_netns(ns, || {
+        std::net::TcpListener::bind("127.0.0.1:9911").unwrap()
+    });
+    let sent = in_netns(ns, move || {
+        let target: std::net::SocketAddr = format!("{addr}:80").parse().unwrap();
+        let mut s =
+            std::net::TcpStream::connect_timeout(&target, std::time::Duration::from_secs(3))
+                .map_err(|e| format!("connect {target}: {e}"))?;
+        s.write_all(b"GET /v1/credentials")
+            .map_err(|e| e.to_string())
+    });
+    sent?;
+    let (mut conn, _) = listener.accept().map_err(|e| e.to_string())?;
+    let mut got = Vec::new();
+    conn.read_to_end(&mut got).map_err(|e| e.to_string())?;
+    if got != b"GET /v1/credentials" {
+        return Err(format!("the listener got {got:?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn the_pod_identity_address_reaches_the_listener_with_iptables_and_with_nft() {
+    let test = "the_pod_identity_address_reaches_the_listener_with_iptables_and_with_nft";
+    let Some(ns) = Netns::new(test) else {
+        return;
+    };
+    let real_path = std::env::var("PATH").unwrap();
+    // As on a host whose containers use the bridge: the link-local range routes through it
+    // (without a route the connect fails before the OUTPUT rule is consulted).
+    ns.sh(&format!("ip route add 169.254.170.0/24 dev {BRIDGE}"));
+    // Nothing forwards it before the setup.
+    assert!(reaches_the_listener(&ns, "169.254.170.23").is_err());
+    let out = ns.setup(&["--apply"], &real_path);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rules = ns.rules();
+    assert!(rules.contains(&format!("-A PREROUTING -d 169.254.170.23/32 -i {BRIDGE} -p tcp -m tcp --dport 80 -j DNAT --to-destination 127.0.0.1:9911")), "{rules}");
+    for addr in ["169.254.170.23", "169.254.170.2"] {
+        reaches_the_listener(&ns, addr).unwrap_or_else(|e| panic!("iptables, {addr}: {e}"));
+    }
+    assert!(ns
+        .setup(&["--remove", "--apply"], &real_path)
+        .status
+        .success());
+    ns.assert_nothing_exposed("after --remove");
+    assert!(reaches_the_listener(&ns, "169.254.170.23").is_err());
+
+    let nft_only = ns.bin_dir("nft-only", &["nft", "sysctl"], &[]);
+    let p = nft_only.display().to_string();
+    let out = ns.setup(&["--apply"], &p);
+    assert!(out.status.success(), "{}", stderr(&out));
+    reaches_the_listener(&ns, "169.254.170.23").unwrap_or_else(|e| panic!("nft: {e}"));
+    assert!(ns.setup(&["--remove", "--apply"], &p).status.success());
+    ns.assert_nothing_exposed("after nft --remove");
 }
 
 #[test]

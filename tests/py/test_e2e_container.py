@@ -656,7 +656,8 @@ def test_container_setup_forwards_169_254_170_2_into_a_namespace(inst):
         # Applying twice adds nothing.
         inst.rc("container", "setup", "--apply", "--interface", host_if)
         rules = subprocess.run(["iptables", "-t", "nat", "-S"], capture_output=True, text=True).stdout
-        assert rules.count(f"-i {host_if} ") == 1
+        for addr in ("169.254.170.2/32", "169.254.170.23/32"):
+            assert rules.count(f"-d {addr} -i {host_if} ") == 1, rules
 
         v = inst.container_vars("--relative")
         assert "AWS_CONTAINER_CREDENTIALS_FULL_URI" not in v

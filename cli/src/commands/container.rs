@@ -6,10 +6,15 @@
 //! disagree on which wins when both are set. Both `AWS_REGION` and `AWS_DEFAULT_REGION` are
 //! printed, since boto3 reads only the latter.
 //!
+//! `--pod-identity` points the URI at `http://169.254.170.23/v1/credentials`, the EKS Pod
+//! Identity–style route where the token alone selects the profile; `--format k8s` prints that
+//! as a Secret (the token) and a ConfigMap (the variables) for local Kubernetes.
+//!
 //! `--format docker` never puts the token on a command line (every local user can read another
 //! process's argv in /proc): it writes the variables to a private env file and prints
 //! `--env-file <path>`.
 
+mod k8s;
 mod setup;
 
 use crate::cli::{ContainerArgs, ContainerCommand, ContainerFormat};
@@ -35,6 +40,13 @@ pub fn run(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
     if a.renew {
         return renew(profile, autostart);
     }
+    let k8s = matches!(a.format, ContainerFormat::K8s);
+    if k8s && a.token_file.is_some() {
+        bail!("--format k8s puts the token in a Secret mounted in the pod; drop --token-file");
+    }
+    if k8s && a.relative {
+        bail!("--format k8s uses the Pod Identity address; drop --relative");
+    }
     let client = Client::connect(autostart)?;
     let reply: MintTokenReply = client.post(
         "/v1/container/tokens",
@@ -44,6 +56,8 @@ pub fn run(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
         },
     )?;
     let token_var = match &a.token_file {
+        // The Secret is mounted in the pod: the variable names the file there.
+        None if k8s => ("AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", k8s::token_path()),
         Some(path) => {
             write_token_file(path, &reply.token)?;
             let abs = std::path::absolute(path).unwrap_or_else(|_| path.clone());
@@ -54,7 +68,14 @@ pub fn run(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
         }
         None => ("AWS_CONTAINER_AUTHORIZATION_TOKEN", reply.token.clone()),
     };
-    let vars = variables(&reply, a.relative, token_var);
+    let mut vars = variables(&reply, a.relative, token_var);
+    if a.pod_identity || k8s {
+        // The route that takes no profile in its URL, at the Pod Identity Agent's address.
+        vars[0] = (
+            "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            k8s::POD_IDENTITY_URI.to_string(),
+        );
+    }
     if reply.region.is_none() {
         eprintln!(
             "rolecall: profile '{profile}' has no region; set AWS_REGION and AWS_DEFAULT_REGION yourself (or add region to the profile)"
@@ -64,6 +85,10 @@ pub fn run(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
         ContainerFormat::Docker => {
             let path = write_env_file(profile, &render(&vars, ContainerFormat::Env))?;
             docker_args(&path)
+        }
+        ContainerFormat::K8s => {
+            let expires = reply.expires.map(rolecall_proto::timefmt::rfc3339);
+            k8s::manifests(profile, &reply.token, expires.as_deref(), &vars)
         }
         f => render(&vars, f),
     };
@@ -168,6 +193,11 @@ fn render(vars: &[(&str, String)], format: ContainerFormat) -> String {
         ContainerFormat::Env => vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect(),
         // Never rendered with the values: see `docker_args`.
         ContainerFormat::Docker => vars.iter().map(|(k, _)| format!("-e {k} ")).collect(),
+        // The ConfigMap's `data:` entries (`k8s::manifests` puts the Secret around them).
+        ContainerFormat::K8s => vars
+            .iter()
+            .map(|(k, v)| format!("  {k}: {}\n", yaml_quote(v)))
+            .collect(),
         ContainerFormat::Compose => {
             let mut out = String::from("environment:\n");
             for (k, v) in vars {

@@ -19,7 +19,7 @@ status --json
 prompt --format --profile --color --shell
 populate --dry-run --prefix --name-template --prune
 import --dry-run
-container --format --token-file --relative --revoke --renew --all
+container --format --token-file --relative --pod-identity --revoke --renew --all
 exec --static
 env --format
 relay --listen --to --idle-timeout

@@ -12,11 +12,15 @@
 //! [`ContainerState`], bind `container_listen`, and spawn [`serve_container`]; the socket
 //! router calls [`ContainerState::mint_token`] / [`ContainerState::revoke_tokens`] and
 //! [`ContainerState::token_status`] for `status`.
+//!
+//! The same listener also answers `GET /v1/credentials`, the EKS Pod Identity–style route
+//! ([`pod_identity`]), where the token alone selects the profile.
 
 pub mod guard;
 pub mod imds;
 pub mod limits;
 pub mod peer;
+pub mod pod_identity;
 pub mod tokens;
 
 use crate::sources::RoleCredentials;
@@ -387,7 +391,8 @@ pub(crate) fn closing(mut r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
 
 impl ContainerHandler {
     async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Full<Bytes>> {
-        if let Err(why) = guard::check(req.headers(), local, ECS_LINK_LOCAL) {
+        let forwarded = [ECS_LINK_LOCAL, pod_identity::LINK_LOCAL];
+        if let Err(why) = guard::check_any(req.headers(), local, &forwarded) {
             return error_reply(StatusCode::FORBIDDEN, "Forbidden", why);
         }
         if has_body(&req) {
@@ -406,6 +411,9 @@ impl ContainerHandler {
             r.headers_mut()
                 .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
             return r;
+        }
+        if req.uri().path() == pod_identity::ROUTE {
+            return pod_identity::answer(&self.state, req.headers()).await;
         }
         let Some(profile) = req
             .uri()

@@ -1,6 +1,9 @@
 //! `rolecall container setup [--apply] [--docker-desktop] [--remove]`: the one-time root step
 //! that makes `169.254.170.2:80` (the ECS container credentials address, which SDKs accept over
-//! plain HTTP) reach rolecalld's loopback listener.
+//! plain HTTP) and `169.254.170.23:80` (the EKS Pod Identity Agent's, for pods in a local
+//! Kubernetes) reach rolecalld's loopback listener. Both addresses get the same rules, made and
+//! taken back together; the IPv6 agent address `fd00:ec2::23` is not forwarded (the kernel has
+//! no `route_localnet` for IPv6, so it cannot be DNAT-ed to `::1`).
 //!
 //! Linux (as AWS's amazon-ecs-local-container-endpoints documents): a DNAT rule for the one
 //! bridge containers arrive on, a REDIRECT in OUTPUT for host processes, and `route_localnet` on
@@ -29,6 +32,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 const LINK_LOCAL: &str = "169.254.170.2";
+/// Every address forwarded on Linux: the ECS one, then the Pod Identity Agent's.
+const FORWARDED: [&str; 2] = [LINK_LOCAL, "169.254.170.23"];
 const DEFAULT_LISTEN: &str = "127.0.0.1:9911";
 const NETWORK: &str = "rolecall";
 const RELAY: &str = "rolecall-relay";
@@ -63,7 +68,8 @@ pub fn run(a: &ContainerSetupArgs) -> anyhow::Result<i32> {
     if !a.apply {
         let what = if a.remove { "undo" } else { "make" };
         println!(
-            "# Run once as root to {what} the forward of {LINK_LOCAL}:80 to rolecalld ({target}) on {iface};"
+            "# Run once as root to {what} the forward of {} (port 80) to rolecalld ({target}) on {iface};",
+            FORWARDED.join(" and ")
         );
         println!(
             "# or run: rolecall container setup --interface {iface}{} --apply",
@@ -86,7 +92,8 @@ pub fn run(a: &ContainerSetupArgs) -> anyhow::Result<i32> {
         apply(&steps, root)?;
     }
     eprintln!(
-        "rolecall: {LINK_LOCAL}:80 on {iface} {} rolecalld at {target}",
+        "rolecall: {} (port 80) on {iface} {} rolecalld at {target}",
+        FORWARDED.join(" and "),
         if a.remove {
             "no longer forwards to"
         } else {
@@ -272,24 +279,27 @@ fn iptables_rule(table: &str, chain: &str, op: &str, spec: &str) -> Step {
 /// The guard first (dropping 127.0.0.0/8 from and to every interface but `lo`), the forward,
 /// `route_localnet` last: should any step fail, the ones before never exposed the loopback.
 fn iptables_rules(iface: &str, ip: Ipv4Addr, port: u16) -> Vec<Step> {
-    let output = if ip == Ipv4Addr::LOCALHOST {
-        format!("-d {LINK_LOCAL}/32 -p tcp --dport 80 -j REDIRECT --to-ports {port}")
-    } else {
-        format!("-d {LINK_LOCAL}/32 -p tcp --dport 80 -j DNAT --to-destination {ip}:{port}")
-    };
-    vec![
+    let mut rules = vec![
         iptables_rule("raw", "PREROUTING", "-I", "! -i lo -d 127.0.0.0/8 -j DROP"),
         iptables_rule("raw", "PREROUTING", "-I", "! -i lo -s 127.0.0.0/8 -j DROP"),
-        iptables_rule(
+    ];
+    for addr in FORWARDED {
+        let output = if ip == Ipv4Addr::LOCALHOST {
+            format!("-d {addr}/32 -p tcp --dport 80 -j REDIRECT --to-ports {port}")
+        } else {
+            format!("-d {addr}/32 -p tcp --dport 80 -j DNAT --to-destination {ip}:{port}")
+        };
+        rules.push(iptables_rule(
             "nat",
             "PREROUTING",
             "-A",
             &format!(
-                "-i {iface} -d {LINK_LOCAL}/32 -p tcp --dport 80 -j DNAT --to-destination {ip}:{port}"
+                "-i {iface} -d {addr}/32 -p tcp --dport 80 -j DNAT --to-destination {ip}:{port}"
             ),
-        ),
-        iptables_rule("nat", "OUTPUT", "-A", &output),
-    ]
+        ));
+        rules.push(iptables_rule("nat", "OUTPUT", "-A", &output));
+    }
+    rules
 }
 
 /// One atomic nftables transaction: the table is replaced whole, guard and forward together.
@@ -299,6 +309,15 @@ fn nft_script(iface: &str, ip: Ipv4Addr, port: u16) -> String {
     } else {
         format!("dnat to {ip}:{port}")
     };
+    // One rule per address (not a set), so each reads as the iptables rule for it does.
+    let prerouting: String = FORWARDED
+        .iter()
+        .map(|a| format!("    iifname \"{iface}\" ip daddr {a} tcp dport 80 dnat to {ip}:{port}\n"))
+        .collect();
+    let out: String = FORWARDED
+        .iter()
+        .map(|a| format!("    ip daddr {a} tcp dport 80 {output}\n"))
+        .collect();
     format!(
         "table ip {NFT_TABLE} {{}}\n\
          delete table ip {NFT_TABLE}\n\
@@ -310,11 +329,11 @@ fn nft_script(iface: &str, ip: Ipv4Addr, port: u16) -> String {
          \x20 }}\n\
          \x20 chain prerouting {{\n\
          \x20   type nat hook prerouting priority -100; policy accept;\n\
-         \x20   iifname \"{iface}\" ip daddr {LINK_LOCAL} tcp dport 80 dnat to {ip}:{port}\n\
+         {prerouting}\
          \x20 }}\n\
          \x20 chain output {{\n\
          \x20   type nat hook output priority -100; policy accept;\n\
-         \x20   ip daddr {LINK_LOCAL} tcp dport 80 {output}\n\
+         {out}\
          \x20 }}\n\
          }}\n"
     )
@@ -559,6 +578,8 @@ mod tests {
                 "iptables -w -t raw -I PREROUTING ! -i lo -s 127.0.0.0/8 -j DROP",
                 "iptables -w -t nat -A PREROUTING -i docker0 -d 169.254.170.2/32 -p tcp --dport 80 -j DNAT --to-destination 127.0.0.1:9911",
                 "iptables -w -t nat -A OUTPUT -d 169.254.170.2/32 -p tcp --dport 80 -j REDIRECT --to-ports 9911",
+                "iptables -w -t nat -A PREROUTING -i docker0 -d 169.254.170.23/32 -p tcp --dport 80 -j DNAT --to-destination 127.0.0.1:9911",
+                "iptables -w -t nat -A OUTPUT -d 169.254.170.23/32 -p tcp --dport 80 -j REDIRECT --to-ports 9911",
                 "sysctl -w net.ipv4.conf.docker0.route_localnet=1",
             ]
         );
@@ -566,9 +587,9 @@ mod tests {
         let undo = remove_steps(&[Firewall::Iptables, Firewall::Nft], "docker0", ip, 9911);
         let undo = lines(&undo);
         assert_eq!(undo[0], "sysctl -w net.ipv4.conf.docker0.route_localnet=0");
-        assert!(undo[1].contains("-t nat -D OUTPUT"));
-        assert!(undo[4].contains("-t raw -D PREROUTING ! -i lo -d 127.0.0.0/8"));
-        assert_eq!(undo[5], "nft delete table ip rolecall");
+        assert!(undo[1].contains("-t nat -D OUTPUT -d 169.254.170.23/32"));
+        assert!(undo[6].contains("-t raw -D PREROUTING ! -i lo -d 127.0.0.0/8"));
+        assert_eq!(undo[7], "nft delete table ip rolecall");
     }
 
     #[test]
@@ -583,6 +604,10 @@ mod tests {
         assert!(script.contains(
             "iifname \"br-1\" ip daddr 169.254.170.2 tcp dport 80 dnat to 127.0.0.1:9911"
         ));
+        assert!(script.contains(
+            "iifname \"br-1\" ip daddr 169.254.170.23 tcp dport 80 dnat to 127.0.0.1:9911"
+        ));
+        assert!(script.contains("ip daddr 169.254.170.23 tcp dport 80 redirect to :9911"));
         // A non-loopback listener needs no route_localnet at all.
         let other = apply_steps(Firewall::Nft, "br-1", Ipv4Addr::new(10, 0, 0, 1), 9911);
         assert_eq!(other.len(), 1);

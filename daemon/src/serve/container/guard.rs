@@ -12,6 +12,16 @@ pub type Refusal = &'static str;
 /// 80) that `rolecall container setup` forwards to this listener (`169.254.170.2` for the
 /// container endpoint, `169.254.169.254` for IMDS).
 pub fn check(headers: &HeaderMap, local: SocketAddr, forwarded: IpAddr) -> Result<(), Refusal> {
+    check_any(headers, local, &[forwarded])
+}
+
+/// [`check`] for a listener that several link-local addresses are forwarded to (the container
+/// endpoint: `169.254.170.2` for ECS-style clients, `169.254.170.23` for Pod Identity ones).
+pub fn check_any(
+    headers: &HeaderMap,
+    local: SocketAddr,
+    forwarded: &[IpAddr],
+) -> Result<(), Refusal> {
     // Browsers always send Origin on cross-origin fetches and Sec-Fetch-* on everything; no
     // AWS SDK sends either.
     if headers.contains_key(http::header::ORIGIN) {
@@ -26,7 +36,7 @@ pub fn check(headers: &HeaderMap, local: SocketAddr, forwarded: IpAddr) -> Resul
         (None, _) => return Err("a Host header is required"),
         (Some(_), Some(_)) => return Err("more than one Host header"),
     };
-    if host_allowed(host, local, forwarded) {
+    if forwarded.iter().any(|f| host_allowed(host, local, *f)) {
         Ok(())
     } else {
         Err("the Host header does not name this endpoint")
@@ -103,6 +113,26 @@ mod tests {
         }
         let v6: SocketAddr = "[::1]:9911".parse().unwrap();
         assert!(check(&headers(&[("host", "[::1]:9911")]), v6, FWD).is_ok());
+    }
+
+    #[test]
+    fn every_forwarded_address_passes_with_check_any_and_only_those() {
+        let local: SocketAddr = "127.0.0.1:9911".parse().unwrap();
+        let pod = IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 170, 23));
+        for ok in ["169.254.170.2", "169.254.170.23", "169.254.170.23:80"] {
+            assert!(
+                check_any(&headers(&[("host", ok)]), local, &[FWD, pod]).is_ok(),
+                "{ok}"
+            );
+        }
+        for bad in ["169.254.170.23:9911", "169.254.170.24", "169.254.169.254"] {
+            assert!(
+                check_any(&headers(&[("host", bad)]), local, &[FWD, pod]).is_err(),
+                "{bad}"
+            );
+        }
+        // A listener forwarded one address only does not take the other.
+        assert!(check(&headers(&[("host", "169.254.170.23")]), local, FWD).is_err());
     }
 
     #[test]

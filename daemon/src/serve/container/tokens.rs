@@ -284,6 +284,26 @@ impl TokenStore {
         bool::from(ok & Choice::from(presented.is_some() as u8))
     }
 
+    /// The profile a live `presented` token was minted for, `None` for a missing, wrong,
+    /// expired or revoked one: what the Pod Identity route (`/v1/credentials`, whose URL names
+    /// no profile) serves. Like [`TokenStore::verify`], every stored hash is compared, in
+    /// constant time, whichever matches.
+    pub fn profile_of(&self, presented: Option<&[u8]>, now: i64) -> Option<String> {
+        use subtle::ConditionallySelectable as _;
+        let presented = presented?;
+        let hash = sha256(presented);
+        let entries = self.read();
+        let mut found = Choice::from(0u8);
+        let mut index = 0u64;
+        for (i, e) in entries.iter().enumerate() {
+            let hit = hash.ct_eq(&e.hash) & Choice::from(live(&e.stored, now) as u8);
+            index = u64::conditional_select(&index, &(i as u64), hit);
+            found |= hit;
+        }
+        let i = usize::try_from(index).ok()?;
+        bool::from(found).then(|| entries[i].stored.profile.clone())
+    }
+
     /// Gives every live token of `profile` that has a lifetime the new end `expires`; answers
     /// how many were renewed.
     pub fn renew(&self, profile: &str, now: i64, expires: i64) -> Result<usize, TokenError> {
@@ -602,6 +622,34 @@ mod tests {
         assert!(!s.verify("dev", Some(a.token.as_bytes()), 2));
         assert!(!s.verify("legacy-dev", Some(c.token.as_bytes()), 2));
         assert!(s.verify("prod", Some(b.token.as_bytes()), 2));
+    }
+
+    #[test]
+    fn a_token_names_its_own_profile_while_live_and_only_then() {
+        let s = TokenStore::in_memory();
+        let mk = |profile| {
+            s.mint_token(
+                &NewToken {
+                    profile,
+                    expires: Some(100),
+                    ..NewToken::default()
+                },
+                1,
+            )
+            .unwrap()
+        };
+        let dev = mk("dev");
+        let prod = mk("prod");
+        let of = |t: &str, now| s.profile_of(Some(t.as_bytes()), now);
+        assert_eq!(of(&dev.token, 2).as_deref(), Some("dev"));
+        assert_eq!(of(&prod.token, 2).as_deref(), Some("prod"));
+        assert_eq!(of("rct_wrong", 2), None);
+        assert_eq!(of("", 2), None);
+        assert_eq!(s.profile_of(None, 2), None);
+        // Expired, then revoked: no profile.
+        assert_eq!(of(&dev.token, 100), None);
+        s.revoke(&Revoke::Id(prod.id.clone())).unwrap();
+        assert_eq!(of(&prod.token, 2), None);
     }
 
     #[test]
