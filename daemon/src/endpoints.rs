@@ -44,6 +44,9 @@ pub enum Service {
     /// The Identity Center portal (`GetRoleCredentials`, `ListAccounts`, …).
     Sso,
     Sts,
+    /// The AWS sign-in federation endpoint (`/federation`, console sign-in URLs). Not an SDK
+    /// service: the variable follows the SDK naming for symmetry.
+    Signin,
 }
 
 impl Service {
@@ -53,16 +56,28 @@ impl Service {
             Service::SsoOidc => "AWS_ENDPOINT_URL_SSO_OIDC",
             Service::Sso => "AWS_ENDPOINT_URL_SSO",
             Service::Sts => "AWS_ENDPOINT_URL_STS",
+            Service::Signin => "AWS_ENDPOINT_URL_SIGNIN",
         }
     }
 
     /// The public endpoint for `region` (aws partition), as the SDKs' rules build it. Needed
     /// where a URL is opened in a browser rather than called through an SDK client.
     pub fn default_endpoint(self, region: &str) -> String {
+        if self == Service::Signin {
+            // One global endpoint per partition.
+            let host = if region.starts_with("cn-") {
+                "signin.amazonaws.cn"
+            } else if region.starts_with("us-gov-") {
+                "signin.amazonaws-us-gov.com"
+            } else {
+                "signin.aws.amazon.com"
+            };
+            return format!("https://{host}");
+        }
         let host = match self {
             Service::SsoOidc => "oidc",
             Service::Sso => "portal.sso",
-            Service::Sts => "sts",
+            Service::Sts | Service::Signin => "sts",
         };
         let suffix = if region.starts_with("cn-") {
             "amazonaws.com.cn"
