@@ -295,6 +295,31 @@ mod tests {
     }
 
     #[test]
+    fn signin_endpoint_is_global_per_partition_and_overridable() {
+        let none = env(&[]);
+        assert_eq!(
+            resolve_or_default(Service::Signin, None, &none, "eu-west-1").unwrap(),
+            "https://signin.aws.amazon.com"
+        );
+        assert_eq!(
+            Service::Signin.default_endpoint("cn-northwest-1"),
+            "https://signin.amazonaws.cn"
+        );
+        assert_eq!(
+            Service::Signin.default_endpoint("us-gov-west-1"),
+            "https://signin.amazonaws-us-gov.com"
+        );
+        let e = env(&[("AWS_ENDPOINT_URL_SIGNIN", "http://127.0.0.1:7")]);
+        assert_eq!(
+            resolve(Service::Signin, None, &e).unwrap().as_deref(),
+            Some("http://127.0.0.1:7")
+        );
+        // Like every variable: loopback only.
+        let e = env(&[("AWS_ENDPOINT_URL_SIGNIN", "https://signin.attacker.example")]);
+        assert!(resolve(Service::Signin, None, &e).is_err());
+    }
+
+    #[test]
     fn ignore_flag_turns_variables_off_but_not_config() {
         let e = env(&[
             ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
