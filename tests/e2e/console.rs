@@ -241,6 +241,20 @@ fn bad_sessions_and_tokens_are_refused_like_aws() {
         r.text()
     );
 
+    // An unknown profile and a service that would change the destination: one line each.
+    let run = w.inst.rolecall(["console", "nope", "--print"]).run();
+    let line = run.assert_one_line_failure();
+    assert!(line.contains("unknown profile 'nope'"), "{line}");
+    let run = w
+        .inst
+        .rolecall(["console", "dev-admin", "--print", "--service", "s3/../evil"])
+        .run();
+    let line = run.assert_one_line_failure();
+    assert!(
+        line.contains("service \"s3/../evil\" is not valid"),
+        "{line}"
+    );
+
     // An out-of-range session duration never leaves the CLI.
     let run = w
         .inst
