@@ -56,6 +56,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Print a profile's credentials as environment variables.
     Env(EnvArgs),
+    /// Open the AWS console signed in as a profile's role (or print the sign-in URL).
+    Console(ConsoleArgs),
     /// Forward TCP connections (the Docker Desktop relay for 169.254.170.2).
     Relay(RelayArgs),
     /// Start, stop and inspect rolecalld.
@@ -261,6 +263,27 @@ pub struct ExecArgs {
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConsoleArgs {
+    /// The rolecall profile whose role to sign in as.
+    pub profile: String,
+    /// Console service page to open (s3, ec2, cloudwatch…); the console home when absent.
+    #[arg(long)]
+    pub service: Option<String>,
+    /// Region of the console page (default: the profile's region).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Console session length in seconds (900-43200), sent as SessionDuration; by default the
+    /// session lasts as long as the credentials. AWS refuses values over 3600 for role-chained
+    /// credentials.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(900..=43200))]
+    pub session_duration: Option<u32>,
+    /// Print the sign-in URL on stdout instead of opening a browser. The URL signs anyone in
+    /// for 15 minutes: do not share it.
+    #[arg(long)]
+    pub print: bool,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,9 @@ pub enum Service {
     /// The Identity Center portal (`GetRoleCredentials`, `ListAccounts`, …).
     Sso,
     Sts,
+    /// The AWS sign-in federation endpoint (`/federation`, console sign-in URLs). Not an SDK
+    /// service: the variable follows the SDK naming for symmetry.
+    Signin,
 }
 
 impl Service {
@@ -53,16 +56,28 @@ impl Service {
             Service::SsoOidc => "AWS_ENDPOINT_URL_SSO_OIDC",
             Service::Sso => "AWS_ENDPOINT_URL_SSO",
             Service::Sts => "AWS_ENDPOINT_URL_STS",
+            Service::Signin => "AWS_ENDPOINT_URL_SIGNIN",
         }
     }
 
     /// The public endpoint for `region` (aws partition), as the SDKs' rules build it. Needed
     /// where a URL is opened in a browser rather than called through an SDK client.
     pub fn default_endpoint(self, region: &str) -> String {
+        if self == Service::Signin {
+            // One global endpoint per partition.
+            let host = if region.starts_with("cn-") {
+                "signin.amazonaws.cn"
+            } else if region.starts_with("us-gov-") {
+                "signin.amazonaws-us-gov.com"
+            } else {
+                "signin.aws.amazon.com"
+            };
+            return format!("https://{host}");
+        }
         let host = match self {
             Service::SsoOidc => "oidc",
             Service::Sso => "portal.sso",
-            Service::Sts => "sts",
+            Service::Sts | Service::Signin => "sts",
         };
         let suffix = if region.starts_with("cn-") {
             "amazonaws.com.cn"
@@ -277,6 +292,31 @@ mod tests {
             Service::Sso.default_endpoint("cn-north-1"),
             "https://portal.sso.cn-north-1.amazonaws.com.cn"
         );
+    }
+
+    #[test]
+    fn signin_endpoint_is_global_per_partition_and_overridable() {
+        let none = env(&[]);
+        assert_eq!(
+            resolve_or_default(Service::Signin, None, &none, "eu-west-1").unwrap(),
+            "https://signin.aws.amazon.com"
+        );
+        assert_eq!(
+            Service::Signin.default_endpoint("cn-northwest-1"),
+            "https://signin.amazonaws.cn"
+        );
+        assert_eq!(
+            Service::Signin.default_endpoint("us-gov-west-1"),
+            "https://signin.amazonaws-us-gov.com"
+        );
+        let e = env(&[("AWS_ENDPOINT_URL_SIGNIN", "http://127.0.0.1:7")]);
+        assert_eq!(
+            resolve(Service::Signin, None, &e).unwrap().as_deref(),
+            Some("http://127.0.0.1:7")
+        );
+        // Like every variable: loopback only.
+        let e = env(&[("AWS_ENDPOINT_URL_SIGNIN", "https://signin.attacker.example")]);
+        assert!(resolve(Service::Signin, None, &e).is_err());
     }
 
     #[test]

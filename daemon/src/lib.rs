@@ -10,6 +10,7 @@ pub mod broker;
 pub mod browser;
 pub mod config;
 pub mod config_watch;
+pub mod console;
 pub mod endpoints;
 pub mod logging;
 pub mod login;

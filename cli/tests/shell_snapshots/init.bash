@@ -11,8 +11,8 @@
 # Safe under `set -u` and `set -e`; the prompt function never fails and never prints errors.
 
 __rolecall_bin='/usr/local/bin/rolecall'
-__rolecall_subcommands='login logout credential-process use status prompt init completions populate import container exec env relay daemon service demo'
-__rolecall_profile_cmds='credential-process use container exec env'
+__rolecall_subcommands='login logout credential-process use status prompt init completions populate import container exec env console relay daemon service demo'
+__rolecall_profile_cmds='credential-process use container exec env console'
 __rolecall_source_cmds='login logout populate'
 __rolecall_flags='login --no-browser --paste --force
 use --unset
@@ -23,6 +23,7 @@ import --dry-run
 container --format --token-file --relative --pod-identity --revoke --renew --all
 exec --static
 env --format
+console --service --region --session-duration --print
 relay --listen --to --idle-timeout
 demo --keep'
 

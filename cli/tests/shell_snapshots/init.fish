@@ -10,8 +10,8 @@
 #   completion of subcommands, flags, profile and source names
 
 set -g __rolecall_bin '/usr/local/bin/rolecall'
-set -g __rolecall_subcommands 'login logout credential-process use status prompt init completions populate import container exec env relay daemon service demo'
-set -g __rolecall_profile_cmds 'credential-process use container exec env'
+set -g __rolecall_subcommands 'login logout credential-process use status prompt init completions populate import container exec env console relay daemon service demo'
+set -g __rolecall_profile_cmds 'credential-process use container exec env console'
 set -g __rolecall_source_cmds 'login logout populate'
 set -g __rolecall_flags 'login --no-browser --paste --force
 use --unset
@@ -22,6 +22,7 @@ import --dry-run
 container --format --token-file --relative --pod-identity --revoke --renew --all
 exec --static
 env --format
+console --service --region --session-duration --print
 relay --listen --to --idle-timeout
 demo --keep'
 

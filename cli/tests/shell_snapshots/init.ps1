@@ -10,8 +10,8 @@
 #   completion of subcommands, flags, profile and source names
 
 $global:__RolecallBin = '/usr/local/bin/rolecall'
-$global:__RolecallSubcommands = 'login logout credential-process use status prompt init completions populate import container exec env relay daemon service demo' -split ' '
-$global:__RolecallProfileCmds = 'credential-process use container exec env' -split ' '
+$global:__RolecallSubcommands = 'login logout credential-process use status prompt init completions populate import container exec env console relay daemon service demo' -split ' '
+$global:__RolecallProfileCmds = 'credential-process use container exec env console' -split ' '
 $global:__RolecallSourceCmds = 'login logout populate' -split ' '
 $global:__RolecallFlags = 'login --no-browser --paste --force
 use --unset
@@ -22,6 +22,7 @@ import --dry-run
 container --format --token-file --relative --pod-identity --revoke --renew --all
 exec --static
 env --format
+console --service --region --session-duration --print
 relay --listen --to --idle-timeout
 demo --keep' -split "`n"
 

@@ -12,8 +12,8 @@
 # Safe under `setopt nounset` and `errexit`; the prompt function never fails.
 
 typeset -g __rolecall_bin='/usr/local/bin/rolecall'
-typeset -g __rolecall_subcommands='login logout credential-process use status prompt init completions populate import container exec env relay daemon service demo'
-typeset -g __rolecall_profile_cmds='credential-process use container exec env'
+typeset -g __rolecall_subcommands='login logout credential-process use status prompt init completions populate import container exec env console relay daemon service demo'
+typeset -g __rolecall_profile_cmds='credential-process use container exec env console'
 typeset -g __rolecall_source_cmds='login logout populate'
 typeset -g __rolecall_flags='login --no-browser --paste --force
 use --unset
@@ -24,6 +24,7 @@ import --dry-run
 container --format --token-file --relative --pod-identity --revoke --renew --all
 exec --static
 env --format
+console --service --region --session-duration --print
 relay --listen --to --idle-timeout
 demo --keep'
 

@@ -16,6 +16,7 @@
 //! | POST | `/v1/container/tokens/renew` | [`RenewTokenRequest`] | [`RenewTokenReply`] |
 //! | GET | `/v1/whoami/{profile}` | | [`CallerIdentity`] (STS GetCallerIdentity with the profile's keys) |
 //! | GET | `/v1/sources/{source}/roles` | | [`AvailableRoles`] |
+//! | POST | `/v1/console` | [`ConsoleRequest`] | [`ConsoleReply`] (AWS console sign-in URL) |
 //!
 //! Failures answer with a non-2xx status and an [`ErrorReply`].
 
@@ -317,6 +318,50 @@ pub struct AvailableRole {
     pub role: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal: Option<String>,
+}
+
+/// `POST /v1/console`: a console sign-in URL for a profile's credentials (federation
+/// `getSigninToken`), opened in a browser by the daemon or returned to the caller.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsoleRequest {
+    pub profile: String,
+    /// Console service path (`s3`, `ec2`…); the console home when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Region for the console page; the profile's region when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `SessionDuration` for the console session, seconds (900–43200; AWS refuses it for some
+    /// credentials, see docs/console.md). Absent: the session lasts as long as the credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_duration: Option<u32>,
+    /// Open the URL in the browser (the daemon's `$BROWSER` or platform opener) instead of
+    /// returning it.
+    #[serde(default)]
+    pub open: bool,
+}
+
+// Debug is written by hand: `url` carries a sign-in token, a bearer secret.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConsoleReply {
+    /// The sign-in URL; absent when the daemon opened it in a browser.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Whether a browser was started with the URL.
+    #[serde(default)]
+    pub opened: bool,
+    /// The console page the URL leads to (no secret in it).
+    pub destination: String,
+}
+
+impl std::fmt::Debug for ConsoleReply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsoleReply")
+            .field("url", &self.url.as_ref().map(|_| REDACTED))
+            .field("opened", &self.opened)
+            .field("destination", &self.destination)
+            .finish()
+    }
 }
 
 /// What `Debug` prints in place of a secret: whether one is there, never its content.

@@ -15,6 +15,7 @@ pub mod clock;
 pub mod directory;
 pub mod entra;
 pub mod faults;
+pub mod federation;
 pub mod http;
 pub mod issued;
 pub mod jwt;
@@ -134,6 +135,7 @@ pub async fn route(sb: &Arc<Sandbox>, req: &http::Req) -> http::HandlerResult {
         "/client/register" | "/device_authorization" | "/token" | "/authorize" | "/device" => {
             return oidc::handle(sb, req).await
         }
+        "/federation" | "/console" => return federation::handle(sb, req).await,
         "/federation/credentials"
         | "/assignment/accounts"
         | "/assignment/roles"

@@ -13,7 +13,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use rolecall_proto::api::{
-    AvailableRoles, ErrorBody, ErrorCode, ErrorReply, LoginRequest, LogoutRequest,
+    AvailableRoles, ConsoleRequest, ErrorBody, ErrorCode, ErrorReply, LoginRequest, LogoutRequest,
     MintTokenRequest, OkReply, RenewTokenRequest, RevokeTokenRequest, VersionReply,
 };
 use rolecall_proto::output::ProcessCredentials;
@@ -266,6 +266,13 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             }
         }
         (["sources", source, "roles"], &Method::GET) => roles(app, source).await,
+        (["console"], &Method::POST) => match read_json_required::<ConsoleRequest>(req).await {
+            Ok(r) => match crate::console::console(app.broker(), app.env(), &r).await {
+                Ok(reply) => ok(&reply),
+                Err(e) => error(e),
+            },
+            Err(reply) => reply,
+        },
         (
             ["version"]
             | ["credentials", _]
@@ -277,7 +284,8 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             | ["container", "tokens"]
             | ["container", "tokens", "renew"]
             | ["whoami", _]
-            | ["sources", _, "roles"],
+            | ["sources", _, "roles"]
+            | ["console"],
             _,
         ) => method_not_allowed(&method, &path),
         _ => error(ErrorBody::new(
