@@ -8,7 +8,7 @@ use rolecall_proto::api::{CallerIdentity, ErrorBody, ErrorCode};
 use std::sync::Arc;
 
 /// The source's own `endpoint_url` setting (it covers every AWS call of the source).
-fn source_endpoint(source: Option<&SourceConfig>) -> Option<&str> {
+pub(super) fn source_endpoint(source: Option<&SourceConfig>) -> Option<&str> {
     source.and_then(|s| match s {
         SourceConfig::IdentityCenter(c) => c.endpoint_url.as_deref(),
         SourceConfig::EntraSaml(c) => c.endpoint_url.as_deref(),
@@ -16,7 +16,7 @@ fn source_endpoint(source: Option<&SourceConfig>) -> Option<&str> {
     })
 }
 
-fn source_region(source: Option<&SourceConfig>) -> Option<String> {
+pub(super) fn source_region(source: Option<&SourceConfig>) -> Option<String> {
     source.and_then(|s| match s {
         SourceConfig::IdentityCenter(c) => Some(c.region.clone()),
         SourceConfig::EntraSaml(c) => c.region.clone(),
