@@ -3,6 +3,7 @@
 served credentials; the sandbox verifies the signature and enforces the 1-hour role-chaining
 limit), refreshes across short chained sessions, and a failing parent gives one clear line."""
 
+import concurrent.futures
 import json
 import time
 
@@ -63,6 +64,13 @@ def caller(profile: str, url: str) -> dict:
 def test_boto3_sees_the_chained_roles(world, monkeypatch):
     add_chained(world.inst, world.sandbox.url)
     world.login()
+    # Eight clients at once: one parent fetch, one AssumeRole.
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda _: world.credential_process("deploy"), range(8)))
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert len({json.loads(r.stdout)["AccessKeyId"] for r in runs}) == 1
+    assert world.sandbox.count("sts:AssumeRole") == 1
+    assert world.sandbox.count("sso:GetRoleCredentials") == 1
     isolate(monkeypatch, world.inst)
     me = caller("deploy", world.sandbox.url)
     assert me["Account"] == "222222222222"
