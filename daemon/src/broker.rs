@@ -589,7 +589,10 @@ impl Broker {
                                 .await
                             }
                         };
-                        this.record(&key, &profile, &pc.source, &outcome);
+                        // A chained profile's AssumeRole is not its root source's doing:
+                        // its outcome stays off the source's state.
+                        let source_name = pc.via.is_none().then_some(pc.source.as_str());
+                        this.record(&key, &profile, source_name, &outcome);
                         lock(&this.inflight).remove(&key);
                         let _ = tx.send(Some(outcome));
                     });
@@ -649,7 +652,7 @@ impl Broker {
     }
 
     /// Stores a fetch's outcome: the cache, the profile's and the source's state, the snapshot.
-    fn record(&self, key: &CacheKey, profile: &str, source: &str, outcome: &Outcome) {
+    fn record(&self, key: &CacheKey, profile: &str, source: Option<&str>, outcome: &Outcome) {
         let now = self.clock.now();
         match outcome {
             Ok(c) => {
@@ -672,10 +675,12 @@ impl Broker {
                 p.last_refresh = Some(now);
                 p.last_error = None;
                 p.defer_until = None;
-                let mut sources = lock(&self.sources);
-                let s = sources.entry(source.to_string()).or_default();
-                s.needs_login = false;
-                s.last_error = None;
+                if let Some(source) = source {
+                    let mut sources = lock(&self.sources);
+                    let s = sources.entry(source.to_string()).or_default();
+                    s.needs_login = false;
+                    s.last_error = None;
+                }
             }
             Err(e) => {
                 tracing::warn!(profile, source, error = %e, "credential fetch failed");
@@ -684,6 +689,10 @@ impl Broker {
                     .entry(profile.to_string())
                     .or_default()
                     .last_error = Some(msg.clone());
+                let Some(source) = source else {
+                    self.write_snapshot();
+                    return;
+                };
                 let mut sources = lock(&self.sources);
                 let s = sources.entry(source.to_string()).or_default();
                 if matches!(**e, SourceError::NeedsLogin(_)) {
