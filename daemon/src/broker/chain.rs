@@ -195,6 +195,59 @@ mod tests {
     }
 
     #[test]
+    fn keys_name_the_whole_chain_and_every_parameter() {
+        let text = r#"
+[sources.corp]
+kind = "identity-center"
+start_url = "https://d-1234567890.awsapps.com/start"
+region = "eu-west-1"
+
+[profiles.a]
+source = "corp"
+account = "111111111111"
+role = "Admin"
+
+[profiles.b]
+source = "corp"
+account = "111111111111"
+role = "ReadOnly"
+
+[profiles.via-a]
+via = "a"
+role_arn = "arn:aws:iam::222222222222:role/Deployer"
+
+[profiles.via-b]
+via = "b"
+role_arn = "arn:aws:iam::222222222222:role/Deployer"
+
+[profiles.via-a-ext]
+via = "a"
+role_arn = "arn:aws:iam::222222222222:role/Deployer"
+external_id = "xyz-1"
+
+[profiles.via-a-again]
+via = "a"
+role_arn = "arn:aws:iam::222222222222:role/Deployer"
+"#;
+        let config = crate::config::parse(text, std::path::Path::new("x")).unwrap();
+        let reg = Registry {
+            config,
+            ..Registry::default()
+        };
+        let key = |n: &str| super::super::cache_key(&reg, &reg.config.profiles[n]);
+        assert_ne!(
+            key("via-a"),
+            key("via-b"),
+            "another parent, other credentials"
+        );
+        assert_ne!(key("via-a"), key("via-a-ext"), "another external id");
+        assert_eq!(key("via-a"), key("via-a-again"), "the same chain shares");
+        assert_ne!(key("via-a"), key("a"));
+        assert_eq!(key("via-a").source, "corp");
+        assert_eq!(key("via-a").account, "222222222222");
+    }
+
+    #[test]
     fn session_names_fit_the_model() {
         assert_eq!(session_name("deploy"), "rolecall-deploy");
         assert_eq!(session_name(&"x".repeat(80)).len(), 64);
