@@ -119,6 +119,13 @@ fn demo_keep_prints_working_instructions() {
         .unwrap();
     assert!(creds.status.success(), "{}", text(&creds.stderr));
     assert!(text(&creds.stdout).contains("\"AccountId\":\"111111111111\""));
+    // The chained profile: AssumeRole with dev-admin's credentials, in another account.
+    let chained = rolecall()
+        .args(["credential-process", "deploy"])
+        .output()
+        .unwrap();
+    assert!(chained.status.success(), "{}", text(&chained.stderr));
+    assert!(text(&chained.stdout).contains("\"AccountId\":\"222222222222\""));
 
     let stop = rolecall().args(["daemon", "stop"]).output().unwrap();
     assert!(stop.status.success(), "{}", text(&stop.stderr));

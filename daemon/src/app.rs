@@ -149,6 +149,7 @@ impl App {
             sources,
             broken_sources: broken,
             config_error: None,
+            env: Arc::clone(&self.env),
         });
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let broker = Arc::clone(&self.broker);

@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 use tokio::sync::watch;
 
+mod chain;
 pub mod clock;
 pub mod snapshot;
 pub mod whoami;
@@ -41,6 +42,8 @@ pub struct Registry {
     pub broken_sources: BTreeMap<String, String>,
     /// The config file could not be used (shown instead of "unknown profile").
     pub config_error: Option<String>,
+    /// The daemon's environment at start, for the STS endpoint of chained profiles.
+    pub env: Arc<crate::endpoints::EnvSnapshot>,
 }
 
 /// How a caller wants its credentials.
@@ -155,6 +158,32 @@ pub struct Broker {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Where a profile's credentials are cached. A chained profile's role part names its whole
+/// chain and its AssumeRole parameters (see `chain::key_role`).
+fn cache_key(reg: &Registry, pc: &ProfileConfig) -> CacheKey {
+    CacheKey {
+        source: pc.source.clone(),
+        account: profile_account(pc),
+        role: if pc.via.is_some() {
+            chain::key_role(reg, pc)
+        } else {
+            pc.role.clone()
+        },
+    }
+}
+
+/// A chained profile's parent failed: the caller learns which, with the parent's own reason and
+/// hint (`profile 'x' uses 'y', which failed: not signed in to source 'corp'`).
+fn parent_failed(profile: &str, parent: &str, e: ErrorBody) -> ErrorBody {
+    ErrorBody {
+        message: format!(
+            "profile '{profile}' uses '{parent}', which failed: {}",
+            e.message
+        ),
+        ..e
+    }
 }
 
 /// The account a profile's credentials belong to: its `account`, else the role ARN's.
@@ -364,11 +393,7 @@ impl Broker {
         req: CredentialRequest,
     ) -> Result<RoleCredentials, ErrorBody> {
         let (pc, source) = self.resolve(profile)?;
-        let key = CacheKey {
-            source: pc.source.clone(),
-            account: profile_account(&pc),
-            role: pc.role.clone(),
-        };
+        let key = cache_key(&self.registry(), &pc);
         let now = self.clock.now();
         lock(&self.profiles)
             .entry(profile.to_string())
@@ -383,6 +408,11 @@ impl Broker {
                 return Ok(c);
             }
         }
+        if let Some(parent) = pc.via.clone() {
+            return self
+                .chained_credentials(profile, &parent, &pc, &key, req)
+                .await;
+        }
         let mut login_done = false;
         let mut refetched_after_login = false;
         loop {
@@ -392,7 +422,7 @@ impl Broker {
                     return Ok(c);
                 }
             }
-            let outcome = self.fetch_shared(&key, profile, &pc, &source).await;
+            let outcome = self.fetch_shared(&key, profile, &pc, &source, None).await;
             let now = self.clock.now();
             let err = match outcome {
                 Ok(c) if c.expiration - now > EXPIRY_MARGIN_SECS => return Ok(c),
@@ -428,6 +458,74 @@ impl Broker {
         }
     }
 
+    /// A chained profile: the parent's credentials through the broker (cached, refreshed, and
+    /// signed in like any client's), then one AssumeRole for all concurrent callers.
+    async fn chained_credentials(
+        self: &Arc<Self>,
+        profile: &str,
+        parent: &str,
+        pc: &ProfileConfig,
+        key: &CacheKey,
+        req: CredentialRequest,
+    ) -> Result<RoleCredentials, ErrorBody> {
+        let (_, source) = self.resolve(profile)?;
+        let parent_creds = Box::pin(self.credentials(parent, req))
+            .await
+            .map_err(|e| parent_failed(profile, parent, e))?;
+        let outcome = self
+            .fetch_shared(key, profile, pc, &source, Some(parent_creds))
+            .await;
+        let now = self.clock.now();
+        match outcome {
+            Ok(c) if c.expiration - now > EXPIRY_MARGIN_SECS => Ok(c),
+            Ok(_) => Err(ErrorBody::new(
+                ErrorCode::Upstream,
+                format!("profile '{profile}': AssumeRole returned credentials that are already expired (check the clock)"),
+            )),
+            Err(err) => {
+                if let Some(c) = self.cached_valid(key, now) {
+                    tracing::warn!(profile, error = %err, "serving cached credentials while AssumeRole fails");
+                    return Ok(c);
+                }
+                Err(fetch_error_body(&pc.source, &err))
+            }
+        }
+    }
+
+    /// The parent's credentials for a refresh of a chained profile: cached ones while fresh,
+    /// else fetched without a login.
+    async fn parent_for_refresh(
+        self: &Arc<Self>,
+        profile: &str,
+        parent: &str,
+    ) -> Result<RoleCredentials, Arc<SourceError>> {
+        let reg = self.registry();
+        if let Some(ppc) = reg.config.profiles.get(parent) {
+            let refresh_ahead = reg.config.daemon.refresh_ahead.as_secs() as i64;
+            if let Some(c) =
+                self.cached_fresh(&cache_key(&reg, ppc), self.clock.now(), refresh_ahead)
+            {
+                return Ok(c);
+            }
+        }
+        Box::pin(self.refresh_credentials(parent))
+            .await
+            .map_err(|e| {
+                let msg = format!("profile '{profile}' uses '{parent}', which failed: {e}");
+                Arc::new(match &*e {
+                    SourceError::NeedsLogin(_) => SourceError::NeedsLogin(msg),
+                    SourceError::LoginCancelled(_) => SourceError::LoginCancelled(msg),
+                    SourceError::AccessDenied(_) => SourceError::AccessDenied(msg),
+                    SourceError::Upstream { retryable, .. } => SourceError::Upstream {
+                        message: msg,
+                        retryable: *retryable,
+                    },
+                    SourceError::Config(_) => SourceError::Config(msg),
+                    SourceError::Internal(_) => SourceError::Internal(msg),
+                })
+            })
+    }
+
     fn cached_fresh(
         &self,
         key: &CacheKey,
@@ -448,11 +546,7 @@ impl Broker {
 
     /// Expiry of the credentials cached for a profile.
     fn cached_expiry(&self, pc: &ProfileConfig) -> Option<i64> {
-        let key = CacheKey {
-            source: pc.source.clone(),
-            account: profile_account(pc),
-            role: pc.role.clone(),
-        };
+        let key = cache_key(&self.registry(), pc);
         lock(&self.cache).get(&key).map(|c| c.creds.expiration)
     }
 
@@ -463,6 +557,7 @@ impl Broker {
         profile: &str,
         pc: &ProfileConfig,
         source: &Arc<dyn Source>,
+        parent: Option<RoleCredentials>,
     ) -> Outcome {
         let mut rx = {
             let mut inflight = lock(&self.inflight);
@@ -481,8 +576,23 @@ impl Broker {
                     // A task of its own: the fetch completes (and is cached) even when every
                     // caller gave up waiting.
                     tokio::spawn(async move {
-                        let outcome = this.fetch_with_retries(&pc, &source).await;
-                        this.record(&key, &profile, &pc.source, &outcome);
+                        let outcome = match parent {
+                            None => {
+                                this.fetch_with_retries(&pc, || source.credentials(&pc))
+                                    .await
+                            }
+                            Some(parent) => {
+                                let reg = this.registry();
+                                this.fetch_with_retries(&pc, || {
+                                    chain::assume(&reg, &profile, &pc, &parent)
+                                })
+                                .await
+                            }
+                        };
+                        // A chained profile's AssumeRole is not its root source's doing:
+                        // its outcome stays off the source's state.
+                        let source_name = pc.via.is_none().then_some(pc.source.as_str());
+                        this.record(&key, &profile, source_name, &outcome);
                         lock(&this.inflight).remove(&key);
                         let _ = tx.send(Some(outcome));
                     });
@@ -504,17 +614,16 @@ impl Broker {
         }
     }
 
-    async fn fetch_with_retries(&self, pc: &ProfileConfig, source: &Arc<dyn Source>) -> Outcome {
+    async fn fetch_with_retries<F, Fut>(&self, pc: &ProfileConfig, mut fetch: F) -> Outcome
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<RoleCredentials, SourceError>>,
+    {
         let started = tokio::time::Instant::now();
         let mut delay = self.retry.first_delay;
         let mut attempt = 1;
         loop {
-            let result = match tokio::time::timeout(
-                self.retry.attempt_timeout,
-                source.credentials(pc),
-            )
-            .await
-            {
+            let result = match tokio::time::timeout(self.retry.attempt_timeout, fetch()).await {
                 Ok(r) => r,
                 Err(_) => Err(SourceError::Upstream {
                     message: format!(
@@ -543,7 +652,7 @@ impl Broker {
     }
 
     /// Stores a fetch's outcome: the cache, the profile's and the source's state, the snapshot.
-    fn record(&self, key: &CacheKey, profile: &str, source: &str, outcome: &Outcome) {
+    fn record(&self, key: &CacheKey, profile: &str, source: Option<&str>, outcome: &Outcome) {
         let now = self.clock.now();
         match outcome {
             Ok(c) => {
@@ -566,10 +675,12 @@ impl Broker {
                 p.last_refresh = Some(now);
                 p.last_error = None;
                 p.defer_until = None;
-                let mut sources = lock(&self.sources);
-                let s = sources.entry(source.to_string()).or_default();
-                s.needs_login = false;
-                s.last_error = None;
+                if let Some(source) = source {
+                    let mut sources = lock(&self.sources);
+                    let s = sources.entry(source.to_string()).or_default();
+                    s.needs_login = false;
+                    s.last_error = None;
+                }
             }
             Err(e) => {
                 tracing::warn!(profile, source, error = %e, "credential fetch failed");
@@ -578,6 +689,10 @@ impl Broker {
                     .entry(profile.to_string())
                     .or_default()
                     .last_error = Some(msg.clone());
+                let Some(source) = source else {
+                    self.write_snapshot();
+                    return;
+                };
                 let mut sources = lock(&self.sources);
                 let s = sources.entry(source.to_string()).or_default();
                 if matches!(**e, SourceError::NeedsLogin(_)) {
@@ -780,11 +895,7 @@ impl Broker {
     /// and whether their fetch brought something new, for the refresh scheduler.
     pub fn cached_lifetime(&self, profile: &str) -> Option<CachedLife> {
         let pc = self.profile(profile)?;
-        let key = CacheKey {
-            source: pc.source.clone(),
-            account: profile_account(&pc),
-            role: pc.role.clone(),
-        };
+        let key = cache_key(&self.registry(), &pc);
         lock(&self.cache).get(&key).map(|c| CachedLife {
             expiration: c.creds.expiration,
             lifetime: c.lifetime,
@@ -796,17 +907,23 @@ impl Broker {
     /// single-flight path (a client arriving meanwhile joins this fetch, and this one joins a
     /// client's). Never starts a login. The new credentials' expiry on success.
     pub async fn refresh_now(self: &Arc<Self>, profile: &str) -> Result<i64, Arc<SourceError>> {
+        self.refresh_credentials(profile)
+            .await
+            .map(|c| c.expiration)
+    }
+
+    /// [`Self::refresh_now`], answering the credentials. A chained profile's parent is taken
+    /// from the cache while fresh, else refreshed the same way first.
+    async fn refresh_credentials(self: &Arc<Self>, profile: &str) -> Outcome {
         let (pc, source) = self
             .resolve(profile)
             .map_err(|e| Arc::new(SourceError::Config(e.message)))?;
-        let key = CacheKey {
-            source: pc.source.clone(),
-            account: profile_account(&pc),
-            role: pc.role.clone(),
+        let key = cache_key(&self.registry(), &pc);
+        let parent = match pc.via.as_deref() {
+            Some(parent) => Some(self.parent_for_refresh(profile, parent).await?),
+            None => None,
         };
-        self.fetch_shared(&key, profile, &pc, &source)
-            .await
-            .map(|c| c.expiration)
+        self.fetch_shared(&key, profile, &pc, &source, parent).await
     }
 
     /// The refresh scheduler backs off a failing upstream: until `until` (epoch seconds), or

@@ -9,6 +9,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod chain;
+pub use chain::CHAINED_MAX_SECS;
+
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
@@ -182,9 +185,12 @@ pub struct EntraOidcConfig {
     pub endpoint_url: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileConfig {
+    /// The login source. A chained profile (`via`) leaves it out; loading fills in the source
+    /// at the root of its chain (its sessions, logins and logouts are that source's).
+    #[serde(default)]
     pub source: String,
     /// Account id (identity-center; optional for entra-* where the role ARN names it).
     #[serde(default)]
@@ -192,7 +198,9 @@ pub struct ProfileConfig {
     /// Friendly account name, shown by `status` and the prompt (written by `populate`).
     #[serde(default)]
     pub account_name: Option<String>,
-    /// Permission set name (identity-center) or role ARN (entra-*).
+    /// Permission set name (identity-center) or role ARN (entra-*). A chained profile leaves
+    /// it out; loading fills in its `role_arn`.
+    #[serde(default)]
     pub role: String,
     /// SAML provider ARN (entra-saml; required for encrypted assertions).
     #[serde(default)]
@@ -201,9 +209,21 @@ pub struct ProfileConfig {
     pub region: Option<String>,
     #[serde(default)]
     pub warm: bool,
-    /// entra-* only; clamped to what the assertion/role allows.
+    /// entra-* and chained profiles; clamped to what the assertion/role allows (1h when
+    /// chained: AWS's role-chaining limit).
     #[serde(default, with = "duration_str::option")]
     pub duration: Option<Duration>,
+    /// Role chaining (docs/chaining.md): the served profile whose credentials assume `role_arn`.
+    #[serde(default)]
+    pub via: Option<String>,
+    #[serde(default)]
+    pub role_arn: Option<String>,
+    #[serde(default)]
+    pub external_id: Option<String>,
+    #[serde(default)]
+    pub session_tags: BTreeMap<String, String>,
+    #[serde(default)]
+    pub source_identity: Option<String>,
 }
 
 /// Durations written the way people write them: `90s`, `20m`, `4h`, `1h30m`, `1d`.
@@ -379,6 +399,8 @@ pub fn parse(text: &str, path: &std::path::Path) -> Result<Config, ConfigError> 
         let offset = place.and_then(|p| p.offset(&spans, text));
         at(offset, message)
     })?;
+    let mut config = config;
+    chain::fill_in_roots(&mut config);
     Ok(config)
 }
 
@@ -409,7 +431,7 @@ struct SpanDoc {
 }
 
 /// Where a semantic error points: a key of `[daemon]`, of a source, or of a profile.
-enum Place<'a> {
+pub(crate) enum Place<'a> {
     Daemon(&'a str),
     Source(&'a str, Option<&'a str>),
     Profile(&'a str, Option<&'a str>),
@@ -445,7 +467,7 @@ fn key_offset(text: &str, key: &str, value_start: usize) -> usize {
     }
 }
 
-type Invalid<'a> = (Option<Place<'a>>, String);
+pub(crate) type Invalid<'a> = (Option<Place<'a>>, String);
 
 fn validate<'a>(config: &'a Config, _spans: &SpanDoc) -> Result<(), Invalid<'a>> {
     let d = &config.daemon;
@@ -513,14 +535,19 @@ fn validate<'a>(config: &'a Config, _spans: &SpanDoc) -> Result<(), Invalid<'a>>
         validate_source(name, source)?;
     }
     for (name, profile) in &config.profiles {
-        validate_profile(config, name, profile)?;
+        if profile.via.is_some() {
+            chain::validate_chained(config, name, profile)?;
+        } else {
+            chain::refuse_chain_keys(name, profile)?;
+            validate_profile(config, name, profile)?;
+        }
     }
     Ok(())
 }
 
 /// Source and profile names follow one rule (see `rolecall_proto::names`): they become file
 /// names, secret-store keys, socket API paths and shell completion words.
-fn check_name<'a>(place: Place<'a>, what: &str, name: &str) -> Result<(), Invalid<'a>> {
+pub(crate) fn check_name<'a>(place: Place<'a>, what: &str, name: &str) -> Result<(), Invalid<'a>> {
     if rolecall_proto::names::is_valid_name(name) {
         return Ok(());
     }
@@ -609,7 +636,7 @@ fn validate_source<'a>(name: &'a str, source: &'a SourceConfig) -> Result<(), In
 }
 
 /// `arn:<partition>:iam::<12 digits>:<kind>/<name>`.
-fn is_iam_arn(s: &str, kind: &str) -> bool {
+pub(crate) fn is_iam_arn(s: &str, kind: &str) -> bool {
     let parts: Vec<&str> = s.splitn(6, ':').collect();
     if parts.len() != 6 || parts[0] != "arn" || parts[2] != "iam" || !parts[3].is_empty() {
         return false;

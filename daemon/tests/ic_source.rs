@@ -103,6 +103,7 @@ fn profile(account: &str, role: &str) -> ProfileConfig {
         region: None,
         warm: false,
         duration: None,
+        ..Default::default()
     }
 }
 

@@ -142,6 +142,7 @@ async fn moto_sts_accepts_the_sandbox_issued_id_token() {
         region: None,
         warm: false,
         duration: Some(Duration::from_secs(2 * 3600)),
+        ..Default::default()
     };
     let c = source.credentials(&profile).await.unwrap();
     assert_eq!(c.account_id, "444444444444");

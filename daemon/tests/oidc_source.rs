@@ -120,6 +120,7 @@ fn profile(role: &str, duration: Option<Duration>) -> ProfileConfig {
         region: None,
         warm: false,
         duration,
+        ..Default::default()
     }
 }
 

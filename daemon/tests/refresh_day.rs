@@ -116,6 +116,7 @@ fn profile(name: usize, warm: bool) -> ProfileConfig {
         region: None,
         warm,
         duration: None,
+        ..Default::default()
     }
 }
 
@@ -150,6 +151,7 @@ fn world(profiles: usize, lifetime: i64) -> World {
         sources,
         broken_sources: BTreeMap::new(),
         config_error: None,
+        ..Registry::default()
     });
     let notes = Notifications::new(Arc::new(Counting::default()));
     let scheduler = Scheduler::new(Arc::clone(&broker), notes, Settings::default());

@@ -139,6 +139,7 @@ fn profile(role: &str) -> ProfileConfig {
         region: None,
         warm: false,
         duration: None,
+        ..Default::default()
     }
 }
 

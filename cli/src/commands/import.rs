@@ -2,7 +2,8 @@
 //! sources and profiles. `[sso-session x]` sections become identity-center sources named `x`;
 //! legacy profiles that carry `sso_start_url`/`sso_region` themselves get one source per start
 //! URL. Each SSO profile (`sso_account_id` + `sso_role_name`) becomes a `[profiles.*]` entry of
-//! the same name. Only the rolecall config is written (with toml_edit, formatting kept);
+//! the same name; `source_profile` + `role_arn` profiles chaining from those become chained
+//! profiles (`via`, see `import/chained.rs`). Only the rolecall config is written (with toml_edit, formatting kept);
 //! `~/.aws/config` is never changed here.
 
 use crate::awsconfig::{self, Section};
@@ -10,6 +11,8 @@ use crate::cli::ImportArgs;
 use anyhow::{bail, Context};
 use std::collections::BTreeMap;
 use toml_edit::{value, DocumentMut, Item, Table};
+
+mod chained;
 
 /// An identity-center source found in the AWS config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,11 +39,15 @@ pub fn run(a: &ImportArgs) -> anyhow::Result<i32> {
         .with_context(|| format!("cannot read {}", aws_path.display()))?;
     awsconfig::split(&aws_text)
         .map_err(|e| anyhow::anyhow!("{}:{}: {}", aws_path.display(), e.line, e.message))?;
-    let (sources, profiles, notes) = discover(&awsconfig::sections(&aws_text));
+    let sections = awsconfig::sections(&aws_text);
+    let (sources, profiles, notes) = discover(&sections);
     for n in &notes {
         eprintln!("rolecall: note: {n}");
     }
-    if sources.is_empty() && profiles.is_empty() {
+    if sources.is_empty()
+        && profiles.is_empty()
+        && !sections.iter().any(|s| s.get("source_profile").is_some())
+    {
         bail!(
             "no IAM Identity Center (SSO) settings found in {}",
             aws_path.display()
@@ -54,7 +61,27 @@ pub fn run(a: &ImportArgs) -> anyhow::Result<i32> {
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", config_path.display())),
     };
     let mut doc = super::populate::parse_config(&config_text, &config_path)?;
-    let report = merge(&mut doc, &sources, &profiles);
+    let mut report = merge(&mut doc, &sources, &profiles);
+    // Chained profiles (source_profile + role_arn) of profiles rolecall now serves.
+    let served: Vec<String> = doc
+        .get("profiles")
+        .and_then(Item::as_table_like)
+        .map(|t| t.iter().map(|(k, _)| k.to_owned()).collect())
+        .unwrap_or_default();
+    let (found, chain_notes) = chained::discover(&sections, &served);
+    for n in &chain_notes {
+        eprintln!("rolecall: note: {n}");
+    }
+    if sources.is_empty() && profiles.is_empty() && found.is_empty() {
+        bail!(
+            "no IAM Identity Center (SSO) settings found in {}",
+            aws_path.display()
+        );
+    }
+    let (added, already, skipped) = chained::merge(&mut doc, &found);
+    report.profiles_added += added;
+    report.already += already;
+    report.skipped.extend(skipped);
     for (name, why) in &report.skipped {
         eprintln!("rolecall: warning: skipped {name}: {why}");
     }

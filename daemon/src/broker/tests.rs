@@ -43,6 +43,7 @@ fn setup() -> Setup {
             region: None,
             warm: false,
             duration: None,
+            ..Default::default()
         },
     );
     let mut sources: BTreeMap<String, Arc<dyn Source>> = BTreeMap::new();
@@ -386,6 +387,7 @@ fn add_ops_profile(s: &Setup) {
             region: None,
             warm: false,
             duration: None,
+            ..Default::default()
         },
     );
     s.broker.set_registry(reg);

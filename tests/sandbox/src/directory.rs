@@ -112,6 +112,10 @@ pub struct IamRole {
     pub max_session_duration_secs: u64,
     /// Provider ARNs (saml-provider/… or oidc-provider/…) the trust policy allows.
     pub trusted_providers: Vec<String>,
+    /// `sts:ExternalId` the trust policy requires of `AssumeRole` callers, if any. (Any
+    /// credentials the sandbox issued may assume any role here with `AssumeRole`.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,8 +1,9 @@
 //! AWS STS emulation, query protocol (`POST /`, `Action=…&Version=2011-06-15`), with the
 //! response and error documents of the `sts/2011-06-15` model: `AssumeRoleWithSAML`,
-//! `AssumeRoleWithWebIdentity` (both unsigned, as in AWS) and `GetCallerIdentity` (SigV4 with
-//! keys the sandbox issued).
+//! `AssumeRoleWithWebIdentity` (both unsigned, as in AWS), `AssumeRole` and `GetCallerIdentity`
+//! (SigV4 with keys the sandbox issued).
 
+mod assume_role;
 mod caller;
 mod common;
 pub(crate) mod saml_action;
@@ -55,6 +56,10 @@ pub async fn handle(sb: &Arc<Sandbox>, req: &Req) -> HandlerResult {
         "AssumeRoleWithWebIdentity" => {
             sb.enter(&op).await?;
             web_identity::assume_role_with_web_identity(sb, &p)
+        }
+        "AssumeRole" => {
+            sb.enter(&op).await?;
+            assume_role::assume_role(sb, req, &p)
         }
         "GetCallerIdentity" => {
             sb.enter(&op).await?;

@@ -17,6 +17,12 @@ use std::time::{Duration, Instant};
 /// region, and three of alice's assignments.
 pub const START_URL: &str = "https://d-9067c2e5f7.awsapps.com/start";
 pub const REGION: &str = "eu-west-1";
+/// A chained profile (docs/chaining.md): name, parent, role ARN (a role of the sandbox's seed).
+pub const CHAINED: (&str, &str, &str) = (
+    "deploy",
+    "dev-admin",
+    "arn:aws:iam::222222222222:role/Deployer",
+);
 pub const PROFILES: [(&str, &str, &str, &str); 3] = [
     ("dev-admin", "111111111111", "dev", "DeveloperAdmin"),
     ("dev-read", "111111111111", "dev", "DeveloperReadOnly"),

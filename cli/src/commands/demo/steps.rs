@@ -3,7 +3,7 @@
 //! container endpoint, prompt, the `aws` CLI) show only when they work on this build/machine.
 
 use super::check_interrupted;
-use super::env::{DemoEnv, PROFILES, REGION, START_URL};
+use super::env::{DemoEnv, CHAINED, PROFILES, REGION, START_URL};
 use crate::client::{http, path_segment, Client};
 use anyhow::{bail, Context};
 use rolecall_proto::api::{CallerIdentity, VersionReply};
@@ -91,6 +91,10 @@ pub fn run_all(demo: &mut DemoEnv) -> anyhow::Result<()> {
     for (name, account, _, role) in PROFILES {
         println!("    profile {name:<14} {account} {role}");
     }
+    println!(
+        "    profile {:<14} AssumeRole {} with {}'s credentials",
+        CHAINED.0, CHAINED.2, CHAINED.1
+    );
     println!(
         "  {}: credential_process = rolecall credential-process <profile>",
         demo.aws_config().display()
@@ -183,6 +187,10 @@ fn write_config(demo: &DemoEnv) -> anyhow::Result<()> {
             "\n[profiles.{name}]\nsource = \"corp\"\naccount = \"{account}\"\naccount_name = \"{account_name}\"\nrole = \"{role}\"\nregion = \"{REGION}\"\n"
         ));
     }
+    let (chained, parent, role_arn) = CHAINED;
+    cfg.push_str(&format!(
+        "\n[profiles.{chained}]\nvia = \"{parent}\"\nrole_arn = \"{role_arn}\"\nregion = \"{REGION}\"\n"
+    ));
     // 0600 whatever the umask: rolecalld refuses a config that group or others can write.
     crate::awsconfig::write_atomic(&demo.config_file(), &cfg)?;
 
@@ -194,7 +202,7 @@ fn write_config(demo: &DemoEnv) -> anyhow::Result<()> {
         me
     };
     let mut aws = String::from("# Written by `rolecall demo`.\n");
-    for (name, ..) in PROFILES {
+    for name in PROFILES.iter().map(|p| p.0).chain([CHAINED.0]) {
         aws.push_str(&format!(
             "\n[profile {name}]\ncredential_process = {me} credential-process {name}\nregion = {REGION}\n"
         ));
@@ -310,7 +318,7 @@ pub fn print_keep_instructions(demo: &DemoEnv) {
     println!("export AWS_ENDPOINT_URL_STS={}", sh_quote(&demo.base_url));
     println!("export PATH={}:\"$PATH\"", sh_quote(&dir_of(&demo.me)));
     println!();
-    for (name, ..) in PROFILES {
+    for name in PROFILES.iter().map(|p| p.0).chain([CHAINED.0]) {
         println!("aws --profile {name} sts get-caller-identity");
     }
     println!("rolecall status");

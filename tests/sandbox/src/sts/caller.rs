@@ -12,6 +12,7 @@ use ::http::StatusCode;
 
 use super::common::{self, StsError};
 use crate::http::{escape_xml, Req, Resp};
+use crate::issued::IssuedCredential;
 use crate::sigv4::{self, SigV4Error, SignedRequest};
 use crate::Sandbox;
 
@@ -20,6 +21,19 @@ fn forbidden(code: &'static str, message: &str) -> StsError {
 }
 
 pub fn get_caller_identity(sb: &Sandbox, req: &Req) -> Result<Resp, StsError> {
+    let issued = authenticate(sb, req)?;
+    let inner = format!(
+        "<UserId>{}</UserId><Account>{}</Account><Arn>{}</Arn>",
+        escape_xml(&issued.user_id),
+        escape_xml(&issued.account_id),
+        escape_xml(&issued.arn)
+    );
+    Ok(common::success("GetCallerIdentity", &inner))
+}
+
+/// The caller of a SigV4-signed STS action: credentials the sandbox issued, unexpired, with
+/// their session token, and a signature made with their secret.
+pub fn authenticate(sb: &Sandbox, req: &Req) -> Result<IssuedCredential, StsError> {
     let headers: Vec<(String, String)> = req
         .parts
         .headers
@@ -84,13 +98,7 @@ pub fn get_caller_identity(sb: &Sandbox, req: &Req) -> Result<Resp, StsError> {
             "The security token included in the request is expired",
         ));
     }
-    let inner = format!(
-        "<UserId>{}</UserId><Account>{}</Account><Arn>{}</Arn>",
-        escape_xml(&issued.user_id),
-        escape_xml(&issued.account_id),
-        escape_xml(&issued.arn)
-    );
-    Ok(common::success("GetCallerIdentity", &inner))
+    Ok(issued)
 }
 
 /// The region an STS host name serves: `us-east-1` for the global endpoint, `<region>` for
