@@ -62,6 +62,8 @@ pub struct AuditLog {
 
 struct Shared {
     dropped: AtomicU64,
+    /// Records queued and not yet written (or found unwritable).
+    pending: AtomicU64,
     thread: std::sync::Mutex<Option<std::thread::JoinHandle<()>>>,
     warned: AtomicBool,
     limits: Arc<Limits>,
@@ -92,6 +94,7 @@ impl AuditLog {
         let (tx, rx) = sync_channel(queue);
         let shared = Arc::new(Shared {
             dropped: AtomicU64::new(0),
+            pending: AtomicU64::new(0),
             warned: AtomicBool::new(false),
             thread: std::sync::Mutex::new(None),
             limits,
@@ -112,9 +115,12 @@ impl AuditLog {
 
     /// Queues one record; never blocks. A full queue drops it and counts it.
     pub fn record(&self, handout: Handout) {
+        // Counted before the send: the writer may finish the record before try_send returns.
+        self.shared.pending.fetch_add(1, Ordering::AcqRel);
         match self.tx.try_send(Record::Credentials(Box::new(handout))) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
+                self.shared.pending.fetch_sub(1, Ordering::AcqRel);
                 self.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 if !self.shared.warned.swap(true, Ordering::Relaxed) {
                     tracing::warn!("the audit log cannot keep up; records are being dropped (the log says how many)");
@@ -126,6 +132,19 @@ impl AuditLog {
     /// Records dropped and not yet reported in the file.
     pub fn dropped_pending(&self) -> u64 {
         self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Waits (at most `limit`) until every queued record is written: the daemon calls it when
+    /// stopping, so that the last hand-outs are not lost with the process.
+    pub fn wait_written(&self, limit: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while self.shared.pending.load(Ordering::Acquire) > 0 {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        true
     }
 
     /// Writes what is queued and stops the writer. Only for the last handle: with others
@@ -151,6 +170,7 @@ fn run_writer(mut file: writer::Writer, rx: Receiver<Record>, shared: Arc<Shared
         let mut next = Some(first);
         while let Some(rec) = next {
             write_one(&mut file, &rec, &shared);
+            shared.pending.fetch_sub(1, Ordering::AcqRel);
             next = rx.try_recv().ok();
         }
         let lost = shared.dropped.swap(0, Ordering::Relaxed);

@@ -38,6 +38,12 @@ fn records_land_one_per_line_0600_and_without_secrets() {
     let log = AuditLog::start(dir.path().into(), Limits::new(1 << 20, 3)).unwrap();
     record(&log, 1);
     record(&log, 2);
+    assert!(log.wait_written(std::time::Duration::from_secs(5)));
+    assert_eq!(
+        lines(dir.path(), 0).len(),
+        2,
+        "written once wait_written returns"
+    );
     log.close();
     let path = file_path(dir.path(), 0);
     assert_eq!(

@@ -242,7 +242,7 @@ async fn serve(
     let mut background = Vec::new();
     background.push(tokio::spawn(handle_signals(Arc::clone(&app))));
     let provider: Arc<dyn CredentialProvider> =
-        Arc::new(BrokerProvider(Arc::clone(&broker), audit));
+        Arc::new(BrokerProvider(Arc::clone(&broker), audit.clone()));
     if let Some(h) = start_container(&app, &start_cfg, store, Arc::clone(&provider)).await {
         background.push(h);
     }
@@ -255,6 +255,11 @@ async fn serve(
     app.request_shutdown();
     for h in background {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), h).await;
+    }
+    if let Some(a) = audit {
+        if !a.wait_written(std::time::Duration::from_secs(2)) {
+            tracing::warn!("audit records still queued at exit were lost");
+        }
     }
     Ok(())
 }
