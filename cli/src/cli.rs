@@ -58,6 +58,8 @@ pub enum Command {
     Env(EnvArgs),
     /// Open the AWS console signed in as a profile's role (or print the sign-in URL).
     Console(ConsoleArgs),
+    /// Show the audit log: which credentials were handed out, when, how and to whom.
+    Audit(AuditArgs),
     /// Forward TCP connections (the Docker Desktop relay for 169.254.170.2).
     Relay(RelayArgs),
     /// Start, stop and inspect rolecalld.
@@ -284,6 +286,34 @@ pub struct ConsoleArgs {
     /// for 15 minutes: do not share it.
     #[arg(long)]
     pub print: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only records newer than this: a duration back from now (`90s`, `30m`, `1h`, `2d`,
+    /// `1h30m`) or an RFC 3339 time (`2026-12-04T10:00:00Z`).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only records of this profile.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Only records of this interface.
+    #[arg(long, value_enum)]
+    pub interface: Option<AuditInterface>,
+    /// The matching lines as stored (JSON lines) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+#[value(rename_all = "snake_case")]
+pub enum AuditInterface {
+    CredentialProcess,
+    Exec,
+    Env,
+    Socket,
+    Container,
+    Imds,
 }
 
 #[derive(Debug, Args)]

@@ -90,7 +90,9 @@ fn credential_process_prints_exactly_the_json_from_a_content_length_reply() {
     let seen = server.join().unwrap();
     // stdin is not a terminal here: a non-interactive request, with the name percent-encoded.
     assert!(
-        seen[0].starts_with("GET /v1/credentials/dev%20admin?interactive=0 HTTP/1.1\r\n"),
+        seen[0].starts_with(
+            "GET /v1/credentials/dev%20admin?interactive=0&via=credential_process HTTP/1.1\r\n"
+        ),
         "{seen:?}"
     );
     assert!(seen[0].contains("\r\nHost: localhost\r\n"));

@@ -205,7 +205,7 @@ fn a_daemon_of_another_protocol_is_replaced_once_and_the_request_retried() {
     let seen = old.join().unwrap();
     assert_eq!(
         seen[0],
-        "GET /v1/credentials/no-such-profile?interactive=0 HTTP/1.1"
+        "GET /v1/credentials/no-such-profile?interactive=0&via=credential_process HTTP/1.1"
     );
     assert!(
         seen.iter().any(|l| l == "POST /v1/shutdown HTTP/1.1"),

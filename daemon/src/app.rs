@@ -1,6 +1,7 @@
 //! The daemon's shared state: the config (and its reload), the sources built from it, the
 //! broker, the container endpoint's state, and the shutdown signal. Servers get an `Arc<App>`.
 
+use crate::audit::{self, AuditLog};
 use crate::broker::{Broker, CredentialRequest, Registry};
 use crate::config::{self, LoadedConfig, SourceConfig};
 use crate::endpoints::EnvSnapshot;
@@ -9,7 +10,7 @@ use crate::sources::{RoleCredentials, Source, SourceError};
 use rolecall_proto::api::{DaemonStatus, ErrorBody, Status};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use tokio::sync::watch;
 
 /// Builds the source named by the first argument from its config.
@@ -46,6 +47,7 @@ pub struct App {
     reload_lock: Mutex<()>,
     shutdown: watch::Sender<bool>,
     container: RwLock<Option<Arc<ContainerState>>>,
+    audit: OnceLock<AuditLog>,
 }
 
 impl App {
@@ -61,6 +63,7 @@ impl App {
             reload_lock: Mutex::new(()),
             shutdown: watch::channel(false).0,
             container: RwLock::new(None),
+            audit: OnceLock::new(),
         })
     }
 
@@ -144,6 +147,12 @@ impl App {
         if let Some(c) = self.container() {
             c.set_token_ttl(loaded.config.daemon.container_token_ttl);
         }
+        if let Some(a) = self.audit.get() {
+            a.set_limits(
+                loaded.config.daemon.audit_max_size,
+                loaded.config.daemon.audit_files,
+            );
+        }
         self.broker.set_registry(Registry {
             config: loaded.config,
             sources,
@@ -183,6 +192,32 @@ impl App {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Where credential hand-outs are recorded (set once at start; absent when the log could
+    /// not be opened, which the daemon log says).
+    pub fn set_audit(&self, log: AuditLog) {
+        let _ = self.audit.set(log);
+    }
+
+    /// Records credentials handed out over the socket. `via` is what the client says it is
+    /// (`credential_process`, `exec`, `env`); who it is comes from the kernel.
+    pub fn audit_socket(
+        &self,
+        profile: &str,
+        via: Option<&str>,
+        peer: Option<crate::serve::socket::SocketPeer>,
+        creds: &RoleCredentials,
+    ) {
+        let Some(log) = self.audit.get() else { return };
+        let caller = match peer {
+            Some(p) => audit::caller::socket(p.uid, p.pid),
+            None => rolecall_proto::audit::Caller::default(),
+        };
+        let interface = rolecall_proto::audit::Interface::from_via(via);
+        let mut h = audit::handout(interface, profile, creds, caller, None);
+        h.role = self.broker.profile(profile).map(|p| p.role);
+        log.record(h);
     }
 
     /// Signs out of one source (or all) and revokes the container tokens minted under it: a
@@ -239,8 +274,9 @@ pub async fn stopped(rx: &mut watch::Receiver<bool>) {
 }
 
 /// The container endpoint (and IMDS) get credentials through the broker: the same cache and
-/// single-flight path as `credential_process`, never waiting for a login.
-pub struct BrokerProvider(pub Arc<Broker>);
+/// single-flight path as `credential_process`, never waiting for a login. What they hand out
+/// is recorded in the audit log, when there is one.
+pub struct BrokerProvider(pub Arc<Broker>, pub Option<AuditLog>);
 
 #[async_trait::async_trait]
 impl CredentialProvider for BrokerProvider {
@@ -256,5 +292,12 @@ impl CredentialProvider for BrokerProvider {
             role: p.role,
             source: p.source,
         })
+    }
+
+    fn audit(&self, mut handout: rolecall_proto::audit::Handout) {
+        if let Some(log) = &self.1 {
+            handout.role = self.0.profile(&handout.profile).map(|p| p.role);
+            log.record(handout);
+        }
     }
 }

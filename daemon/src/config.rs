@@ -46,6 +46,11 @@ pub struct DaemonConfig {
     /// How long a container token minted by `rolecall container` lives (renewable).
     #[serde(with = "duration_str")]
     pub container_token_ttl: Duration,
+    /// The audit log's files are rotated before they exceed this many bytes (docs/audit.md).
+    #[serde(with = "size_str")]
+    pub audit_max_size: u64,
+    /// Audit files kept, the current one included.
+    pub audit_files: u32,
 }
 
 impl Default for DaemonConfig {
@@ -61,6 +66,8 @@ impl Default for DaemonConfig {
             notify_ahead: Duration::from_secs(15 * 60),
             imds: None,
             container_token_ttl: DEFAULT_CONTAINER_TOKEN_TTL,
+            audit_max_size: 10 * 1024 * 1024,
+            audit_files: 3,
         }
     }
 }
@@ -224,6 +231,46 @@ pub struct ProfileConfig {
     pub session_tags: BTreeMap<String, String>,
     #[serde(default)]
     pub source_identity: Option<String>,
+}
+
+/// Sizes: a number of bytes, or a string with a binary unit: `"512KiB"`, `"10MiB"`, `"1GiB"`.
+pub mod size_str {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn parse(s: &str) -> Result<u64, String> {
+        let t = s.trim();
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        let (num, unit) = t.split_at(digits);
+        let n: u64 = num
+            .parse()
+            .map_err(|_| format!("invalid size {s:?}: expected a number like \"10MiB\""))?;
+        let mult: u64 = match unit.trim() {
+            "" | "B" => 1,
+            "KiB" => 1 << 10,
+            "MiB" => 1 << 20,
+            "GiB" => 1 << 30,
+            u => {
+                return Err(format!(
+                    "invalid size {s:?}: unknown unit {u:?} (use KiB, MiB or GiB)"
+                ))
+            }
+        };
+        Ok(n.saturating_mul(mult))
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        match Raw::deserialize(d)? {
+            Raw::Bytes(n) => Ok(n),
+            Raw::Text(s) => parse(&s).map_err(serde::de::Error::custom),
+        }
+    }
 }
 
 /// Durations written the way people write them: `90s`, `20m`, `4h`, `1h30m`, `1d`.
@@ -527,6 +574,24 @@ fn validate<'a>(config: &'a Config, _spans: &SpanDoc) -> Result<(), Invalid<'a>>
             format!(
                 "container_token_ttl must be between 1m and 30d, got {}s",
                 ttl.as_secs()
+            ),
+        ));
+    }
+    if !(1024..=1 << 30).contains(&d.audit_max_size) {
+        return Err((
+            Some(Place::Daemon("audit_max_size")),
+            format!(
+                "audit_max_size must be between 1KiB and 1GiB, got {} bytes",
+                d.audit_max_size
+            ),
+        ));
+    }
+    if !(1..=100).contains(&d.audit_files) {
+        return Err((
+            Some(Place::Daemon("audit_files")),
+            format!(
+                "audit_files must be between 1 and 100, got {}",
+                d.audit_files
             ),
         ));
     }
@@ -1053,6 +1118,38 @@ duration = "4h"
             e.starts_with("/c/config.toml:4:1: container_token_ttl must be between 1m and 30d"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn audit_bounds_are_sizes_and_counts() {
+        let with = |line: &str| {
+            GOOD.replace(
+                "refresh_ahead = \"20m\"",
+                &format!("refresh_ahead = \"20m\"\n{line}"),
+            )
+        };
+        let dflt = parse(GOOD, Path::new("/c/config.toml")).unwrap();
+        assert_eq!(
+            (dflt.daemon.audit_max_size, dflt.daemon.audit_files),
+            (10 << 20, 3)
+        );
+        for (line, size) in [
+            ("audit_max_size = \"512KiB\"", 512 << 10),
+            ("audit_max_size = \"2MiB\"", 2 << 20),
+            ("audit_max_size = 4096", 4096),
+        ] {
+            let c = parse(&with(line), Path::new("/c/config.toml")).unwrap();
+            assert_eq!(c.daemon.audit_max_size, size, "{line}");
+        }
+        let e = err(&with("audit_max_size = \"10MB\""));
+        assert!(e.contains("unknown unit \"MB\""), "{e}");
+        let e = err(&with("audit_max_size = 10"));
+        assert!(
+            e.contains("audit_max_size must be between 1KiB and 1GiB"),
+            "{e}"
+        );
+        let e = err(&with("audit_files = 0"));
+        assert!(e.contains("audit_files must be between 1 and 100"), "{e}");
     }
 
     #[test]

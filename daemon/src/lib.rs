@@ -6,6 +6,7 @@
 //! obtained; `broker` sits between them (cache, single-flight, logins); `vault` keeps secrets.
 
 pub mod app;
+pub mod audit;
 pub mod broker;
 pub mod browser;
 pub mod config;

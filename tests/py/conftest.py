@@ -43,8 +43,10 @@ class Sandbox:
         ready, _, _ = select.select([self.proc.stdout], [], [], 20)
         line = self.proc.stdout.readline().strip() if ready else ""
         if not line.startswith("http://127.0.0.1:"):
-            self.stop()
+            # Its last words first: stop() closes the pipes.
+            self.proc.kill()
             err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.stop()
             raise RuntimeError(f"rolecall-sandbox did not start: {line!r} {err}")
         self.url = line
 

@@ -7,6 +7,7 @@ through `rolecall container setup`'s forward of 169.254.170.23 into a network na
 import json
 import os
 import subprocess
+import time
 
 import pytest
 
@@ -24,6 +25,19 @@ f = c.get_frozen_credentials()
 print(json.dumps({"method": c.method, "account": f.account_id, "key": f.access_key,
                   "arn": s.client("sts").get_caller_identity()["Arn"]}))
 """
+
+
+def wait_for_audit(inst: Install, access_key_id: str) -> dict:
+    """The audit line of the hand-out of `access_key_id` (the writer is asynchronous)."""
+    log = inst.dir / "state" / "audit.jsonl"
+    deadline = time.monotonic() + 10
+    while True:
+        lines = log.read_text().splitlines() if log.exists() else []
+        found = [json.loads(l) for l in lines if access_key_id in l]
+        if found:
+            return found[-1]
+        assert time.monotonic() < deadline, f"no audit line for {access_key_id}: {lines}"
+        time.sleep(0.1)
 
 
 def loopback_uri(inst: Install) -> str:
@@ -56,6 +70,14 @@ def test_boto3_with_a_token_file_gets_the_tokens_profile_and_account(inst):
     assert got["account"] == "111111111111"
     assert got["key"].startswith("ASIA")
     assert ":111111111111:assumed-role/AWSReservedSSO_DeveloperAdmin_" in got["arn"]
+    # The hand-out is in the audit log like any other container one: the token's id (never
+    # its value) and the loopback caller.
+    (tok,) = [t for t in inst.status()["container_tokens"] if t["profile"] == PROFILE]
+    line = wait_for_audit(inst, got["key"])
+    assert line["interface"] == "container" and line["profile"] == PROFILE
+    assert line["token"]["id"] == tok["id"]
+    assert line["caller"]["addr"].startswith("127.0.0.1:") and line["caller"]["uid"] == os.getuid()
+    assert token_file.read_text().strip() not in json.dumps(line)
 
     # The same URL, another profile's token in the file: that profile's credentials.
     other = inst.rc("container", "prod-ro", "--pod-identity", "--token-file", str(token_file)).stdout

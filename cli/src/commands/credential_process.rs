@@ -19,7 +19,7 @@ pub fn run(a: &ProfileArg, autostart: bool) -> anyhow::Result<i32> {
     let interactive = unsafe { libc::isatty(0) } == 1;
     let client = Client::connect(autostart)?;
     let path = format!(
-        "/v1/credentials/{}?interactive={}",
+        "/v1/credentials/{}?interactive={}&via=credential_process",
         path_segment(&a.profile),
         u8::from(interactive)
     );

@@ -7,12 +7,13 @@
 use crate::cli::{EnvArgs, EnvFormat};
 use crate::client::{path_segment, Client};
 use rolecall_proto::api::Status;
+use rolecall_proto::audit::Interface;
 use rolecall_proto::output::ProcessCredentials;
 use std::io::Write as _;
 
 pub fn run(a: &EnvArgs, autostart: bool) -> anyhow::Result<i32> {
     let client = Client::connect(autostart)?;
-    let (creds, region) = fetch(&client, &a.profile)?;
+    let (creds, region) = fetch(&client, &a.profile, Interface::Env)?;
     let vars = key_variables(&creds, region.as_deref());
     let text = render(&vars, a.format);
     std::io::stdout().lock().write_all(text.as_bytes())?;
@@ -24,8 +25,9 @@ pub fn run(a: &EnvArgs, autostart: bool) -> anyhow::Result<i32> {
 pub(super) fn fetch(
     client: &Client,
     profile: &str,
+    via: Interface,
 ) -> anyhow::Result<(ProcessCredentials, Option<String>)> {
-    let creds = credentials(client, profile)?;
+    let creds = credentials(client, profile, via)?;
     // The region is configuration, not part of the credentials reply: status has it.
     let region = client
         .get::<Status>("/v1/status")
@@ -37,13 +39,19 @@ pub(super) fn fetch(
 
 /// The profile's credentials; at a terminal the daemon may hold the request while a sign-in
 /// runs (as for `credential-process`), otherwise a needed sign-in fails at once with its hint.
-pub(super) fn credentials(client: &Client, profile: &str) -> anyhow::Result<ProcessCredentials> {
+/// `via` names the command in the daemon's audit log.
+pub(super) fn credentials(
+    client: &Client,
+    profile: &str,
+    via: Interface,
+) -> anyhow::Result<ProcessCredentials> {
     // SAFETY: isatty only inspects the descriptor.
     let interactive = unsafe { libc::isatty(0) } == 1;
     Ok(client.get(&format!(
-        "/v1/credentials/{}?interactive={}",
+        "/v1/credentials/{}?interactive={}&via={}",
         path_segment(profile),
-        u8::from(interactive)
+        u8::from(interactive),
+        via.as_str()
     ))?)
 }
 

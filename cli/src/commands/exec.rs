@@ -17,6 +17,7 @@ use crate::cli::ExecArgs;
 use crate::client::Client;
 use anyhow::bail;
 use rolecall_proto::api::{MintTokenReply, MintTokenRequest, OkReply, RevokeTokenRequest};
+use rolecall_proto::audit::Interface;
 use std::process::Command;
 
 /// Removed from the child's environment: each would be tried before, or conflict with, the
@@ -54,7 +55,7 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
     // Removed (after the child ends) when this goes out of scope.
     let aws_files;
     if a.static_keys {
-        let (creds, region) = super::env::fetch(&client, &a.profile)?;
+        let (creds, region) = super::env::fetch(&client, &a.profile, Interface::Exec)?;
         for (k, v) in super::env::key_variables(&creds, region.as_deref()) {
             cmd.env(k, v);
         }
@@ -62,7 +63,7 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
     } else {
         // Sign in first when needed (waiting at a terminal, failing with the hint otherwise), so
         // the command does not start only to meet credential errors.
-        super::env::credentials(&client, &a.profile)?;
+        super::env::credentials(&client, &a.profile, Interface::Exec)?;
         let reply: MintTokenReply = client.post(
             "/v1/container/tokens",
             &MintTokenRequest {

@@ -3,6 +3,7 @@
 
 use crate::cli::{Cli, Command};
 
+mod audit;
 mod completions;
 mod console;
 mod container;
@@ -40,6 +41,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Exec(a) => exec::run(&a, autostart),
         Command::Env(a) => env::run(&a, autostart),
         Command::Console(a) => console::run(&a, autostart),
+        Command::Audit(a) => audit::run(&a),
         Command::Relay(a) => relay::run(&a),
         Command::Daemon(a) => daemon::run(&a),
         Command::Service(a) => service::run(&a),

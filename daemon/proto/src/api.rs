@@ -4,7 +4,7 @@
 //! | method | path | body | reply |
 //! |---|---|---|---|
 //! | GET | `/v1/version` | | [`VersionReply`] |
-//! | GET | `/v1/credentials/{profile}?wait=S&interactive=B` | | [`crate::output::ProcessCredentials`] |
+//! | GET | `/v1/credentials/{profile}?wait=S&interactive=B&via=V` | | [`crate::output::ProcessCredentials`] (`via`: the client's name in the audit log, [`crate::audit::Interface::from_via`]) |
 //! | POST | `/v1/login/{source}` | [`LoginRequest`] | [`LoginState`] |
 //! | GET | `/v1/login/{source}?wait=S` | | [`LoginState`] (long-poll until done or S seconds) |
 //! | POST | `/v1/logout` | [`LogoutRequest`] | [`OkReply`] |

@@ -6,6 +6,7 @@
 //! SDK, so that the CLI's hot path (`rolecall credential-process`, `rolecall prompt`) stays small.
 
 pub mod api;
+pub mod audit;
 pub mod names;
 pub mod output;
 pub mod paths;

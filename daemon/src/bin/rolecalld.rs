@@ -321,6 +321,10 @@ async fn serve(
     });
     let _ = app.apply(initial);
     broker.write_snapshot();
+    let audit = start_audit(&start_cfg);
+    if let Some(a) = &audit {
+        app.set_audit(a.clone());
+    }
 
     let mut background = Vec::new();
     background.push(tokio::spawn(handle_signals(Arc::clone(&app))));
@@ -331,7 +335,8 @@ async fn serve(
         Arc::clone(&app),
         config_watch::POLL,
     )));
-    let provider: Arc<dyn CredentialProvider> = Arc::new(BrokerProvider(Arc::clone(&broker)));
+    let provider: Arc<dyn CredentialProvider> =
+        Arc::new(BrokerProvider(Arc::clone(&broker), audit.clone()));
     if let Some(h) = start_container(&app, &start_cfg, store, Arc::clone(&provider)).await {
         background.push(h);
     }
@@ -345,7 +350,26 @@ async fn serve(
     for h in background {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), h).await;
     }
+    if let Some(a) = audit {
+        if !a.wait_written(std::time::Duration::from_secs(2)) {
+            tracing::warn!("audit records still queued at exit were lost");
+        }
+    }
     Ok(())
+}
+
+/// The audit log in the state dir; without it credentials are still served (the daemon log
+/// says why there is none).
+fn start_audit(cfg: &config::Config) -> Option<rolecall_daemon::audit::AuditLog> {
+    let limits =
+        rolecall_daemon::audit::Limits::new(cfg.daemon.audit_max_size, cfg.daemon.audit_files);
+    match rolecall_daemon::audit::AuditLog::start(paths::state_dir(), limits) {
+        Ok(log) => Some(log),
+        Err(e) => {
+            tracing::error!(error = %e, "no audit log: credential hand-outs are not recorded");
+            None
+        }
+    }
 }
 
 /// The refresh scheduler, with desktop notifications whose "Sign in" action starts a login.

@@ -77,6 +77,11 @@ pub trait CredentialProvider: Send + Sync + 'static {
 
     /// The profile's configuration, `None` when no such profile exists.
     fn profile(&self, profile: &str) -> Option<ProfileInfo>;
+
+    /// Records credentials the endpoint handed out (the daemon's audit log; nothing by default).
+    fn audit(&self, handout: rolecall_proto::audit::Handout) {
+        let _ = handout;
+    }
 }
 
 /// The endpoint's shared state.
@@ -413,7 +418,7 @@ impl ContainerHandler {
             return r;
         }
         if req.uri().path() == pod_identity::ROUTE {
-            return pod_identity::answer(&self.state, req.headers()).await;
+            return pod_identity::answer(&self.state, &req, local).await;
         }
         let Some(profile) = req
             .uri()
@@ -429,19 +434,31 @@ impl ContainerHandler {
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
         // One answer for a missing, wrong, revoked or other-profile token.
-        if !self
+        let Some(token_ref) = self
             .state
             .tokens
-            .verify(&profile, token, timefmt::now_epoch())
-        {
+            .verified(&profile, token, timefmt::now_epoch())
+        else {
             return error_reply(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
                 "missing, expired or invalid authorization token for this profile — run: rolecall container <profile>",
             );
-        }
+        };
         match self.state.provider.credentials(&profile).await {
-            Ok(c) => credentials_reply(&c),
+            Ok(c) => {
+                let reply = credentials_reply(&c);
+                if reply.status() == StatusCode::OK {
+                    self.state.provider.audit(crate::audit::handout(
+                        rolecall_proto::audit::Interface::Container,
+                        &profile,
+                        &c,
+                        crate::audit::caller::tcp_request(&req, local),
+                        Some(token_ref),
+                    ));
+                }
+                reply
+            }
             Err(e) => {
                 let status = StatusCode::from_u16(e.code.http_status())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -25,6 +25,14 @@ use tokio::net::UnixListener;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+/// The kernel's word on who connected (`SO_PEERCRED`), attached to each request for the audit
+/// log.
+#[derive(Debug, Clone, Copy)]
+pub struct SocketPeer {
+    pub uid: u32,
+    pub pid: Option<i32>,
+}
+
 /// Connections served at once; more wait in the accept queue.
 const MAX_CONNECTIONS: usize = 256;
 /// Largest request head hyper buffers.
@@ -132,7 +140,12 @@ pub async fn serve(listener: UnixListener, app: Arc<App>) {
             },
         };
         // Peers of another uid get refusals only (root included: it has its own daemon).
-        let peer_ok = match stream.peer_cred() {
+        let cred = stream.peer_cred();
+        let peer = cred.as_ref().ok().map(|c| SocketPeer {
+            uid: c.uid(),
+            pid: c.pid(),
+        });
+        let peer_ok = match cred {
             Ok(cred) if cred.uid() == my_uid => true,
             Ok(cred) => {
                 tracing::warn!(peer_uid = cred.uid(), pid = ?cred.pid(), "refusing a peer of another user");
@@ -148,7 +161,10 @@ pub async fn serve(listener: UnixListener, app: Arc<App>) {
         conns.spawn(async move {
             let _permit = permit;
             let svc_app = Arc::clone(&app);
-            let service = service_fn(move |req: Request<Incoming>| {
+            let service = service_fn(move |mut req: Request<Incoming>| {
+                if let Some(p) = peer {
+                    req.extensions_mut().insert(p);
+                }
                 let app = Arc::clone(&svc_app);
                 async move {
                     let resp = if peer_ok {

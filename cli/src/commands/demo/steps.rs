@@ -324,6 +324,7 @@ pub fn print_keep_instructions(demo: &DemoEnv) {
     println!("rolecall status");
     println!("rolecall credential-process dev-read");
     println!("rolecall console dev-read --print   # a console sign-in URL; open it in a browser");
+    println!("rolecall audit --since 1h   # every hand-out of credentials, and to whom");
     println!("\nWhen done:\n");
     println!("rolecall daemon stop");
     if let Some(c) = &demo.sandbox {

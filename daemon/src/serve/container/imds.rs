@@ -232,7 +232,10 @@ impl ImdsHandler {
         }
         match path.strip_prefix(CREDS_PREFIX) {
             Some("") => text(StatusCode::OK, self.state.role_name.clone()),
-            Some(role) if role == self.state.role_name => self.credentials().await,
+            Some(role) if role == self.state.role_name => {
+                let caller = crate::audit::caller::tcp_request(&req, local);
+                self.credentials(caller).await
+            }
             _ if path == "/latest/meta-data/iam/security-credentials" => {
                 text(StatusCode::OK, self.state.role_name.clone())
             }
@@ -240,7 +243,7 @@ impl ImdsHandler {
         }
     }
 
-    async fn credentials(&self) -> Response<Full<Bytes>> {
+    async fn credentials(&self, caller: rolecall_proto::audit::Caller) -> Response<Full<Bytes>> {
         let c = match self.state.provider.credentials(&self.state.profile).await {
             Ok(c) => c,
             Err(e) => {
@@ -268,6 +271,13 @@ impl ImdsHandler {
             token: &c.session_token,
             expiration: timefmt::rfc3339(c.expiration),
         };
+        self.state.provider.audit(crate::audit::handout(
+            rolecall_proto::audit::Interface::Imds,
+            &self.state.profile,
+            &c,
+            caller,
+            None,
+        ));
         super::json_reply(
             StatusCode::OK,
             serde_json::to_vec(&body).unwrap_or_default(),

@@ -52,6 +52,10 @@ impl Default for Limits {
     }
 }
 
+/// The client's address, attached to every request (for the audit log).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
 /// What a listener answers. `local` is the address the connection arrived on (for the Host
 /// check); the request body is never read.
 pub trait Handler: Send + Sync + 'static {
@@ -278,7 +282,8 @@ where
             let verdict: Arc<std::sync::OnceLock<Option<super::peer::Refusal>>> = Arc::default();
             let svc_busy = busy.clone();
             let request_timeout = limits.request_timeout;
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+                req.extensions_mut().insert(Peer(peer));
                 let handler = handler.clone();
                 let guard = BusyGuard::new(svc_busy.clone());
                 let verdict = verdict.clone();

@@ -14,11 +14,11 @@
 use super::{error_reply, json_reply, ContainerState};
 use crate::sources::RoleCredentials;
 use bytes::Bytes;
-use http::{header, HeaderMap, Response, StatusCode};
+use http::{header, Request, Response, StatusCode};
 use http_body_util::Full;
 use rolecall_proto::timefmt;
 use serde::Serialize;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// The route, as the SDKs' Pod Identity support is configured with it.
 pub const ROUTE: &str = "/v1/credentials";
@@ -47,9 +47,17 @@ struct PodIdentityCredentials<'a> {
 
 /// Answers `GET /v1/credentials` (the caller has passed the Host/browser guard, the method and
 /// body checks).
-pub(super) async fn answer(state: &ContainerState, headers: &HeaderMap) -> Response<Full<Bytes>> {
-    let token = headers.get(header::AUTHORIZATION).map(|v| v.as_bytes());
-    let Some(profile) = state.tokens.profile_of(token, timefmt::now_epoch()) else {
+pub(super) async fn answer<B>(
+    state: &ContainerState,
+    req: &Request<B>,
+    local: SocketAddr,
+) -> Response<Full<Bytes>> {
+    let now = timefmt::now_epoch();
+    let token = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let Some(profile) = state.tokens.profile_of(token, now) else {
         return error_reply(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
@@ -57,7 +65,21 @@ pub(super) async fn answer(state: &ContainerState, headers: &HeaderMap) -> Respo
         );
     };
     match state.provider.credentials(&profile).await {
-        Ok(c) => reply(&c),
+        Ok(c) => {
+            let response = reply(&c);
+            if response.status() == StatusCode::OK {
+                // Which token it was (its id, never its value), as on the profile route.
+                let token_ref = state.tokens.verified(&profile, token, now);
+                state.provider.audit(crate::audit::handout(
+                    rolecall_proto::audit::Interface::Container,
+                    &profile,
+                    &c,
+                    crate::audit::caller::tcp_request(req, local),
+                    token_ref,
+                ));
+            }
+            response
+        }
         Err(e) => {
             let status = StatusCode::from_u16(e.code.http_status())
                 .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

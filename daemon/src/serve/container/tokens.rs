@@ -304,6 +304,31 @@ impl TokenStore {
         bool::from(found).then(|| entries[i].stored.profile.clone())
     }
 
+    /// As [`TokenStore::verify`], answering which token matched (its id and bound process, for
+    /// the audit log; never the token). Every stored token is compared in constant time.
+    pub fn verified(
+        &self,
+        profile: &str,
+        presented: Option<&[u8]>,
+        now: i64,
+    ) -> Option<rolecall_proto::audit::TokenRef> {
+        let presented = presented?;
+        let hash = sha256(presented);
+        let entries = self.read();
+        let mut found = None;
+        for e in entries.iter() {
+            let same_token = hash.ct_eq(&e.hash);
+            let same_profile = e.stored.profile.as_bytes().ct_eq(profile.as_bytes());
+            if bool::from(same_token & same_profile & Choice::from(live(&e.stored, now) as u8)) {
+                found = Some(rolecall_proto::audit::TokenRef {
+                    id: e.stored.id.clone(),
+                    bound_pid: e.stored.bound_pid,
+                });
+            }
+        }
+        found
+    }
+
     /// Gives every live token of `profile` that has a lifetime the new end `expires`; answers
     /// how many were renewed.
     pub fn renew(&self, profile: &str, now: i64, expires: i64) -> Result<usize, TokenError> {

@@ -203,7 +203,10 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             protocol: PROTOCOL_VERSION,
             pid: std::process::id(),
         }),
-        (["credentials", profile], &Method::GET) => credentials(app, profile, &query).await,
+        (["credentials", profile], &Method::GET) => {
+            let peer = req.extensions().get::<super::SocketPeer>().copied();
+            credentials(app, profile, &query, peer).await
+        }
         (["login", source], &Method::POST) => login_start(app, source, req).await,
         (["login", source], &Method::GET) => login_poll(app, source, &query).await,
         (["logout"], &Method::POST) => match read_json::<LogoutRequest>(req).await {
@@ -302,7 +305,12 @@ fn container_unavailable() -> Reply {
     ))
 }
 
-async fn credentials(app: &Arc<App>, profile: &str, query: &Query) -> Reply {
+async fn credentials(
+    app: &Arc<App>,
+    profile: &str,
+    query: &Query,
+    peer: Option<super::SocketPeer>,
+) -> Reply {
     let req = match (query.flag("interactive"), query.wait()) {
         (Ok(interactive), Ok(wait)) => CredentialRequest { interactive, wait },
         (Err(e), _) | (_, Err(e)) => return bad_request(e),
@@ -315,14 +323,17 @@ async fn credentials(app: &Arc<App>, profile: &str, query: &Query) -> Reply {
         _ = crate::app::stopped(&mut stop) => Err(ErrorBody::new(ErrorCode::Internal, "the daemon is stopping")),
     };
     match result {
-        Ok(c) => ok(&ProcessCredentials {
-            version: 1,
-            access_key_id: c.access_key_id.clone(),
-            secret_access_key: c.secret_access_key.to_string(),
-            session_token: c.session_token.to_string(),
-            expiration: timefmt::rfc3339(c.expiration),
-            account_id: c.account_id.clone(),
-        }),
+        Ok(c) => {
+            app.audit_socket(profile, query.get("via"), peer, &c);
+            ok(&ProcessCredentials {
+                version: 1,
+                access_key_id: c.access_key_id.clone(),
+                secret_access_key: c.secret_access_key.to_string(),
+                session_token: c.session_token.to_string(),
+                expiration: timefmt::rfc3339(c.expiration),
+                account_id: c.account_id.clone(),
+            })
+        }
         Err(e) => error(e),
     }
 }

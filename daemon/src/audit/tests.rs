@@ -1,0 +1,176 @@
+use super::*;
+use rolecall_proto::audit::file_path;
+use std::os::unix::fs::PermissionsExt;
+use zeroize::Zeroizing;
+
+fn creds(n: usize) -> RoleCredentials {
+    RoleCredentials {
+        access_key_id: format!("ASIA{n:016}"),
+        secret_access_key: Zeroizing::new("SECRET/KEY+value".into()),
+        session_token: Zeroizing::new("SESSION-TOKEN-value".into()),
+        expiration: 2_000_000_000,
+        account_id: "111111111111".into(),
+        role_arn: "arn:aws:iam::111111111111:role/R".into(),
+    }
+}
+
+fn record(log: &AuditLog, n: usize) {
+    log.record(handout(
+        Interface::CredentialProcess,
+        "dev",
+        &creds(n),
+        caller::socket(1000, Some(1)),
+        None,
+    ));
+}
+
+fn lines(dir: &std::path::Path, n: u32) -> Vec<Record> {
+    std::fs::read_to_string(file_path(dir, n))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn records_land_one_per_line_0600_and_without_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::start(dir.path().into(), Limits::new(1 << 20, 3)).unwrap();
+    record(&log, 1);
+    record(&log, 2);
+    assert!(log.wait_written(std::time::Duration::from_secs(5)));
+    assert_eq!(
+        lines(dir.path(), 0).len(),
+        2,
+        "written once wait_written returns"
+    );
+    log.close();
+    let path = file_path(dir.path(), 0);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(
+        !text.contains("SECRET") && !text.contains("SESSION-TOKEN"),
+        "{text}"
+    );
+    let got = lines(dir.path(), 0);
+    assert_eq!(got.len(), 2);
+    match &got[1] {
+        Record::Credentials(h) => {
+            assert_eq!(h.access_key_id, "ASIA0000000000000002");
+            assert_eq!(h.interface, Interface::CredentialProcess);
+            assert_eq!(h.caller.uid, Some(1000));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn rotation_keeps_the_size_and_file_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = 4096;
+    let log = AuditLog::start(dir.path().into(), Limits::new(max, 3)).unwrap();
+    // Far past the bound (each line is ~300 bytes): 1000 lines ≈ 75 files' worth.
+    for n in 0..1000 {
+        record(&log, n);
+        if n % 50 == 0 {
+            // Let the writer keep up (the tiny bound is the point here, not the queue).
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+    log.close();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]);
+    for n in 0..3 {
+        let len = std::fs::metadata(file_path(dir.path(), n)).unwrap().len();
+        assert!(
+            len <= max && (n == 0 || len > max / 2),
+            "file {n}: {len} bytes"
+        );
+        assert_eq!(
+            std::fs::metadata(file_path(dir.path(), n))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+    }
+    // Newest last, oldest in .2; the newest record is the last line of the current file.
+    let newest = lines(dir.path(), 0);
+    match newest.last() {
+        Some(Record::Credentials(h)) => assert_eq!(h.access_key_id, format!("ASIA{:016}", 999)),
+        other => panic!("{other:?}"),
+    }
+    let key = |r: &Record| match r {
+        Record::Credentials(h) => h.access_key_id.clone(),
+        Record::Dropped { .. } => String::new(),
+    };
+    let all: Vec<String> = (0..3)
+        .rev()
+        .flat_map(|n| lines(dir.path(), n))
+        .map(|r| key(&r))
+        .collect();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted, "rotated files keep the order");
+
+    // A smaller `audit_files` takes effect at the next rotation.
+    let log = AuditLog::start(dir.path().into(), Limits::new(max, 1)).unwrap();
+    for n in 0..40 {
+        record(&log, n);
+    }
+    log.close();
+    let count = std::fs::read_dir(dir.path()).unwrap().count();
+    assert_eq!(count, 1);
+}
+
+#[test]
+fn a_full_queue_drops_records_and_says_how_many() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::start_with_queue(dir.path().into(), Limits::new(1 << 30, 1), 1).unwrap();
+    let total = 20_000;
+    for n in 0..total {
+        record(&log, n);
+    }
+    log.close();
+    let (mut written, mut dropped) = (0u64, 0u64);
+    for r in lines(dir.path(), 0) {
+        match r {
+            Record::Credentials(_) => written += 1,
+            Record::Dropped { count, .. } => dropped += count,
+        }
+    }
+    // Every record is either in the file or counted by a `dropped` line.
+    assert_eq!(
+        written + dropped,
+        total as u64,
+        "written {written} dropped {dropped}"
+    );
+}
+
+#[test]
+fn a_log_moved_aside_is_reopened() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = AuditLog::start(dir.path().into(), Limits::new(1 << 20, 3)).unwrap();
+    record(&log, 1);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    std::fs::rename(file_path(dir.path(), 0), dir.path().join("old")).unwrap();
+    record(&log, 2);
+    log.close();
+    assert_eq!(lines(dir.path(), 0).len(), 1);
+}
+
+#[test]
+fn a_symlinked_log_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", file_path(dir.path(), 0)).unwrap();
+    let e = AuditLog::start(dir.path().into(), Limits::new(1 << 20, 3)).unwrap_err();
+    assert!(e.contains("cannot open the audit log"), "{e}");
+}
