@@ -11,7 +11,7 @@
 # Safe under `set -u` and `set -e`; the prompt function never fails and never prints errors.
 
 __rolecall_bin='/usr/local/bin/rolecall'
-__rolecall_subcommands='login logout credential-process use status prompt init completions populate import container exec env console relay daemon service demo'
+__rolecall_subcommands='login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo'
 __rolecall_profile_cmds='credential-process use container exec env console'
 __rolecall_source_cmds='login logout populate'
 __rolecall_flags='login --no-browser --paste --force
@@ -24,6 +24,7 @@ container --format --token-file --relative --pod-identity --revoke --renew --all
 exec --static
 env --format
 console --service --region --session-duration --print
+audit --since --profile --interface --json
 relay --listen --to --idle-timeout
 demo --keep'
 

@@ -10,7 +10,7 @@
 #   completion of subcommands, flags, profile and source names
 
 set -g __rolecall_bin '/usr/local/bin/rolecall'
-set -g __rolecall_subcommands 'login logout credential-process use status prompt init completions populate import container exec env console relay daemon service demo'
+set -g __rolecall_subcommands 'login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo'
 set -g __rolecall_profile_cmds 'credential-process use container exec env console'
 set -g __rolecall_source_cmds 'login logout populate'
 set -g __rolecall_flags 'login --no-browser --paste --force
@@ -23,6 +23,7 @@ container --format --token-file --relative --pod-identity --revoke --renew --all
 exec --static
 env --format
 console --service --region --session-duration --print
+audit --since --profile --interface --json
 relay --listen --to --idle-timeout
 demo --keep'
 

@@ -10,7 +10,7 @@
 #   completion of subcommands, flags, profile and source names
 
 $global:__RolecallBin = '/usr/local/bin/rolecall'
-$global:__RolecallSubcommands = 'login logout credential-process use status prompt init completions populate import container exec env console relay daemon service demo' -split ' '
+$global:__RolecallSubcommands = 'login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo' -split ' '
 $global:__RolecallProfileCmds = 'credential-process use container exec env console' -split ' '
 $global:__RolecallSourceCmds = 'login logout populate' -split ' '
 $global:__RolecallFlags = 'login --no-browser --paste --force
@@ -23,6 +23,7 @@ container --format --token-file --relative --pod-identity --revoke --renew --all
 exec --static
 env --format
 console --service --region --session-duration --print
+audit --since --profile --interface --json
 relay --listen --to --idle-timeout
 demo --keep' -split "`n"
 

@@ -12,7 +12,7 @@
 # Safe under `setopt nounset` and `errexit`; the prompt function never fails.
 
 typeset -g __rolecall_bin='/usr/local/bin/rolecall'
-typeset -g __rolecall_subcommands='login logout credential-process use status prompt init completions populate import container exec env console relay daemon service demo'
+typeset -g __rolecall_subcommands='login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo'
 typeset -g __rolecall_profile_cmds='credential-process use container exec env console'
 typeset -g __rolecall_source_cmds='login logout populate'
 typeset -g __rolecall_flags='login --no-browser --paste --force
@@ -25,6 +25,7 @@ container --format --token-file --relative --pod-identity --revoke --renew --all
 exec --static
 env --format
 console --service --region --session-duration --print
+audit --since --profile --interface --json
 relay --listen --to --idle-timeout
 demo --keep'
 
