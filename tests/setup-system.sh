@@ -32,6 +32,11 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 #   ruby                    `ruby -c` on the Homebrew formula (packaging/homebrew)
 #   openssl xmlsec1 curl    fixtures and debugging (curl --unix-socket against the daemon)
 #   bsdutils procps         `script` (pty for interactive callers), `ps`/`pgrep` in tests
+# Plus, only when the machine has no `node`/`npm` of its own (CI images ship Node 20; Debian 12's
+# nodejs is 18, which the AWS SDK for JavaScript v3 still supports):
+#   nodejs npm              tests/js (the AWS SDK for JavaScript v3)
+# Not needed, on purpose: cmake (aws-lc-sys builds with cc), meson/ninja (pip fetches them as
+# dbus-python's build dependencies), git (CI clones before any of this runs).
 PACKAGES=(
   build-essential pkg-config
   libclang-dev libxmlsec1-dev libssl-dev libdbus-1-dev
@@ -62,11 +67,14 @@ as_root() {
 
 install_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
-    log "not a Debian-family system: install the equivalents of: ${PACKAGES[*]}"
+    log "not a Debian-family system: install the equivalents of: ${PACKAGES[*]} (and Node.js 20 with npm)"
     return 0
   fi
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
+  local missing=() p wanted=("${PACKAGES[@]}")
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    wanted+=(nodejs npm)
+  fi
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
       missing+=("$p")
     fi
