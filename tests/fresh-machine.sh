@@ -112,6 +112,24 @@ deb http://deb.debian.org/debian-security bookworm-security main
 EOF
 cp /etc/resolv.conf "$ROOT/etc/resolv.conf"
 cp /etc/hosts "$ROOT/etc/hosts"
+# This machine's network, not the project's needs: when egress goes through a TLS-inspecting
+# proxy, its CA (local CAs, picked up when setup-system installs ca-certificates) and the files
+# and variables that point pip and npm at the system bundle come along, as on any CI runner of
+# that network.
+if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
+  mkdir -p "$ROOT/usr/local/share/ca-certificates"
+  cp /usr/local/share/ca-certificates/*.crt "$ROOT/usr/local/share/ca-certificates/"
+fi
+for f in /etc/pip.conf /etc/npmrc /usr/etc/npmrc; do
+  if [ -f "$f" ]; then
+    mkdir -p "$ROOT$(dirname "$f")"
+    cp "$f" "$ROOT$f"
+  fi
+done
+CA_ENV=()
+for v in SSL_CERT_FILE SSL_CERT_DIR PIP_CERT REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS CURL_CA_BUNDLE; do
+  if [ -n "${!v:-}" ]; then CA_ENV+=("$v=${!v}"); fi
+done
 
 # An empty cargo home with the rustup proxies, like a fresh `rustup-init` leaves it.
 mkdir -p "$ROOT/root/.cargo/bin" "$ROOT/root/.rustup" "$ROOT/root/.pyenv" "$ROOT/usr/local/bin"
@@ -172,7 +190,8 @@ mount --bind -o ro "$RUSTUP_HOME_HOST" "$R/root/.rustup"
 mount --bind -o ro "$PYENV_ROOT_HOST" "$R/root/.pyenv"
 mount --bind -o ro "$NODE_BIN" "$R/usr/bin/node"
 mount --bind -o ro "$NODE_MODULES" "$R/usr/lib/node_modules"
-exec chroot "$R" /usr/bin/env -i \
+# shellcheck disable=SC2086 # CA_ENV: NAME=/path words
+exec chroot "$R" /usr/bin/env -i $CA_ENV \
   HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM=dumb LANG=C.UTF-8 CI=true \
   PYENV_ROOT=/root/.pyenv FRESH_SETUP_ONLY="$FRESH_SETUP_ONLY" \
   PATH=/root/.cargo/bin:/root/.pyenv/shims:/root/.pyenv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
@@ -183,7 +202,7 @@ log "running $([ "$SETUP_ONLY" = 1 ] && echo 'the setup and the build' || echo '
 START=$SECONDS
 set +e
 RUSTUP_HOME_HOST="$RUSTUP_HOME_HOST" PYENV_ROOT_HOST="$PYENV_ROOT_HOST" NODE_BIN="$NODE_BIN" \
-  NODE_MODULES="$NODE_MODULES" FRESH_SETUP_ONLY="$SETUP_ONLY" \
+  NODE_MODULES="$NODE_MODULES" FRESH_SETUP_ONLY="$SETUP_ONLY" CA_ENV="${CA_ENV[*]}" \
   unshare --mount --propagation private --pid --fork --kill-child \
   sh -c "$INNER" inner "$ROOT" </dev/null 2>&1 | tee "$RUN_LOG"
 rc="${PIPESTATUS[0]}"

@@ -1,6 +1,9 @@
 //! Black-box tests of the real `rolecalld` binary: each test starts it on a temporary runtime
 //! dir, state dir and config, and talks to it over its Unix socket with a tiny HTTP client.
 
+mod skip;
+use skip::skip;
+
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -487,7 +490,7 @@ fn daemonizes_without_foreground() {
 #[test]
 fn refuses_peers_of_another_uid() {
     if nix::unistd::geteuid().as_raw() != 0 {
-        eprintln!("skipped: needs root to connect as another uid");
+        skip("needs root to connect as another uid");
         return;
     }
     let d = Daemon::start(Some(GOOD_CONFIG));
@@ -522,7 +525,7 @@ fn refuses_peers_of_another_uid() {
 #[test]
 fn serves_a_socket_passed_by_systemd() {
     let Ok(activate) = which("systemd-socket-activate") else {
-        eprintln!("skipped: systemd-socket-activate not installed");
+        skip("systemd-socket-activate is not installed (tests/setup-system.sh installs it)");
         return;
     };
     let mut d = Daemon::prepare(Some(GOOD_CONFIG));
