@@ -18,6 +18,8 @@
 #   tests/fresh-machine.sh --setup-only  # system packages, venv, node_modules, cargo-deb, build
 #   tests/fresh-machine.sh --keep        # keep the root afterwards (printed path)
 #   tests/fresh-machine.sh --new-base    # debootstrap again instead of reusing the cached base
+#   tests/fresh-machine.sh --root DIR    # run again in a kept root (its clone reset to HEAD):
+#                                        # e.g. the whole .ci/run after a --setup-only --keep
 #
 # Root only (debootstrap, chroot, mounts). Work dir: $ROLECALL_FRESH_DIR (/var/tmp/rolecall-fresh).
 # The base system is cached there as a tarball; each run unpacks a new copy of it.
@@ -29,6 +31,7 @@ MIRROR="${ROLECALL_FRESH_MIRROR:-http://deb.debian.org/debian}"
 SETUP_ONLY=0
 KEEP=0
 NEW_BASE=0
+REUSE=""
 
 log() { printf 'fresh-machine: %s\n' "$*" >&2; }
 die() {
@@ -36,11 +39,20 @@ die() {
   exit 1
 }
 
-for a in "$@"; do
+while [ "$#" -gt 0 ]; do
+  a="$1"
+  shift
   case "$a" in
     --setup-only) SETUP_ONLY=1 ;;
     --keep) KEEP=1 ;;
     --new-base) NEW_BASE=1 ;;
+    --root)
+      [ "$#" -gt 0 ] || die "--root needs a directory"
+      REUSE="$(cd "$1" && pwd)" || die "no root at $1"
+      [ -x "$REUSE/root/fresh-run.sh" ] || die "$1 is not a root made by this script"
+      KEEP=1
+      shift
+      ;;
     -h | --help)
       sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'
       exit 0
@@ -78,6 +90,8 @@ fi
 mkdir -p "$SCRATCH"
 BASE="$SCRATCH/bookworm-minbase.tar"
 
+# A new root: the cached base unpacked, the network settings, the toolchains' places, a clone.
+make_root() {
 # --- the base system (cached) -----------------------------------------------------------------
 if [ "$NEW_BASE" = 1 ] || [ ! -f "$BASE" ]; then
   log "debootstrap --variant=minbase bookworm (about a minute)"
@@ -98,8 +112,6 @@ for old in "$SCRATCH"/root-*; do
   fi
 done
 
-ROOT="$SCRATCH/root-$(date -u +%Y%m%dT%H%M%S)"
-RUN_LOG="$ROOT.log"
 mkdir -p "$ROOT"
 log "unpacking a fresh root in $ROOT"
 tar -C "$ROOT" -xf "$BASE"
@@ -126,10 +138,6 @@ for f in /etc/pip.conf /etc/npmrc /usr/etc/npmrc; do
     cp "$f" "$ROOT$f"
   fi
 done
-CA_ENV=()
-for v in SSL_CERT_FILE SSL_CERT_DIR PIP_CERT REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS CURL_CA_BUNDLE; do
-  if [ -n "${!v:-}" ]; then CA_ENV+=("$v=${!v}"); fi
-done
 
 # An empty cargo home with the rustup proxies, like a fresh `rustup-init` leaves it.
 mkdir -p "$ROOT/root/.cargo/bin" "$ROOT/root/.rustup" "$ROOT/root/.pyenv" "$ROOT/usr/local/bin"
@@ -151,6 +159,24 @@ git clone -q --no-local --no-hardlinks "$REPO" "$ROOT/tmp/rolecall"
 log "cloned $(git -C "$REPO" rev-parse --short HEAD) into /tmp/rolecall"
 if [ -d "$REPO/../shared" ]; then
   cp -a "$REPO/../shared" "$ROOT/tmp/shared"
+fi
+}
+
+CA_ENV=()
+for v in SSL_CERT_FILE SSL_CERT_DIR PIP_CERT REQUESTS_CA_BUNDLE NODE_EXTRA_CA_CERTS CURL_CA_BUNDLE; do
+  if [ -n "${!v:-}" ]; then CA_ENV+=("$v=${!v}"); fi
+done
+
+if [ -n "$REUSE" ]; then
+  ROOT="$REUSE"
+  RUN_LOG="$ROOT.$(date -u +%Y%m%dT%H%M%S).log"
+  git -C "$ROOT/tmp/rolecall" fetch -q "$REPO" HEAD
+  git -C "$ROOT/tmp/rolecall" reset -q --hard FETCH_HEAD
+  log "reusing $ROOT, its clone reset to $(git -C "$REPO" rev-parse --short HEAD)"
+else
+  ROOT="$SCRATCH/root-$(date -u +%Y%m%dT%H%M%S)"
+  RUN_LOG="$ROOT.log"
+  make_root
 fi
 
 # What runs inside. --setup-only stops after the setup steps of .ci/run and the build.

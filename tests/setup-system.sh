@@ -32,6 +32,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 #   ruby                    `ruby -c` on the Homebrew formula (packaging/homebrew)
 #   openssl xmlsec1 curl    fixtures and debugging (curl --unix-socket against the daemon)
 #   bsdutils procps         `script` (pty for interactive callers), `ps`/`pgrep` in tests
+#   patch                   `rolecall populate --diff` output is checked by applying it with patch
 # Plus, only when the machine has no `node`/`npm` of its own (CI images ship Node 20; Debian 12's
 # nodejs is 18, which the AWS SDK for JavaScript v3 still supports):
 #   nodejs npm              tests/js (the AWS SDK for JavaScript v3)
@@ -49,7 +50,7 @@ PACKAGES=(
   iproute2 iptables
   systemd ruby
   openssl xmlsec1 curl ca-certificates
-  bsdutils procps
+  bsdutils procps patch
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
