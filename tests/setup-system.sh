@@ -151,7 +151,7 @@ setup_tools() {
   setup_cargo_deb >"$deb_log" 2>&1 &
   deb_pid=$!
   # shellcheck disable=SC2064 # the pid and path are fixed now
-  trap "kill $deb_pid 2>/dev/null; rm -f '$deb_log'" EXIT
+  trap "kill $deb_pid 2>/dev/null || true; rm -f '$deb_log'" EXIT
   setup_venv
   setup_node
   if ! wait "$deb_pid"; then
