@@ -33,9 +33,9 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 #   openssl xmlsec1 curl    fixtures and debugging (curl --unix-socket against the daemon)
 #   bsdutils procps         `script` (pty for interactive callers), `ps`/`pgrep` in tests
 #   patch                   `rolecall populate --diff` output is checked by applying it with patch
-# Plus, only when the machine has no `node`/`npm` of its own (CI images ship Node 20; Debian 12's
-# nodejs is 18, which the AWS SDK for JavaScript v3 still supports):
-#   nodejs npm              tests/js (the AWS SDK for JavaScript v3)
+# Plus, only when the machine has no `node`/`npm` of its own (CI images ship Node 20):
+#   nodejs npm              tests/js (the AWS SDK for JavaScript v3). Debian 12's nodejs is 18,
+#                           older than the >= 20 the locked SDK packages declare: setup warns.
 # Not needed, on purpose: cmake (aws-lc-sys builds with cc), meson/ninja (pip fetches them as
 # dbus-python's build dependencies), git (CI clones before any of this runs).
 PACKAGES=(
@@ -115,6 +115,11 @@ setup_node() {
   if ! command -v npm >/dev/null 2>&1; then
     log "npm not found: the JavaScript SDK tests need Node.js 20 and npm"
     return 1
+  fi
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  if [ "${major:-0}" -lt 20 ]; then
+    log "warning: Node.js $(node --version 2>/dev/null) is older than the 20 the AWS SDK for JavaScript v3 packages in tests/js declare; install Node.js 20 if the JavaScript tests fail"
   fi
   if [ -d "$dir/node_modules" ] && stamp_ok "$dir/node_modules/.package-lock.stamp" "$dir/package-lock.json"; then
     log "node_modules up to date"
