@@ -11,7 +11,8 @@
 #
 #   tests/setup-system.sh            # packages + venv + node_modules
 #   tests/setup-system.sh --packages # only the system packages
-#   tests/setup-system.sh --tools    # only the venv, node_modules and cargo-deb
+#   tests/setup-system.sh --tools    # only the venv, node_modules, cargo-deb, and cargo-deny (CI's
+#                                    # check; tests/run, which runs the default, does not need it)
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -27,7 +28,7 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 #   zsh fish tmux shellcheck   shell integration tests (real shells, an interactive pty, lint)
 #   python3-venv            tests/.venv with boto3/awscli/moto/aws-sso-util
 #   dbus gnome-keyring      a private session bus + Secret Service for keyring tests
-#   iproute2 iptables       container endpoint tests (network namespace, 169.254.170.2 DNAT)
+#   iproute2 iptables nftables   container endpoint tests (network namespace, 169.254.170.2 DNAT)
 #   systemd                 systemd-analyze verify / systemd-socket-activate for packaging/
 #   ruby                    `ruby -c` on the Homebrew formula (packaging/homebrew)
 #   openssl xmlsec1 curl    fixtures and debugging (curl --unix-socket against the daemon)
@@ -47,7 +48,7 @@ PACKAGES=(
   zsh fish tmux shellcheck
   python3-venv
   dbus gnome-keyring
-  iproute2 iptables
+  iproute2 iptables nftables
   systemd ruby
   openssl xmlsec1 curl ca-certificates
   bsdutils procps patch
@@ -148,28 +149,48 @@ setup_cargo_deb() {
   cargo install cargo-deb --locked --quiet
 }
 
-# cargo-deb compiles (CPU) while pip and npm mostly download (network): side by side, the
-# setup of a fresh machine is shorter by the venv's minute or two.
-setup_tools() {
-  local deb_log deb_pid
-  deb_log="$(mktemp)"
-  setup_cargo_deb >"$deb_log" 2>&1 &
-  deb_pid=$!
-  # shellcheck disable=SC2064 # the pid and path are fixed now
-  trap "kill $deb_pid 2>/dev/null || true; rm -f '$deb_log'" EXIT
-  setup_venv
-  setup_node
-  if ! wait "$deb_pid"; then
-    cat "$deb_log" >&2
-    log "installing cargo-deb failed"
+# cargo-deny checks the dependency tree against deny.toml in .ci/run (about 4 minutes to compile
+# once on the 2-core machine, so only --tools installs it). Pinned: its config format changes
+# between releases.
+setup_cargo_deny() {
+  if cargo deny --version >/dev/null 2>&1; then
+    log "cargo-deny present"
+    return 0
+  fi
+  if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo not found: cannot install cargo-deny"
     return 1
   fi
-  cat "$deb_log" >&2
+  log "installing cargo-deny (cargo install cargo-deny --version 0.20.2 --locked)"
+  cargo install cargo-deny --version 0.20.2 --locked --quiet
+}
+
+# The cargo installs compile (CPU) while pip and npm mostly download (network): side by side, the
+# setup of a fresh machine is shorter by the venv's minute or two. --with-deny: cargo-deny too.
+setup_tools() {
+  local cargo_log cargo_pid
+  cargo_log="$(mktemp)"
+  if [ "${1:-}" = "--with-deny" ]; then
+    (setup_cargo_deb && setup_cargo_deny) >"$cargo_log" 2>&1 &
+  else
+    setup_cargo_deb >"$cargo_log" 2>&1 &
+  fi
+  cargo_pid=$!
+  # shellcheck disable=SC2064 # the pid and path are fixed now
+  trap "kill $cargo_pid 2>/dev/null || true; rm -f '$cargo_log'" EXIT
+  setup_venv
+  setup_node
+  if ! wait "$cargo_pid"; then
+    cat "$cargo_log" >&2
+    log "installing the cargo tools failed"
+    return 1
+  fi
+  cat "$cargo_log" >&2
 }
 
 case "${1:-all}" in
   --packages) install_packages ;;
-  --tools) setup_tools ;;
+  --tools) setup_tools --with-deny ;;
   all | --all) install_packages; setup_tools ;;
   *) log "usage: $0 [--packages|--tools]"; exit 2 ;;
 esac

@@ -6,7 +6,6 @@
 //! probing the socket and find it answering. The daemon itself also refuses to run twice.
 
 use crate::client::{self, is_not_listening, ClientError};
-use rolecall_proto::api::VersionReply;
 use rolecall_proto::{paths, HEADER_PROTOCOL, PROTOCOL_VERSION};
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -104,20 +103,34 @@ pub fn replace_incompatible(socket: &Path) -> Result<(), ClientError> {
         if same {
             return Ok(()); // another caller replaced it already
         }
-        let pid = serde_json::from_slice::<VersionReply>(&reply.body)
-            .ok()
-            .map(|v| v.pid);
-        stop(socket, pid)?;
+        // The pid the reply names is not used: only the kernel's word for who serves the
+        // socket, verified, is ever signalled (see `stop`).
+        stop(socket)?;
     }
     start_and_wait(socket).map(drop)
 }
 
 /// Asks the daemon on `socket` to shut down and waits until it is gone (socket closed and,
-/// when its pid is known, the process exited), falling back to SIGTERM.
-pub fn stop(socket: &Path, pid: Option<u32>) -> Result<(), ClientError> {
-    let asked = match probe(socket)? {
-        Some(s) => client::exchange(s, "POST", "/v1/shutdown", None).is_ok(),
-        None => false,
+/// when its pid is verified, the process exited), falling back to SIGTERM. Returns that pid.
+///
+/// The only pid ever signalled is the one the kernel reports for the socket's listener
+/// (`SO_PEERCRED`), and only when it is verified to be this user's `rolecalld` — never a pid
+/// from a reply or a file, which whoever serves the socket controls. A daemon whose socket a
+/// service manager holds (socket activation) has no verifiable pid: it gets the shutdown
+/// request only, and the service manager its stop.
+pub fn stop(socket: &Path) -> Result<Option<u32>, ClientError> {
+    let (asked, pid) = match probe(socket)? {
+        Some(s) => {
+            let pid = client::peer::peer_of(&s)
+                .ok()
+                .and_then(|p| p.pid)
+                .filter(|&p| client::peer::is_our_daemon(p));
+            (
+                client::exchange(s, "POST", "/v1/shutdown", None).is_ok(),
+                pid,
+            )
+        }
+        None => return Ok(None),
     };
     if !asked {
         if let Some(pid) = pid {
@@ -130,7 +143,7 @@ pub fn stop(socket: &Path, pid: Option<u32>) -> Result<(), ClientError> {
         let socket_gone = probe(socket)?.is_none();
         let process_gone = pid.is_none_or(|p| !alive(p));
         if socket_gone && process_gone {
-            return Ok(());
+            return Ok(pid);
         }
         if Instant::now() >= deadline {
             if let (false, Some(p)) = (termed, pid) {
@@ -165,15 +178,13 @@ fn alive(pid: u32) -> bool {
     r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// A connection when something listens, `None` when the socket is absent or stale.
+/// A connection when something of ours listens, `None` when the socket is absent or stale;
+/// an error when the runtime dir or the listener is not the user's own.
 fn probe(socket: &Path) -> Result<Option<UnixStream>, ClientError> {
-    match UnixStream::connect(socket) {
+    match client::trusted_connect(socket) {
         Ok(s) => Ok(Some(s)),
-        Err(e) if is_not_listening(&e) => Ok(None),
-        Err(error) => Err(ClientError::Connect {
-            socket: socket.to_path_buf(),
-            error,
-        }),
+        Err(ClientError::Connect { error, .. }) if is_not_listening(&error) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 
@@ -182,14 +193,8 @@ fn start_and_wait(socket: &Path) -> Result<UnixStream, ClientError> {
     let bin = find_daemon()?;
     // The daemon reports start-up failures on stderr before it detaches: keep them in a file
     // (a pipe could break the daemon's later writes once we stop reading it).
-    let err_path = paths::runtime_dir().join("rolecalld.start.err");
-    let err_file = OpenOptions::new()
-        .create(true)
-        .truncate(true)
-        .write(true)
-        .mode(0o600)
-        .open(&err_path)
-        .ok();
+    let err_path = paths::runtime_dir().join(START_ERR_NAME);
+    let err_file = open_start_err(&err_path).ok();
     let mut child = spawn_detached(&bin, err_file)?;
     let deadline = Instant::now() + SOCKET_WAIT;
     let mut pause = Duration::from_millis(1);
@@ -229,11 +234,40 @@ fn start_and_wait(socket: &Path) -> Result<UnixStream, ClientError> {
     }
 }
 
+/// The file (in the runtime dir) that keeps the daemon's start-up errors.
+const START_ERR_NAME: &str = "rolecalld.start.err";
+
+/// Opens a fresh `rolecalld.start.err`: whatever is at the path is removed first (a stale file
+/// of an earlier start; removing a symlink removes the link, never its target), then the file
+/// is created with `O_EXCL|O_NOFOLLOW`, so that nothing planted there can redirect the write
+/// (and its truncation) to another file.
+fn open_start_err(path: &Path) -> std::io::Result<File> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => {
+            return Err(std::io::Error::other(format!(
+                "{} is a directory",
+                path.display()
+            )))
+        }
+        Ok(_) => std::fs::remove_file(path)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
+    }
+    OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+}
+
 /// Spawns the daemon in its own session with stdin/stdout on /dev/null, so that it outlives this
 /// process and a Ctrl-C in the terminal never reaches it.
 fn spawn_detached(bin: &Path, stderr: Option<File>) -> Result<Child, ClientError> {
     let mut cmd = Command::new(bin);
-    cmd.stdin(Stdio::null())
+    cmd.env_clear()
+        .envs(daemon_env(std::env::vars_os()))
+        .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr.map_or_else(Stdio::null, Stdio::from));
     // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
@@ -247,6 +281,45 @@ fn spawn_detached(bin: &Path, stderr: Option<File>) -> Result<Child, ClientError
     }
     cmd.spawn()
         .map_err(|e| ClientError::StartFailed(format!("cannot run {}: {e}", bin.display())))
+}
+
+/// Variables the autostarted daemon keeps from the shell that happened to start it.
+const DAEMON_ENV: &[&str] = &[
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "PATH",
+    "SHELL",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    // The browser: where and how to open it (sign-in pages, the SAML capture window).
+    "BROWSER",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "SSH_CONNECTION",
+    "SSH_TTY",
+];
+/// Prefixes of the variables it keeps too: locale, XDG dirs, rolecall's own settings.
+const DAEMON_ENV_PREFIXES: &[&str] = &["LC_", "XDG_", "ROLECALL_"];
+
+/// The environment of an autostarted daemon: an allow-list, the way a service manager would
+/// start it. The daemon outlives the shell and serves every later request, so nothing of one
+/// shell's session may steer it: `AWS_ENDPOINT_URL*` (a LocalStack shell would receive every
+/// later refresh token and assertion), `SSL_CERT_FILE`, proxy variables, `RUST_LOG`,
+/// `LD_PRELOAD` and the like are dropped. Endpoint overrides belong in the config file.
+fn daemon_env(
+    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    vars.filter(|(k, _)| {
+        k.to_str().is_some_and(|k| {
+            DAEMON_ENV.contains(&k) || DAEMON_ENV_PREFIXES.iter().any(|p| k.starts_with(p))
+        })
+    })
+    .collect()
 }
 
 /// The start-up lock file, created 0600 in a 0700 runtime dir (the daemon refuses a runtime dir
@@ -275,6 +348,13 @@ impl StartLock {
                 .map_err(|e| {
                     ClientError::StartFailed(format!("cannot create {}: {e}", dir.display()))
                 })?;
+            // An existing directory is taken as it is by `create`: check it before opening
+            // anything in it.
+            if let rolecall_proto::trust::DirState::Untrusted(why) =
+                rolecall_proto::trust::runtime_dir_state(dir)
+            {
+                return Err(ClientError::Refused(why));
+            }
         }
         // std opens with O_CLOEXEC, so the daemon we spawn never inherits (and holds) the lock.
         let file = OpenOptions::new()
@@ -282,6 +362,7 @@ impl StartLock {
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(path)
             .map_err(|e| {
                 ClientError::StartFailed(format!("cannot open {}: {e}", path.display()))
@@ -348,9 +429,69 @@ mod tests {
     }
 
     #[test]
+    fn start_err_never_follows_a_planted_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        let err = dir.path().join(START_ERR_NAME);
+        std::os::unix::fs::symlink(&victim, &err).unwrap();
+        let mut f = open_start_err(&err).unwrap();
+        std::io::Write::write_all(&mut f, b"rolecalld: boom\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(!std::fs::symlink_metadata(&err).unwrap().is_symlink());
+        assert_eq!(std::fs::read_to_string(&err).unwrap(), "rolecalld: boom\n");
+        // A stale file of an earlier start is replaced, not appended to.
+        let mut f = open_start_err(&err).unwrap();
+        std::io::Write::write_all(&mut f, b"second\n").unwrap();
+        assert_eq!(std::fs::read_to_string(&err).unwrap(), "second\n");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&err).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[test]
+    fn the_daemon_gets_an_allow_listed_environment() {
+        let vars = [
+            ("HOME", "/home/u"),
+            ("PATH", "/usr/bin"),
+            ("LC_TIME", "C"),
+            ("XDG_RUNTIME_DIR", "/run/user/1"),
+            ("ROLECALL_CONFIG", "/c"),
+            ("DISPLAY", ":0"),
+            ("BROWSER", "firefox"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
+            ("AWS_ENDPOINT_URL_STS", "https://evil.example"),
+            ("AWS_PROFILE", "x"),
+            ("SSL_CERT_FILE", "/tmp/ca.pem"),
+            ("HTTPS_PROXY", "http://proxy:3128"),
+            ("https_proxy", "http://proxy:3128"),
+            ("RUST_LOG", "trace"),
+            ("LD_PRELOAD", "/tmp/x.so"),
+        ];
+        let kept: Vec<String> = daemon_env(vars.iter().map(|(k, v)| (k.into(), v.into())))
+            .into_iter()
+            .map(|(k, _)| k.into_string().unwrap())
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "HOME",
+                "PATH",
+                "LC_TIME",
+                "XDG_RUNTIME_DIR",
+                "ROLECALL_CONFIG",
+                "DISPLAY",
+                "BROWSER"
+            ]
+        );
+    }
+
+    #[test]
     fn one_of_many_threads_takes_the_lock_at_a_time() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("start.lock");
+        let path = dir.path().join("run/start.lock");
         let inside = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let max = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let threads: Vec<_> = (0..16)

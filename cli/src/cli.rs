@@ -203,6 +203,10 @@ pub struct ContainerArgs {
     /// Revoke the profile's tokens (all tokens with --all).
     #[arg(long)]
     pub revoke: bool,
+    /// Give the profile's tokens a full lifetime from now (container_token_ttl) instead of
+    /// minting a new one.
+    #[arg(long, conflicts_with_all = ["revoke", "token_file", "relative"])]
+    pub renew: bool,
     #[arg(long, requires = "revoke")]
     pub all: bool,
 }
@@ -221,8 +225,8 @@ pub struct ContainerSetupArgs {
     /// Print the Docker Desktop relay setup instead of the Linux DNAT rule.
     #[arg(long)]
     pub docker_desktop: bool,
-    /// Linux: the bridge interface containers arrive on (default: docker0 when it exists,
-    /// else every interface).
+    /// Linux: the bridge interface containers arrive on (docker0, br-… for a user-defined
+    /// network); required, the forward is never made on every interface.
     #[arg(long, conflicts_with = "docker_desktop")]
     pub interface: Option<String>,
     /// The daemon's container listener to forward to (default: asked from rolecalld).
@@ -275,6 +279,26 @@ pub struct RelayArgs {
     /// Address to forward to.
     #[arg(long)]
     pub to: String,
+    /// Close a connection with no traffic either way for this long (e.g. 30s, 5m).
+    #[arg(long, default_value = "60s", value_parser = parse_idle)]
+    pub idle_timeout: std::time::Duration,
+}
+
+fn parse_idle(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("expected a duration like 30s or 5m, got {s:?}"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n.saturating_mul(60),
+        "h" => n.saturating_mul(3600),
+        _ => return Err(format!("expected a duration like 30s or 5m, got {s:?}")),
+    };
+    if secs == 0 {
+        return Err("the idle timeout must be at least 1s".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Debug, Args)]

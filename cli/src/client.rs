@@ -10,14 +10,16 @@
 //!   connection `connect` opened, so a warm `credential-process` costs one connect.
 //! - A non-2xx reply becomes [`ClientError::Api`] carrying the daemon's [`ErrorBody`]; its
 //!   `Display` is the one line users see (`message — run: hint`).
-//! - A daemon that is not running is [`ClientError::DaemonDown`] (see [`is_daemon_down`]) when
-//!   autostart is off; with autostart on, `rolecalld` is started (see `crate::autostart`).
+//! - A daemon that is not running is [`ClientError::DaemonDown`] (see
+//!   [`ClientError::is_daemon_down`]) when autostart is off; with autostart on, `rolecalld` is
+//!   started (see `crate::autostart`).
 //! - A reply whose `x-rolecall-protocol` differs from ours means an older daemon survived an
 //!   upgrade: with autostart the daemon is replaced once and the request sent again.
 //!
 //! No tokio, no TLS, no config parsing: this is the hot path of every AWS call.
 
 pub mod http;
+pub mod peer;
 
 use rolecall_proto::api::{ErrorBody, ErrorReply};
 use rolecall_proto::{paths, HEADER_PROTOCOL, PROTOCOL_VERSION};
@@ -48,21 +50,14 @@ pub enum ClientError {
     Protocol(String),
     /// The daemon speaks another protocol number and could not be replaced.
     ProtocolMismatch { daemon: String },
-    /// The daemon answered with an error.
-    #[allow(dead_code)] // `status` is for callers that branch on it (404 vs 503)
-    Api { status: u16, error: ErrorBody },
+    /// The runtime dir or the process serving the socket is not the user's own (or the socket
+    /// path cannot work): nothing is sent. The text is the one line to show.
+    Refused(String),
+    /// The daemon answered with an error (its code implies the HTTP status).
+    Api { error: ErrorBody },
 }
 
 impl ClientError {
-    /// The daemon's error body, when the daemon answered with one.
-    #[allow(dead_code)] // part of the API other commands use as they land
-    pub fn api_error(&self) -> Option<&ErrorBody> {
-        match self {
-            ClientError::Api { error, .. } => Some(error),
-            _ => None,
-        }
-    }
-
     pub fn is_daemon_down(&self) -> bool {
         matches!(self, ClientError::DaemonDown { .. })
     }
@@ -86,7 +81,8 @@ impl fmt::Display for ClientError {
                 f,
                 "rolecalld speaks protocol {daemon}, this rolecall speaks {PROTOCOL_VERSION} — run: rolecall daemon stop && rolecall daemon start"
             ),
-            ClientError::Api { error, .. } => f.write_str(&error.one_line()),
+            ClientError::Refused(m) => f.write_str(m),
+            ClientError::Api { error } => f.write_str(&error.one_line()),
         }
     }
 }
@@ -100,15 +96,6 @@ impl From<http::HttpError> for ClientError {
             http::HttpError::Malformed(m) => ClientError::Protocol(m),
         }
     }
-}
-
-/// Whether an error (anywhere in an `anyhow` chain) says the daemon is not running.
-#[allow(dead_code)] // part of the API other commands use as they land
-pub fn is_daemon_down(err: &anyhow::Error) -> bool {
-    err.chain().any(|e| {
-        e.downcast_ref::<ClientError>()
-            .is_some_and(ClientError::is_daemon_down)
-    })
 }
 
 /// Percent-encodes one path segment (a profile or source name) for a request path.
@@ -211,12 +198,10 @@ impl Client {
     }
 
     /// POST without a body (`/v1/shutdown`, `/v1/reload`).
-    #[allow(dead_code)] // part of the API other commands use as they land
     pub fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
         decode(self.request("POST", path, None)?)
     }
 
-    #[allow(dead_code)] // part of the API other commands use as they land
     pub fn delete<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
         path: &str,
@@ -261,11 +246,12 @@ impl Client {
     }
 }
 
-/// Opens a connection, starting the daemon first when allowed and nothing listens.
+/// Opens a connection, starting the daemon first when allowed and nothing listens. Nothing is
+/// sent before the runtime dir and the peer's uid are checked (see [`trusted_connect`]).
 fn open(socket: &Path, autostart: bool) -> Result<UnixStream, ClientError> {
-    match UnixStream::connect(socket) {
+    match trusted_connect(socket) {
         Ok(s) => Ok(s),
-        Err(e) if is_not_listening(&e) => {
+        Err(ClientError::Connect { error, .. }) if is_not_listening(&error) => {
             if autostart {
                 crate::autostart::ensure_running(socket)
             } else {
@@ -274,10 +260,29 @@ fn open(socket: &Path, autostart: bool) -> Result<UnixStream, ClientError> {
                 })
             }
         }
-        Err(error) => Err(ClientError::Connect {
-            socket: socket.to_path_buf(),
-            error,
-        }),
+        Err(e) => Err(e),
+    }
+}
+
+/// Connects to `socket` only when its directory is private to us (one `lstat`) and the process
+/// serving it runs as our uid: a runtime dir another user created first could hold a fake
+/// daemon that hands out credentials of its choosing and collects what we send.
+pub(crate) fn trusted_connect(socket: &Path) -> Result<UnixStream, ClientError> {
+    rolecall_proto::trust::check_socket_path(socket).map_err(ClientError::Refused)?;
+    if let Some(dir) = socket.parent() {
+        if let rolecall_proto::trust::DirState::Untrusted(why) =
+            rolecall_proto::trust::runtime_dir_state(dir)
+        {
+            return Err(ClientError::Refused(why));
+        }
+    }
+    let stream = UnixStream::connect(socket).map_err(|error| ClientError::Connect {
+        socket: socket.to_path_buf(),
+        error,
+    })?;
+    match peer::refusal(&stream, socket) {
+        None => Ok(stream),
+        Some(why) => Err(ClientError::Refused(why)),
     }
 }
 
@@ -298,10 +303,7 @@ fn decode<T: DeserializeOwned>(reply: Response) -> Result<T, ClientError> {
         });
     }
     match serde_json::from_slice::<ErrorReply>(&reply.body) {
-        Ok(r) => Err(ClientError::Api {
-            status: reply.status,
-            error: r.error,
-        }),
+        Ok(r) => Err(ClientError::Api { error: r.error }),
         Err(_) => Err(ClientError::Protocol(format!(
             "status {} without an error body",
             reply.status
@@ -319,7 +321,7 @@ mod tests {
     /// A one-shot server that answers each connection with the next canned reply and records
     /// the requests.
     fn serve(replies: Vec<Vec<u8>>) -> (tempfile::TempDir, std::thread::JoinHandle<Vec<String>>) {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let listener = UnixListener::bind(dir.path().join("s.sock")).unwrap();
         let h = std::thread::spawn(move || {
             let mut seen = Vec::new();
@@ -373,7 +375,9 @@ mod tests {
         let e = c
             .post::<_, OkReply>("/v1/login/corp", &OkReply { ok: false })
             .unwrap_err();
-        let body = e.api_error().expect("api error");
+        let ClientError::Api { error: body } = &e else {
+            panic!("not an API error: {e}")
+        };
         assert_eq!(body.code, ErrorCode::NotSignedIn);
         assert_eq!(
             e.to_string(),
@@ -395,14 +399,21 @@ mod tests {
         h.join().unwrap();
     }
 
+    /// A temporary directory as private as a runtime dir must be (tempfile makes it 0755).
+    fn private_dir() -> tempfile::TempDir {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        dir
+    }
+
     #[test]
     fn down_daemon_and_garbage_replies() {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = private_dir();
         let e = Client::connect_to(dir.path().join("absent.sock"), false)
             .err()
             .unwrap();
         assert!(e.is_daemon_down());
-        assert!(is_daemon_down(&anyhow::Error::new(e).context("while x")));
 
         let (dir, h) = serve(vec![
             b"HTTP/1.1 500 Oops\r\ncontent-length: 3\r\n\r\nabc".to_vec()
@@ -414,6 +425,26 @@ mod tests {
             "{e}"
         );
         h.join().unwrap();
+    }
+
+    #[test]
+    fn nothing_is_sent_through_a_runtime_dir_others_can_enter() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, _h) = serve(vec![]);
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let e = Client::connect_to(dir.path().join("s.sock"), false)
+            .err()
+            .expect("refused");
+        assert!(matches!(e, ClientError::Refused(_)), "{e}");
+        assert!(e.to_string().contains("mode 755"), "{e}");
+        // The same through a symlink to a private dir.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let outer = private_dir();
+        std::os::unix::fs::symlink(dir.path(), outer.path().join("run")).unwrap();
+        let e = Client::connect_to(outer.path().join("run/s.sock"), false)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("is a symlink"), "{e}");
     }
 
     #[test]

@@ -13,6 +13,9 @@ const CREDS: &str = r#"{"Version":1,"AccessKeyId":"ASIAFAKE","SecretAccessKey":"
 /// Serves one connection per canned reply; returns the requests it saw.
 fn fake_daemon(runtime: &Path, replies: Vec<Vec<u8>>) -> JoinHandle<Vec<String>> {
     std::fs::create_dir_all(runtime).unwrap();
+    // The CLI trusts only a runtime dir private to the user (as the daemon makes it).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
     let listener = UnixListener::bind(runtime.join("rolecalld.sock")).unwrap();
     std::thread::spawn(move || {
         let mut seen = Vec::new();
@@ -168,6 +171,8 @@ fn daemon_down_without_autostart_fails_with_the_start_hint() {
     );
     // A stale socket file (nobody listening) counts as down too, not as a strange error.
     std::fs::create_dir_all(&run).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
     drop(UnixListener::bind(run.join("rolecalld.sock")).unwrap());
     let o = rolecall(&run, &["--no-autostart", "credential-process", "dev"]);
     assert_eq!(o.status.code(), Some(1));
@@ -175,6 +180,52 @@ fn daemon_down_without_autostart_fails_with_the_start_hint() {
         stderr_line(&o),
         "rolecall: rolecalld is not running — run: rolecall daemon start"
     );
+}
+
+#[test]
+fn a_runtime_dir_others_can_enter_is_refused_before_anything_is_sent() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    let server = fake_daemon(&run, vec![ok_reply(CREDS)]);
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = rolecall(&run, &["credential-process", "dev"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(o.stdout.is_empty(), "credentials from an untrusted dir");
+    let line = stderr_line(&o);
+    assert!(
+        line.contains("is accessible by other users (mode 755)") && line.contains("chmod 700"),
+        "{line}"
+    );
+    // Unblock the fake (it waits for one connection) and show it saw no request.
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = rolecall(&run, &["credential-process", "dev"]);
+    assert!(o.status.success());
+    assert_eq!(server.join().unwrap().len(), 1);
+}
+
+#[test]
+fn a_socket_path_too_long_for_sun_path_is_one_clear_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("r".repeat(120));
+    std::fs::create_dir_all(&run).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for args in [&["credential-process", "dev"][..], &["daemon", "start"][..]] {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_rolecall"));
+        c.args(args)
+            .env("ROLECALL_RUNTIME_DIR", &run)
+            .env("ROLECALL_STATE_DIR", dir.path().join("state"))
+            .env("ROLECALL_CONFIG", dir.path().join("config.toml"))
+            .stdin(Stdio::null());
+        let o = c.output().unwrap();
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let line = stderr_line(&o);
+        assert!(
+            line.contains("longer than the") && line.contains("set ROLECALL_RUNTIME_DIR"),
+            "{args:?}: {line}"
+        );
+    }
 }
 
 #[test]

@@ -64,6 +64,34 @@ fn prints_the_segment_for_the_active_profile() {
 }
 
 #[test]
+fn a_snapshot_in_a_runtime_dir_others_can_enter_is_ignored() {
+    use std::os::unix::fs::PermissionsExt;
+    let ins = Install::new();
+    ins.write_snapshot(std::process::id(), 3 * 3600 + 30, false);
+    let runtime = ins.path().join("runtime");
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = ins
+        .command(shell_common::BIN)
+        .args(["prompt"])
+        .env("AWS_PROFILE", "dev-admin")
+        .output()
+        .unwrap();
+    silent(&o, "a runtime dir with group/other access");
+    // A symlink to a private runtime dir is not trusted either.
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let link = ins.path().join("link");
+    std::os::unix::fs::symlink(&runtime, &link).unwrap();
+    let o = ins
+        .command(shell_common::BIN)
+        .args(["prompt"])
+        .env("AWS_PROFILE", "dev-admin")
+        .env("ROLECALL_RUNTIME_DIR", &link)
+        .output()
+        .unwrap();
+    silent(&o, "a symlinked runtime dir");
+}
+
+#[test]
 fn colour_and_shell_escapes() {
     let ins = Install::new();
     ins.write_snapshot(std::process::id(), 5 * 60 + 30, false);

@@ -141,6 +141,9 @@ impl App {
             st.exists = loaded.exists;
             st.error = None;
         }
+        if let Some(c) = self.container() {
+            c.set_token_ttl(loaded.config.daemon.container_token_ttl);
+        }
         self.broker.set_registry(Registry {
             config: loaded.config,
             sources,
@@ -179,6 +182,28 @@ impl App {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// Signs out of one source (or all) and revokes the container tokens minted under it: a
+    /// token must not outlive the session it was handed out under.
+    pub async fn logout(&self, source: Option<&str>) -> Result<(), ErrorBody> {
+        self.broker.logout(source).await?;
+        if let Some(c) = self.container() {
+            let profiles = match source {
+                Some(s) => self
+                    .broker
+                    .registry()
+                    .config
+                    .profiles
+                    .iter()
+                    .filter(|(_, p)| p.source == s)
+                    .map(|(name, _)| name.clone())
+                    .collect(),
+                None => Vec::new(),
+            };
+            c.revoke_source(source, profiles);
+        }
+        Ok(())
     }
 
     pub async fn status(&self) -> Status {
@@ -228,6 +253,7 @@ impl CredentialProvider for BrokerProvider {
         self.0.profile(profile).map(|p| ProfileInfo {
             region: p.region,
             role: p.role,
+            source: p.source,
         })
     }
 }

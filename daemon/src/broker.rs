@@ -86,6 +86,41 @@ struct Cached {
     creds: RoleCredentials,
     /// Lifetime the upstream gave at fetch time, in seconds.
     lifetime: i64,
+    /// Whether that fetch gave more than was cached before it. A refetch that brought nothing
+    /// new (credentials only a browser renews, a session end that caps them) says the upstream
+    /// cannot give more now: no more early refetches for them.
+    grew: bool,
+}
+
+impl Cached {
+    fn fetched_at(&self) -> i64 {
+        self.creds.expiration - self.lifetime
+    }
+
+    /// Whether an early refetch (left under `refresh_ahead`) may bring more: the upstream gave
+    /// more than `refresh_ahead` last time, that fetch brought something new, and the last one
+    /// was at least [`MIN_REFETCH_SECS`] ago.
+    fn renewable_at(&self, now: i64) -> bool {
+        self.grew && now - self.fetched_at() >= MIN_REFETCH_SECS
+    }
+
+    fn threshold(&self, refresh_ahead: i64, now: i64) -> i64 {
+        fresh_threshold(refresh_ahead, self.lifetime, self.renewable_at(now))
+    }
+}
+
+/// The view of a cached entry the refresh scheduler plans with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedLife {
+    pub expiration: i64,
+    pub lifetime: i64,
+    pub grew: bool,
+}
+
+impl CachedLife {
+    pub fn fetched_at(&self) -> i64 {
+        self.expiration - self.lifetime
+    }
 }
 
 type Outcome = Result<RoleCredentials, Arc<SourceError>>;
@@ -158,11 +193,27 @@ pub fn fetch_error_body(source: &str, err: &SourceError) -> ErrorBody {
     }
 }
 
+/// Two fetches of one profile's credentials are at least this far apart (seconds) when short
+/// sessions are refetched early to keep more than `refresh_ahead` left.
+pub const MIN_REFETCH_SECS: i64 = 60;
+
 /// Cached credentials with more than this left (seconds) are served as they are; with less,
-/// they are fetched again. A short role session can never have `refresh_ahead` left: then it is
-/// served while it has at least half its lifetime, rather than refetched on every call.
-pub fn fresh_threshold(refresh_ahead: i64, lifetime: i64) -> i64 {
-    refresh_ahead.min(lifetime / 2).max(EXPIRY_MARGIN_SECS)
+/// they are fetched again.
+///
+/// Clients are promised more than `refresh_ahead` whenever the upstream can give it: when its
+/// sessions last longer than `refresh_ahead` and an early refetch may bring more (`renewable`:
+/// the last fetch brought something new and was at least [`MIN_REFETCH_SECS`] ago), the
+/// threshold is `refresh_ahead` itself, so 21-minute sessions are refetched with 20 left rather
+/// than served down to half their lifetime. A session that can never have `refresh_ahead` left
+/// (15 minutes, say), or one that cannot be refetched now, is served while it has half its
+/// lifetime, rather than refetched on every call.
+pub fn fresh_threshold(refresh_ahead: i64, lifetime: i64, renewable: bool) -> i64 {
+    let threshold = if renewable && lifetime > refresh_ahead {
+        refresh_ahead
+    } else {
+        refresh_ahead.min(lifetime / 2)
+    };
+    threshold.max(EXPIRY_MARGIN_SECS)
 }
 
 /// The roles a source offers that no profile of it uses, in the source's order, once each.
@@ -386,7 +437,7 @@ impl Broker {
         let cache = lock(&self.cache);
         let c = cache.get(key)?;
         let left = c.creds.expiration - now;
-        (left > fresh_threshold(refresh_ahead, c.lifetime)).then(|| c.creds.clone())
+        (left > c.threshold(refresh_ahead, now)).then(|| c.creds.clone())
     }
 
     fn cached_valid(&self, key: &CacheKey, now: i64) -> Option<RoleCredentials> {
@@ -496,13 +547,20 @@ impl Broker {
         let now = self.clock.now();
         match outcome {
             Ok(c) => {
-                lock(&self.cache).insert(
-                    key.clone(),
-                    Cached {
-                        creds: c.clone(),
-                        lifetime: c.expiration - now,
-                    },
-                );
+                {
+                    let mut cache = lock(&self.cache);
+                    let grew = cache
+                        .get(key)
+                        .is_none_or(|old| c.expiration > old.creds.expiration);
+                    cache.insert(
+                        key.clone(),
+                        Cached {
+                            creds: c.clone(),
+                            lifetime: c.expiration - now,
+                            grew,
+                        },
+                    );
+                }
                 let mut profiles = lock(&self.profiles);
                 let p = profiles.entry(profile.to_string()).or_default();
                 p.last_refresh = Some(now);
@@ -719,17 +777,19 @@ impl Broker {
     }
 
     /// Expiry and lifetime (epoch seconds, seconds) of the credentials cached for a profile,
-    /// for the refresh scheduler.
-    pub fn cached_lifetime(&self, profile: &str) -> Option<(i64, i64)> {
+    /// and whether their fetch brought something new, for the refresh scheduler.
+    pub fn cached_lifetime(&self, profile: &str) -> Option<CachedLife> {
         let pc = self.profile(profile)?;
         let key = CacheKey {
             source: pc.source.clone(),
             account: profile_account(&pc),
             role: pc.role.clone(),
         };
-        lock(&self.cache)
-            .get(&key)
-            .map(|c| (c.creds.expiration, c.lifetime))
+        lock(&self.cache).get(&key).map(|c| CachedLife {
+            expiration: c.creds.expiration,
+            lifetime: c.lifetime,
+            grew: c.grew,
+        })
     }
 
     /// Fetches a profile's credentials now, whatever the cache holds, through the clients'

@@ -1,4 +1,5 @@
-//! The configuration file (SPEC §3): `[daemon]`, `[sources.*]`, `[profiles.*]`.
+//! The configuration file (docs/design.md, *Configuration*): `[daemon]`, `[sources.*]`,
+//! `[profiles.*]`.
 //!
 //! Types here are the parsed, validated form. Loading reports a bad file as
 //! `file:line:column: what is wrong`; the daemon keeps the last good config when a reload fails.
@@ -31,7 +32,7 @@ pub struct DaemonConfig {
     pub auto_login: bool,
     #[serde(with = "duration_str")]
     pub login_wait: Duration,
-    /// Profiles used within this window are kept refreshed (issue 6).
+    /// Profiles used within this window are kept refreshed (docs/refresh.md).
     #[serde(with = "duration_str")]
     pub recent_window: Duration,
     /// How long before a known end (SAML session, registration) to notify.
@@ -39,6 +40,9 @@ pub struct DaemonConfig {
     pub notify_ahead: Duration,
     /// Optional IMDSv2 emulation for one profile (off by default).
     pub imds: Option<ImdsConfig>,
+    /// How long a container token minted by `rolecall container` lives (renewable).
+    #[serde(with = "duration_str")]
+    pub container_token_ttl: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -53,9 +57,13 @@ impl Default for DaemonConfig {
             recent_window: Duration::from_secs(8 * 3600),
             notify_ahead: Duration::from_secs(15 * 60),
             imds: None,
+            container_token_ttl: DEFAULT_CONTAINER_TOKEN_TTL,
         }
     }
 }
+
+/// The default lifetime of a container token.
+pub const DEFAULT_CONTAINER_TOKEN_TTL: Duration = Duration::from_secs(12 * 3600);
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -431,12 +439,36 @@ fn validate<'a>(config: &'a Config, _spans: &SpanDoc) -> Result<(), Invalid<'a>>
                 ),
             ));
         }
+        if !imds
+            .listen
+            .parse::<std::net::SocketAddr>()
+            .is_ok_and(|a| a.ip().is_loopback())
+        {
+            // IMDS has no client authentication: beyond loopback anyone could read the keys.
+            return Err((
+                Some(Place::Daemon("imds")),
+                format!(
+                    "imds.listen must be a loopback address like \"127.0.0.1:9912\", got {:?}",
+                    imds.listen
+                ),
+            ));
+        }
         if !config.profiles.contains_key(&imds.profile) {
             return Err((
                 Some(Place::Daemon("imds")),
                 format!("imds.profile names unknown profile '{}'", imds.profile),
             ));
         }
+    }
+    let ttl = d.container_token_ttl;
+    if ttl < Duration::from_secs(60) || ttl > Duration::from_secs(30 * 86_400) {
+        return Err((
+            Some(Place::Daemon("container_token_ttl")),
+            format!(
+                "container_token_ttl must be between 1m and 30d, got {}s",
+                ttl.as_secs()
+            ),
+        ));
     }
     for (name, source) in &config.sources {
         validate_source(name, source)?;
@@ -449,7 +481,10 @@ fn validate<'a>(config: &'a Config, _spans: &SpanDoc) -> Result<(), Invalid<'a>>
 
 fn validate_url<'a>(place: Place<'a>, key: &str, value: &str) -> Result<(), Invalid<'a>> {
     match url::Url::parse(value) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        // https anywhere, plain http only to loopback (see endpoints::check_transport).
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+            crate::endpoints::check_transport(&u, key).map_err(|e| (Some(place), e))
+        }
         _ => Err((
             Some(place),
             format!("{key} must be an http(s) URL, got {value:?}"),
@@ -798,6 +833,38 @@ duration = "4h"
     }
 
     #[test]
+    fn plain_http_off_loopback_is_refused_for_every_url() {
+        let text = GOOD.replace(
+            "https://d-1234567890.awsapps.com/start",
+            "http://d-1234567890.awsapps.com/start",
+        );
+        let e = err(&text);
+        assert!(e.contains("start_url") && e.contains("plain http"), "{e}");
+        let e = err(&GOOD.replace(
+            "app_identifier =",
+            "authority = \"http://login.example.com\"\napp_identifier =",
+        ));
+        assert!(e.contains("authority") && e.contains("plain http"), "{e}");
+        let e = err(&GOOD.replace(
+            "region = \"eu-west-1\"\n",
+            "region = \"eu-west-1\"\nendpoint_url = \"http://10.1.2.3:4566\"\n",
+        ));
+        assert!(
+            e.contains("endpoint_url") && e.contains("plain http"),
+            "{e}"
+        );
+        // Loopback http stays allowed (the sandbox, LocalStack).
+        parse(
+            &GOOD.replace(
+                "region = \"eu-west-1\"\n",
+                "region = \"eu-west-1\"\nendpoint_url = \"http://127.0.0.1:4566\"\n",
+            ),
+            Path::new("x"),
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn identity_center_profile_needs_account() {
         let text = GOOD.replace("account = \"111111111111\"\n", "");
         let e = err(&text);
@@ -841,6 +908,43 @@ duration = "4h"
             "{e}"
         );
         assert!(e.starts_with("/c/config.toml:4:1: "), "{e}");
+        let text = GOOD.replace(
+            "refresh_ahead = \"20m\"",
+            "refresh_ahead = \"20m\"\nimds = { listen = \"0.0.0.0:9912\", profile = \"dev-admin\" }",
+        );
+        let e = err(&text);
+        assert!(
+            e.starts_with("/c/config.toml:4:1: imds.listen must be a loopback address"),
+            "{e}"
+        );
+        let text = GOOD.replace(
+            "refresh_ahead = \"20m\"",
+            "refresh_ahead = \"20m\"\nimds = { listen = \"[::1]:9912\", profile = \"dev-admin\" }",
+        );
+        assert!(parse(&text, Path::new("/c/config.toml")).is_ok());
+    }
+
+    #[test]
+    fn container_token_ttl_is_a_bounded_duration() {
+        let ok = parse(
+            &GOOD.replace(
+                "refresh_ahead = \"20m\"",
+                "refresh_ahead = \"20m\"\ncontainer_token_ttl = \"2h\"",
+            ),
+            Path::new("/c/config.toml"),
+        )
+        .unwrap();
+        assert_eq!(ok.daemon.container_token_ttl, Duration::from_secs(7200));
+        let dflt = parse(GOOD, Path::new("/c/config.toml")).unwrap();
+        assert_eq!(dflt.daemon.container_token_ttl, DEFAULT_CONTAINER_TOKEN_TTL);
+        let e = err(&GOOD.replace(
+            "refresh_ahead = \"20m\"",
+            "refresh_ahead = \"20m\"\ncontainer_token_ttl = \"10s\"",
+        ));
+        assert!(
+            e.starts_with("/c/config.toml:4:1: container_token_ttl must be between 1m and 30d"),
+            "{e}"
+        );
     }
 
     #[test]

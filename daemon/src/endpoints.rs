@@ -1,12 +1,18 @@
 //! Where each AWS call of a source goes, and the SDK client configuration for it.
 //!
-//! Resolution follows the SDKs' own conventions (SPEC §2): a source's `endpoint_url` setting
-//! wins (a daemon started by systemd or launchd inherits none of a shell's variables); else the
-//! service variable (`AWS_ENDPOINT_URL_SSO_OIDC`, `AWS_ENDPOINT_URL_SSO`,
+//! Resolution follows the SDKs' own conventions (docs/design.md, *Endpoints*): a source's
+//! `endpoint_url` setting wins (a daemon started by systemd or launchd inherits none of a shell's
+//! variables); else the service variable (`AWS_ENDPOINT_URL_SSO_OIDC`, `AWS_ENDPOINT_URL_SSO`,
 //! `AWS_ENDPOINT_URL_STS`); else `AWS_ENDPOINT_URL`; else the SDK's default for the region.
 //! `AWS_IGNORE_CONFIGURED_ENDPOINT_URLS=true` turns the variables off, as in the SDKs.
 //!
 //! The environment is a snapshot taken at start and passed in, so tests control it.
+//!
+//! Transport rules (see docs/security.md): every URL rolecall sends tokens or assertions to, or
+//! opens in a browser, is https, or plain http only to a loopback host (`127.0.0.0/8`, `::1`,
+//! `localhost`: the sandbox, LocalStack). An override taken from the environment must name a
+//! loopback host (http or https) and is logged as a warning: the environment of a shell is not
+//! configuration, and a forgotten `AWS_ENDPOINT_URL` would otherwise receive refresh tokens.
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
@@ -75,7 +81,7 @@ pub fn resolve(
     env: &EnvSnapshot,
 ) -> Result<Option<String>, String> {
     if let Some(u) = config_endpoint.filter(|u| !u.trim().is_empty()) {
-        return check(u.trim(), "endpoint_url").map(Some);
+        return check(u.trim(), "endpoint_url", false).map(Some);
     }
     let ignore = env_var(env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS")
         .is_some_and(|v| v.eq_ignore_ascii_case("true"));
@@ -84,7 +90,14 @@ pub fn resolve(
     }
     for var in [service.env_var(), "AWS_ENDPOINT_URL"] {
         if let Some(u) = env_var(env, var) {
-            return check(u.trim(), var).map(Some);
+            let u = check(u.trim(), var, true)?;
+            tracing::warn!(
+                service = ?service,
+                variable = var,
+                endpoint = %u,
+                "using an endpoint override from the environment (loopback only; set endpoint_url in the config to make it permanent)"
+            );
+            return Ok(Some(u));
         }
     }
     Ok(None)
@@ -100,15 +113,55 @@ pub fn resolve_or_default(
     Ok(resolve(service, config_endpoint, env)?.unwrap_or_else(|| service.default_endpoint(region)))
 }
 
-fn check(u: &str, origin: &str) -> Result<String, String> {
-    match url::Url::parse(u) {
-        Ok(p) if (p.scheme() == "http" || p.scheme() == "https") && p.host().is_some() => {
-            Ok(u.trim_end_matches('/').to_string())
+fn check(u: &str, origin: &str, from_env: bool) -> Result<String, String> {
+    let parsed = match url::Url::parse(u) {
+        Ok(p) if (p.scheme() == "http" || p.scheme() == "https") && p.host().is_some() => p,
+        _ => {
+            return Err(format!(
+                "{origin} {u:?} is not an absolute http(s) URL (like \"http://127.0.0.1:4566\")"
+            ))
         }
-        _ => Err(format!(
-            "{origin} {u:?} is not an absolute http(s) URL (like \"http://127.0.0.1:4566\")"
+    };
+    if from_env && !is_loopback(&parsed) {
+        return Err(format!(
+            "{origin} {u:?} from the environment is not a loopback address; only 127.0.0.1, ::1 or localhost may be set there — put other endpoints in the source's endpoint_url in the config"
+        ));
+    }
+    check_transport(&parsed, origin)?;
+    Ok(u.trim_end_matches('/').to_string())
+}
+
+/// Whether `u` names a loopback host: `127.0.0.0/8`, `::1` or `localhost`.
+pub fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// https anywhere, plain http only to a loopback host; `what` names the setting in the error.
+/// Tokens, assertions and sign-in pages must not cross a network in the clear.
+pub fn check_transport(u: &url::Url, what: &str) -> Result<(), String> {
+    match u.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(u) => Ok(()),
+        "http" => Err(format!(
+            "{what} {:?} uses plain http to a host that is not loopback; use https (plain http is allowed only to 127.0.0.1, ::1 or localhost)",
+            u.as_str()
+        )),
+        other => Err(format!(
+            "{what} {:?} is not an http(s) URL (scheme {other:?})",
+            u.as_str()
         )),
     }
+}
+
+/// [`check_transport`] for a URL given as text.
+pub fn check_transport_str(u: &str, what: &str) -> Result<(), String> {
+    let parsed = url::Url::parse(u).map_err(|_| format!("{what} {u:?} is not a URL"))?;
+    check_transport(&parsed, what)
 }
 
 /// Connect timeout for every AWS call.
@@ -248,6 +301,60 @@ mod tests {
         assert!(err.contains("AWS_ENDPOINT_URL_SSO") && err.contains("localhost:4566"));
         let err = resolve(Service::Sso, Some("ftp://x"), &e).unwrap_err();
         assert!(err.starts_with("endpoint_url"), "{err}");
+    }
+
+    #[test]
+    fn plain_http_is_refused_for_non_loopback_hosts() {
+        let none = env(&[]);
+        for ok in [
+            "https://oidc.eu-west-1.amazonaws.com",
+            "https://10.0.0.5:4566",
+            "http://127.0.0.1:4566",
+            "http://127.9.8.7",
+            "http://[::1]:4566",
+            "http://localhost:4566",
+            "http://LOCALHOST",
+        ] {
+            assert!(
+                resolve(Service::Sso, Some(ok), &none).is_ok(),
+                "{ok} refused"
+            );
+        }
+        for bad in [
+            "http://10.0.0.5:4566",
+            "http://sso.example.com",
+            "http://localhost.evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://[::2]",
+        ] {
+            let e = resolve(Service::Sso, Some(bad), &none).unwrap_err();
+            assert!(
+                e.contains("plain http") && e.contains("endpoint_url"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn environment_overrides_must_be_loopback() {
+        let e = env(&[("AWS_ENDPOINT_URL", "https://sts.attacker.example")]);
+        let err = resolve(Service::Sts, None, &e).unwrap_err();
+        assert!(
+            err.contains("AWS_ENDPOINT_URL") && err.contains("not a loopback address"),
+            "{err}"
+        );
+        let e = env(&[("AWS_ENDPOINT_URL_STS", "https://localhost:4566")]);
+        assert_eq!(
+            resolve(Service::Sts, None, &e).unwrap().as_deref(),
+            Some("https://localhost:4566")
+        );
+        // The config file may name any https endpoint (a VPC endpoint, a proxy of the company).
+        assert_eq!(
+            resolve(Service::Sts, Some("https://sts.vpce.example"), &e)
+                .unwrap()
+                .as_deref(),
+            Some("https://sts.vpce.example")
+        );
     }
 
     #[test]

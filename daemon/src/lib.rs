@@ -1,7 +1,7 @@
 //! rolecalld: the per-user daemon that signs in through Entra, keeps short-lived AWS role
 //! credentials per profile, and serves them to every AWS client on the machine.
 //!
-//! Module ownership (see ARCHITECTURE.md): `sources` turn a profile into credentials and know
+//! Module ownership: `sources` turn a profile into credentials and know
 //! nothing of serving; `serve` answers clients and knows nothing of how credentials were
 //! obtained; `broker` sits between them (cache, single-flight, logins); `vault` keeps secrets.
 

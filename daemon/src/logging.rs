@@ -116,13 +116,68 @@ impl<'a> MakeWriter<'a> for CappedLog {
     }
 }
 
-/// The filter: `ROLECALL_LOG` (or `RUST_LOG`), else `info`.
+/// Targets that are clamped to `info` whatever `ROLECALL_LOG` asks for: at debug and trace
+/// the AWS SDK, the HTTP stacks and TLS print request and response bodies and headers, which
+/// carry refresh tokens, client secrets, authorization codes, SAML assertions and role
+/// credentials.
+const CLAMPED_TARGETS: &[&str] = &[
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_http_client",
+    "aws_smithy_types",
+    "aws_smithy_json",
+    "aws_smithy_query",
+    "aws_smithy_xml",
+    "aws_smithy_async",
+    "aws_smithy_observability",
+    "aws_sdk_sso",
+    "aws_sdk_ssooidc",
+    "aws_sdk_sts",
+    "aws_config",
+    "aws_runtime",
+    "aws_sigv4",
+    "aws_credential_types",
+    "hyper",
+    "hyper_util",
+    "hyper_rustls",
+    "reqwest",
+    "h2",
+    "rustls",
+    "oauth2",
+];
+
+/// The filter: `ROLECALL_LOG`, else `info`; then every target of [`CLAMPED_TARGETS`] at most
+/// `info`. `RUST_LOG` is deliberately not read: a daemon inherits it from whatever shell
+/// started it, and one `RUST_LOG=trace` would put secrets into the log for the daemon's life.
 fn filter() -> EnvFilter {
-    std::env::var("ROLECALL_LOG")
-        .ok()
+    filter_from(std::env::var("ROLECALL_LOG").ok().as_deref())
+}
+
+fn filter_from(spec: Option<&str>) -> EnvFilter {
+    spec.filter(|v| !v.trim().is_empty())
         .and_then(|v| EnvFilter::try_new(v).ok())
-        .or_else(|| EnvFilter::try_from_default_env().ok())
         .unwrap_or_else(|| EnvFilter::new("info"))
+}
+
+/// Whether `target` is (a module of) a crate of [`CLAMPED_TARGETS`].
+fn is_clamped(target: &str) -> bool {
+    CLAMPED_TARGETS.iter().any(|t| {
+        target
+            .strip_prefix(t)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
+
+/// The clamp, as a filter of its own after the `EnvFilter`: no directive of `ROLECALL_LOG`
+/// (a more specific target, a span filter) can turn it off.
+fn clamp<S>() -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber,
+{
+    tracing_subscriber::filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::INFO || !is_clamped(meta.target())
+    })
 }
 
 /// Installs the global subscriber: the log file, and stderr when `foreground`.
@@ -142,6 +197,7 @@ pub fn init(log_path: &Path, foreground: bool) -> io::Result<()> {
     });
     tracing_subscriber::registry()
         .with(filter())
+        .with(clamp())
         .with(file_layer)
         .with(stderr_layer)
         .try_init()
@@ -186,6 +242,90 @@ mod tests {
             std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
             0o600
         );
+    }
+
+    #[test]
+    fn sdk_and_http_targets_stay_at_info_whatever_rolecall_log_says() {
+        // (ROLECALL_LOG, whether rolecall's own debug events are logged)
+        for (spec, own_debug) in [
+            (Some("trace"), true),
+            (
+                Some("aws_smithy_runtime=trace,hyper=trace,reqwest=trace,trace"),
+                true,
+            ),
+            (
+                Some("aws_smithy_runtime::client::orchestrator=trace,hyper_util::client=trace"),
+                false,
+            ),
+            (
+                Some("debug,h2=trace,rustls=trace,aws_sdk_ssooidc=trace"),
+                true,
+            ),
+            (None, false),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("rolecalld.log");
+            let log = CappedLog::open(&path, MAX_LOG_BYTES).unwrap();
+            let subscriber = tracing_subscriber::registry()
+                .with(filter_from(spec))
+                .with(clamp())
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(false)
+                        .with_writer(log),
+                );
+            tracing::subscriber::with_default(subscriber, || {
+                for_each_clamped_target_event();
+                tracing::debug!(target: "rolecall_daemon::broker", "own-debug");
+                tracing::info!(target: "aws_smithy_runtime::client::orchestrator", "sdk-info");
+            });
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(!text.contains("SECRET-BODY"), "{spec:?}: {text}");
+            assert!(text.contains("sdk-info"), "{spec:?}: {text}");
+            assert_eq!(
+                text.contains("own-debug"),
+                own_debug,
+                "{spec:?}: rolecall's own targets follow ROLECALL_LOG"
+            );
+        }
+        assert!(is_clamped("hyper") && is_clamped("hyper::proto::h1"));
+        assert!(!is_clamped("hyperlocal_x") && !is_clamped("rolecall_daemon::broker"));
+    }
+
+    /// A debug and a trace event "with a request body" at each clamped target (`target:` must
+    /// be a literal, hence the macro).
+    fn for_each_clamped_target_event() {
+        macro_rules! emit {
+            ($($t:literal),*) => {$(
+                tracing::trace!(target: $t, "SECRET-BODY refresh_token=abc");
+                tracing::debug!(target: $t, "SECRET-BODY client_secret=abc");
+            )*};
+        }
+        emit!(
+            "aws_smithy_runtime",
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_smithy_http_client",
+            "aws_sdk_ssooidc",
+            "aws_sdk_sts::operation",
+            "aws_config",
+            "hyper",
+            "hyper_util::client",
+            "reqwest::connect",
+            "h2",
+            "rustls::client",
+            "oauth2"
+        );
+        // The list in the filter names the same crates.
+        for t in [
+            "aws_smithy_runtime",
+            "aws_sdk_ssooidc",
+            "hyper",
+            "reqwest",
+            "h2",
+            "rustls",
+        ] {
+            assert!(CLAMPED_TARGETS.contains(&t));
+        }
     }
 
     #[test]

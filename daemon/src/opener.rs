@@ -1,5 +1,5 @@
 //! Opening a URL in the user's browser (identity-center and entra-oidc logins), and deciding
-//! whether this machine has one at all (SPEC §2).
+//! whether this machine has one at all (docs/design.md, *Browsers and the device flow*).
 //!
 //! `$BROWSER` follows the xdg convention: a colon-separated list of commands, tried in order;
 //! in each, `%s` is replaced by the URL, else the URL is appended. Commands run without a shell
@@ -14,6 +14,9 @@ use std::process::Stdio;
 pub enum OpenError {
     #[error("no browser command could be started ({0})")]
     NoCommand(String),
+    /// The URL would send the user (and what they type) over plain http to a remote host.
+    #[error("{0}")]
+    Insecure(String),
 }
 
 /// Whether a browser counts as available: `$BROWSER` is set, or there is a display (X11 or
@@ -74,6 +77,9 @@ pub fn commands_for(url: &str, env: &EnvSnapshot) -> Vec<Vec<String>> {
 /// Opens `url` with the first command that starts. Returns once it has started; the process is
 /// reaped in the background and a failure exit is logged. Needs a tokio runtime.
 pub fn open_url(url: &str, env: &EnvSnapshot) -> Result<(), OpenError> {
+    // Sign-in and device-code pages come from upstream replies and the config: never open a
+    // plain-http page of a remote host, where the user would type their password or code.
+    crate::endpoints::check_transport_str(url, "the sign-in page").map_err(OpenError::Insecure)?;
     let mut tried = Vec::new();
     for argv in commands_for(url, env) {
         let mut cmd = tokio::process::Command::new(&argv[0]);
@@ -194,9 +200,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_plain_http_page_of_a_remote_host_is_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let e = env(&[("BROWSER", &format!("touch {}", marker.display()))]);
+        let err = open_url("http://login.attacker.example/device", &e).unwrap_err();
+        assert!(matches!(err, OpenError::Insecure(_)), "{err}");
+        assert!(err.to_string().contains("plain http"), "{err}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        assert!(!marker.exists(), "the browser ran");
+        // Loopback http (the sandbox, a local IdP) still opens.
+        open_url("http://127.0.0.1:9/device", &e).unwrap();
+    }
+
+    #[tokio::test]
     async fn nothing_starts_is_an_error() {
         let e = env(&[("BROWSER", "/nonexistent/a:/nonexistent/b %s")]);
-        let err = open_url("http://x", &e).unwrap_err().to_string();
+        let err = open_url("https://x", &e).unwrap_err().to_string();
         assert!(
             err.contains("/nonexistent/a") && err.contains("/nonexistent/b"),
             "{err}"

@@ -48,6 +48,7 @@ impl CredentialProvider for FixedProvider {
         matches!(profile, "dev" | "prod" | "cold").then(|| ProfileInfo {
             region: Some("eu-west-1".into()),
             role: "DeveloperAdmin".into(),
+            source: "corp".into(),
         })
     }
 }
@@ -61,6 +62,10 @@ struct Server {
 }
 
 async fn start(limits: Limits, lifetime: i64) -> Server {
+    start_with_ttl(limits, lifetime, Duration::from_secs(12 * 3600)).await
+}
+
+async fn start_with_ttl(limits: Limits, lifetime: i64, token_ttl: Duration) -> Server {
     let provider = Arc::new(FixedProvider {
         calls: AtomicUsize::new(0),
         lifetime,
@@ -71,7 +76,8 @@ async fn start(limits: Limits, lifetime: i64) -> Server {
             provider.clone(),
             "127.0.0.1:0",
         )
-        .with_limits(limits),
+        .with_limits(limits)
+        .with_token_ttl(token_ttl),
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -392,29 +398,44 @@ async fn ten_thousand_idle_connections_do_not_lock_out_good_clients() {
         }
         (held, refused)
     });
-    let mut worst = Duration::ZERO;
-    let mut served = 0;
+    // The good client runs on its own thread with blocking sockets, as a separate process would:
+    // on the server's runtime it waited behind thousands of connection tasks between its
+    // connect and its write, long enough for 256 newer sockets to make it the oldest idle one.
     let host = addr.to_string();
-    while !flood.is_finished() || served < 50 {
-        let t = Instant::now();
-        let (s, body) = tokio::time::timeout(
-            Duration::from_secs(5),
-            get(
-                addr,
-                "/v1/container/dev",
-                &host,
-                &format!("Authorization: {dev}\r\n"),
-            ),
-        )
+    let request = format!(
+        "GET /v1/container/dev HTTP/1.1\r\nHost: {host}\r\nAuthorization: {dev}\r\nConnection: close\r\n\r\n"
+    );
+    let flood_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = flood_done.clone();
+    let good = std::thread::spawn(move || {
+        let (mut worst, mut served) = (Duration::ZERO, 0);
+        while !done.load(Ordering::Acquire) || served < 50 {
+            let t = Instant::now();
+            let reply = blocking_request(addr, &request);
+            assert_eq!(
+                reply.get(9..12),
+                Some("200"),
+                "a good client was refused: {reply:?}"
+            );
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "a good client was not served within 5 s"
+            );
+            worst = worst.max(t.elapsed());
+            served += 1;
+            // Leave the two shared cores to the flood and the server.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        (served, worst)
+    });
+    let (held, refused) = tokio::task::spawn_blocking(move || flood.join().unwrap())
         .await
-        .expect("a good client was not served within 5 s");
-        assert_eq!(s, 200, "{body}");
-        worst = worst.max(t.elapsed());
-        served += 1;
-        // Leave the two shared cores to the flood and the server.
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let (held, refused) = flood.join().unwrap();
+        .unwrap();
+    flood_done.store(true, Ordering::Release);
+    let (served, worst) = tokio::task::spawn_blocking(move || good.join())
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e));
     eprintln!(
         "served {served} good requests during the flood (worst {worst:?}); {} idle connections opened, {refused} refused",
         held.len()
@@ -450,6 +471,16 @@ async fn ten_thousand_idle_connections_do_not_lock_out_good_clients() {
     .await;
     assert_eq!(s, 200);
     srv.stop().await;
+}
+
+/// One request on a fresh blocking connection (`Connection: close`); the whole reply as text.
+fn blocking_request(addr: SocketAddr, request: &str) -> String {
+    let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(&mut s, request.as_bytes()).unwrap();
+    let mut buf = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut s, &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
 
 /// Whether the peer closed this socket (EOF or reset), without waiting: a live idle connection
@@ -551,6 +582,209 @@ async fn imds_refuses_credentials_with_twenty_minutes_or_less_left() {
     .await;
     assert_eq!(s, 503, "{body}");
     assert!(!body.contains("SECRETKEYVALUE"));
+    let _ = tx.send(());
+    task.await.unwrap();
+}
+
+/// Runs `bash` as `nobody` (uid 65534): one raw request to `addr`, answers (status, body).
+/// `None` (after reporting the skip) when this process cannot switch users.
+async fn raw_as_nobody(test: &str, addr: SocketAddr, head: &str) -> Option<(u16, String)> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        if let Some(log) = std::env::var_os("ROLECALL_SKIP_LOG") {
+            use std::io::Write as _;
+            if let Ok(mut f) = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(log)
+            {
+                let _ = writeln!(f, "{test}: needs root to run a client as another user");
+            }
+        }
+        eprintln!("SKIP: needs root to run a client as another user");
+        return None;
+    }
+    let out = tokio::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#"exec 3<>"/dev/tcp/$1/$2" && printf '%s' "$3" >&3 && cat <&3"#)
+        .arg("bash")
+        .arg(addr.ip().to_string())
+        .arg(addr.port().to_string())
+        .arg(head)
+        .uid(65534)
+        .gid(65534)
+        .current_dir("/")
+        .output()
+        .await
+        .unwrap();
+    Some(parse(&out.stdout))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imds_serves_only_the_daemons_own_user() {
+    let test = "imds_serves_only_the_daemons_own_user";
+    let provider = Arc::new(FixedProvider {
+        calls: AtomicUsize::new(0),
+        lifetime: 3600,
+    });
+    let state = Arc::new(ImdsState::new(provider, "dev").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve_imds(listener, state, async {
+        let _ = rx.await;
+    }));
+    let host = addr.to_string();
+    let put = format!("PUT /latest/api/token HTTP/1.1\r\nHost: {host}\r\nx-aws-ec2-metadata-token-ttl-seconds: 60\r\nConnection: close\r\n\r\n");
+    let (s, token) = raw(addr, &put).await;
+    assert_eq!(s, 200);
+    let creds = format!("GET /latest/meta-data/iam/security-credentials/DeveloperAdmin HTTP/1.1\r\nHost: {host}\r\nx-aws-ec2-metadata-token: {token}\r\nConnection: close\r\n\r\n");
+    let (s, body) = raw(addr, &creds).await;
+    assert_eq!(s, 200, "{body}");
+    assert!(body.contains("SECRETKEYVALUE"));
+    if let Some((s, body)) = raw_as_nobody(test, addr, &put).await {
+        assert_eq!(s, 403, "{body}");
+        assert!(body.contains("only the user rolecalld runs as"), "{body}");
+        // Even with the owner's session token.
+        let (s, body) = raw_as_nobody(test, addr, &creds).await.unwrap();
+        assert_eq!(s, 403, "{body}");
+        assert!(!body.contains("SECRETKEYVALUE"));
+    }
+    // The owner is still served.
+    assert_eq!(raw(addr, &creds).await.0, 200);
+    let _ = tx.send(());
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_container_endpoint_refuses_other_local_users_even_with_a_token() {
+    let test = "the_container_endpoint_refuses_other_local_users_even_with_a_token";
+    let srv = start(Limits::default(), 3600).await;
+    let token = srv.mint("dev");
+    let host = srv.addr.to_string();
+    let req = format!("GET /v1/container/dev HTTP/1.1\r\nHost: {host}\r\nAuthorization: {token}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw(srv.addr, &req).await.0, 200);
+    if let Some((s, body)) = raw_as_nobody(test, srv.addr, &req).await {
+        assert_eq!(s, 403, "{body}");
+        assert!(!body.contains("SECRETKEYVALUE"));
+    }
+    assert_eq!(raw(srv.addr, &req).await.0, 200);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn container_tokens_expire_and_renew() {
+    let srv = start_with_ttl(Limits::default(), 3600, Duration::from_secs(3)).await;
+    let reply = srv
+        .state
+        .mint_token(&MintTokenRequest {
+            profile: "dev".into(),
+            bound_pid: None,
+        })
+        .unwrap();
+    let now = rolecall_proto::timefmt::now_epoch();
+    let expires = reply
+        .expires
+        .expect("a token for containers has a lifetime");
+    assert!((now + 2..=now + 3).contains(&expires), "{expires} vs {now}");
+    let host = srv.addr.to_string();
+    let auth = format!("Authorization: {}\r\n", reply.token);
+    assert_eq!(
+        get(srv.addr, "/v1/container/dev", &host, &auth).await.0,
+        200
+    );
+    // Renewed before it runs out: it lives on past the first end.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let renewed = srv
+        .state
+        .renew_tokens(&rolecall_proto::api::RenewTokenRequest {
+            profile: "dev".into(),
+        })
+        .unwrap();
+    assert_eq!(renewed.renewed, 1);
+    assert!(renewed.expires >= expires);
+    tokio::time::sleep(Duration::from_millis(2000)).await;
+    assert!(rolecall_proto::timefmt::now_epoch() >= expires);
+    assert_eq!(
+        get(srv.addr, "/v1/container/dev", &host, &auth).await.0,
+        200
+    );
+    // Then it runs out: 401, like any invalid token.
+    tokio::time::sleep(Duration::from_millis(3200)).await;
+    let (s, body) = get(srv.addr, "/v1/container/dev", &host, &auth).await;
+    assert_eq!(s, 401, "{body}");
+    // A token bound to a process has no lifetime of its own.
+    let bound = srv
+        .state
+        .mint_token(&MintTokenRequest {
+            profile: "dev".into(),
+            bound_pid: Some(std::process::id()),
+        })
+        .unwrap();
+    assert_eq!(bound.expires, None);
+    srv.stop().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_imds_sessions_is_bounded_and_keeps_the_used_ones() {
+    use rolecall_daemon::serve::container::imds::MAX_SESSIONS;
+    let provider = Arc::new(FixedProvider {
+        calls: AtomicUsize::new(0),
+        lifetime: 3600,
+    });
+    let state = Arc::new(ImdsState::new(provider, "dev").unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(serve_imds(listener, state.clone(), async {
+        let _ = rx.await;
+    }));
+    let host = addr.to_string();
+    let put = format!("PUT /latest/api/token HTTP/1.1\r\nHost: {host}\r\nx-aws-ec2-metadata-token-ttl-seconds: 21600\r\n\r\n");
+    let (s, token) = raw(
+        addr,
+        &put.replace("\r\n\r\n", "\r\nConnection: close\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let role = format!("GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: {host}\r\nx-aws-ec2-metadata-token: {token}\r\nConnection: close\r\n\r\n");
+    assert_eq!(raw(addr, &role).await.0, 200);
+    // Token requests over keep-alive connections, never used (what a flood makes).
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut served = 0;
+    while served < MAX_SESSIONS * 2 {
+        conn.write_all(put.as_bytes()).await.unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if conn.read(&mut byte).await.unwrap() == 0 {
+                break;
+            }
+            head.push(byte[0]);
+        }
+        if head.is_empty() {
+            // Closed (idle or request caps): carry on over a new connection.
+            conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+            continue;
+        }
+        let text = String::from_utf8_lossy(&head).to_ascii_lowercase();
+        assert!(text.starts_with("http/1.1 200"), "{text}");
+        let len: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap();
+        let mut body = vec![0u8; len];
+        conn.read_exact(&mut body).await.unwrap();
+        served += 1;
+    }
+    assert!(
+        state.live_sessions() <= MAX_SESSIONS,
+        "{} sessions kept",
+        state.live_sessions()
+    );
+    // The session in use survived the flood.
+    assert_eq!(raw(addr, &role).await.0, 200);
     let _ = tx.send(());
     task.await.unwrap();
 }

@@ -1,7 +1,8 @@
-//! A locked keyring (SPEC §8): the daemon gets a clear error naming the way out, never a hang,
-//! and the store file is left as it was. gnome-keyring on a private D-Bus session bus: the key
-//! is stored while the login keyring is unlocked, then the keyring daemon restarts locked.
-//! Its own test binary, because the keyring crate picks its store once per process.
+//! A locked keyring (docs/design.md, *Errors and bad input*): the daemon gets a clear error naming
+//! the way out, never a hang, and the store file is left as it was. gnome-keyring on a private
+//! D-Bus session bus: the key is stored while the login keyring is unlocked, then the keyring
+//! daemon restarts locked. Its own test binary, because the keyring crate picks its store once per
+//! process.
 
 mod skip;
 use skip::skip;

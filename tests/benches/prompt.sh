@@ -189,7 +189,7 @@ for _ in $(seq 1 100); do
   sleep 0.05
 done
 SANDBOX="$(head -n1 "$WORK/sandbox.out")"
-START_URL="$(python3 -c "import tomllib; print(tomllib.load(open('$WORK/seed.toml','rb'))['identity_center']['start_url'])" 2>/dev/null || echo "https://d-9067c0ffee.awsapps.com/start")"
+START_URL="$(python3 -c "import tomllib; print(tomllib.load(open('$WORK/seed.toml','rb'))['identity_center']['start_url'])" 2>/dev/null || echo "https://d-9067c2e5f7.awsapps.com/start")"
 cat >"$ROLECALL_CONFIG" <<EOT
 [daemon]
 secret_store = "file"

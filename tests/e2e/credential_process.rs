@@ -16,7 +16,8 @@ const KEY_ORDER: [&str; 6] = [
     "AccountId",
 ];
 
-/// The output is exactly the SPEC's one JSON line, keys in order.
+/// The output is exactly the one JSON line of docs/design.md (*Serving credentials*), keys in
+/// order.
 fn assert_spec_json(stdout: &str, account: &str) -> serde_json::Value {
     assert!(stdout.ends_with('\n'), "one line: {stdout:?}");
     assert_eq!(stdout.lines().count(), 1, "one line: {stdout:?}");
@@ -226,8 +227,11 @@ fn no_secret_reaches_logs_files_or_error_text() {
         ],
         ..Default::default()
     });
-    w.inst.set_env("RUST_LOG", "debug");
-    w.inst.set_env("ROLECALL_LOG", "debug");
+    // The most verbose the daemon can be told to be, by either variable: at trace the AWS SDK
+    // and the HTTP stacks would print request and response bodies (tokens, client secrets,
+    // role credentials); the daemon clamps them and never reads RUST_LOG.
+    w.inst.set_env("RUST_LOG", "trace");
+    w.inst.set_env("ROLECALL_LOG", "trace");
     w.login();
     let mut outputs = String::new();
     let mut secrets = Vec::new();

@@ -177,7 +177,7 @@ fn browser_login_both_roles_then_headless_renewal_without_sign_in() {
     }
 
     // Restart: nothing in memory. With approvals off, a sign-in that needed the user would
-    // hang; the credentials come back from the secret store (SPEC §4: role credentials only a
+    // hang; the credentials come back from the secret store (role credentials only a
     // browser can renew are persisted), so no capture and no STS call. The headless IsPassive
     // renewal itself is exercised with real Chromium in daemon/tests/saml_source.rs.
     inst.stop_daemon();

@@ -47,7 +47,7 @@ container_listen = "127.0.0.1:0"
 
 [sources.corp]
 kind = "identity-center"
-start_url = "https://d-9067c0ffee.awsapps.com/start"
+start_url = "https://d-9067c2e5f7.awsapps.com/start"
 region = "eu-west-1"
 endpoint_url = "${sandboxUrl}"
 

@@ -60,7 +60,7 @@ container_listen = "127.0.0.1:0"
 {imds}
 [sources.corp]
 kind = "identity-center"
-start_url = "https://d-9067c0ffee.awsapps.com/start"
+start_url = "https://d-9067c2e5f7.awsapps.com/start"
 region = "{REGION}"
 endpoint_url = "{sandbox.url}"
 

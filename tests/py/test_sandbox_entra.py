@@ -79,6 +79,24 @@ def test_confidential_client_is_refused(sandbox):
     assert_entra_error(poll(sandbox, dc, client=CONFIDENTIAL), 401, "invalid_client", 7000218)
 
 
+def test_public_client_presenting_a_secret_is_refused(sandbox):
+    dc = device_code(sandbox)
+    sandbox.admin_ok("POST", "/approve", {"user_code": dc["user_code"]})
+    for field, value in [("client_secret", "s3cret"), ("client_assertion", "eyJ.x.y")]:
+        r = requests.post(
+            oauth(sandbox, "token"),
+            data={
+                "grant_type": DEVICE,
+                "client_id": PUBLIC,
+                "device_code": dc["device_code"],
+                field: value,
+            },
+        )
+        assert_entra_error(r, 401, "invalid_client", 700025)
+    time.sleep(1.1)  # the polling interval
+    assert poll(sandbox, dc).status_code == 200
+
+
 def b64url(s):
     return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
 
@@ -138,10 +156,11 @@ def test_tokens_verify_and_refresh_rotates_until_revoked(sandbox):
     assert_entra_error(r, 400, "invalid_grant", 50173)
 
 
-def authn_request(request_id):
+def authn_request(request_id, acs=None):
+    acs_attr = f' AssertionConsumerServiceURL="{acs}"' if acs else ""
     xml = (
         '<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" '
-        f'ID="{request_id}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z">'
+        f'ID="{request_id}" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"{acs_attr}>'
         f'<Issuer xmlns="urn:oasis:names:tc:SAML:2.0:assertion">{APP_ID}</Issuer>'
         "</samlp:AuthnRequest>"
     )
@@ -198,3 +217,16 @@ def test_saml_assertion_verifies_with_signxml(sandbox_auto):
         assert "signature" in str(e).lower() or "certificate" in str(e).lower(), e
     else:
         raise AssertionError("a rogue-signed assertion verified")
+
+
+def test_saml_request_naming_an_unregistered_acs_is_refused(sandbox_auto):
+    def ask(acs):
+        q = urllib.parse.urlencode({"SAMLRequest": authn_request("id-acs-1", acs)})
+        return requests.get(f"{sandbox_auto.url}/{TENANT}/saml2?{q}")
+
+    r = ask("https://evil.example/saml")
+    assert r.status_code == 400 and "AADSTS50011" in r.text, r.text
+    assert "SAMLResponse" not in r.text
+    r = ask("https://signin.aws.amazon.com/saml")
+    assert r.status_code == 200
+    assert 'action="https://signin.aws.amazon.com/saml"' in r.text

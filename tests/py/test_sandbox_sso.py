@@ -57,6 +57,31 @@ def register_pkce(oidc):
     )
 
 
+def test_only_the_directorys_start_url_signs_in(sandbox):
+    """One Identity Center instance: another start or issuer URL is refused as AWS refuses an
+    unknown one (InvalidRequestException), so a test with a wrong URL cannot sign in."""
+    other = "https://d-9067c0ffee.awsapps.com/start"
+    oidc = client("sso-oidc", sandbox, attempts=1)
+    with pytest.raises(oidc.exceptions.InvalidRequestException):
+        oidc.register_client(
+            clientName="pytest",
+            clientType="public",
+            scopes=["sso:account:access"],
+            grantTypes=[DEVICE, "refresh_token"],
+            issuerUrl=other,
+        )
+    reg = register_device(oidc)
+    with pytest.raises(oidc.exceptions.InvalidRequestException):
+        oidc.start_device_authorization(
+            clientId=reg["clientId"], clientSecret=reg["clientSecret"], startUrl=other
+        )
+    # The same portal written with a trailing slash and fragment, as copied from a browser.
+    dev = oidc.start_device_authorization(
+        clientId=reg["clientId"], clientSecret=reg["clientSecret"], startUrl=START_URL + "/#/"
+    )
+    assert dev["userCode"]
+
+
 def device_login(sb, oidc, reg):
     dev = oidc.start_device_authorization(
         clientId=reg["clientId"], clientSecret=reg["clientSecret"], startUrl=START_URL

@@ -8,6 +8,7 @@ differences of moto (below).
 
 import base64
 import datetime
+import hashlib
 import json
 import os
 import pathlib
@@ -42,7 +43,7 @@ POLICY = json.dumps(
 NO_RETRY = botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
 
-def sts(url, creds=None):
+def sts(url, creds=None, region="eu-west-1"):
     kw = dict(aws_access_key_id="AKIDUNUSED", aws_secret_access_key="unused")
     if creds:
         kw = dict(
@@ -51,7 +52,7 @@ def sts(url, creds=None):
             aws_session_token=creds["SessionToken"],
         )
     return boto3.client(
-        "sts", endpoint_url=url, region_name="eu-west-1", config=NO_RETRY, **kw
+        "sts", endpoint_url=url, region_name=region, config=NO_RETRY, **kw
     )
 
 
@@ -213,6 +214,67 @@ def test_caller_identity_refusals(sandbox_auto):
     with pytest.raises(ClientError) as e:
         sts(sandbox_auto.url, out["Credentials"]).get_caller_identity()
     assert error_code(e) == ("Throttling", 400)
+
+
+def role_credentials(sb):
+    return sts(sb.url).assume_role_with_saml(
+        RoleArn=RO_ROLE, PrincipalArn=PROVIDER, SAMLAssertion=saml_response(sb.url)
+    )["Credentials"]
+
+
+def addressed_to(client, host):
+    """Signs and sends GetCallerIdentity as if addressed to `host` (the connection still goes to
+    the sandbox): botocore signs a Host header that is already there."""
+
+    def set_host(request, **_):
+        request.headers["Host"] = host
+
+    client.meta.events.register("before-sign.sts.GetCallerIdentity", set_host)
+    return client
+
+
+def test_scope_region_must_match_the_endpoint(sandbox_auto):
+    creds = role_credentials(sandbox_auto)
+    url = sandbox_auto.url
+    # The sandbox's own address names no region: any region the client is configured for.
+    for region in ["eu-west-1", "us-east-1", "us-gov-west-1"]:
+        sts(url, creds, region).get_caller_identity()
+    with pytest.raises(ClientError) as e:
+        sts(url, creds, "moon-base-1").get_caller_identity()
+    assert error_code(e) == ("SignatureDoesNotMatch", 403)
+    assert "not 'moon-base-1'" in e.value.response["Error"]["Message"]
+    # The global endpoint takes us-east-1, a regional one its own region.
+    addressed_to(sts(url, creds, "us-east-1"), "sts.amazonaws.com").get_caller_identity()
+    with pytest.raises(ClientError) as e:
+        addressed_to(sts(url, creds, "eu-west-1"), "sts.amazonaws.com").get_caller_identity()
+    assert error_code(e) == ("SignatureDoesNotMatch", 403)
+    regional = "sts.eu-west-1.amazonaws.com"
+    addressed_to(sts(url, creds, "eu-west-1"), regional).get_caller_identity()
+    with pytest.raises(ClientError) as e:
+        addressed_to(sts(url, creds, "us-east-1"), regional).get_caller_identity()
+    assert error_code(e) == ("SignatureDoesNotMatch", 403)
+
+
+def test_signature_covers_the_body_received(sandbox_auto):
+    """A signed x-amz-content-sha256 names the signed body; a request whose body was swapped
+    afterwards (a replay with another body) must fail: the sandbox hashes what it received."""
+    client = sts(sandbox_auto.url, role_credentials(sandbox_auto))
+
+    def sign_body_hash(request, **_):
+        body = request.body if isinstance(request.body, bytes) else request.body.encode()
+        request.headers["X-Amz-Content-SHA256"] = hashlib.sha256(body).hexdigest()
+
+    def swap_body(request, **_):
+        swapped = b"Action=GetCallerIdentity&Version=2011-06-15&Swapped=1"
+        request.body = swapped
+        request.headers["Content-Length"] = str(len(swapped))
+
+    client.meta.events.register("before-sign.sts.GetCallerIdentity", sign_body_hash)
+    client.get_caller_identity()  # the header alone changes nothing
+    client.meta.events.register("before-send.sts.GetCallerIdentity", swap_body)
+    with pytest.raises(ClientError) as e:
+        client.get_caller_identity()
+    assert error_code(e) == ("SignatureDoesNotMatch", 403)
 
 
 # --- cross-check with moto -------------------------------------------------------------------

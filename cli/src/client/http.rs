@@ -210,7 +210,7 @@ pub fn read_response(r: &mut impl BufRead, head: bool) -> Result<Response, HttpE
     Ok(resp)
 }
 
-/// The Content-Length, if any; repeated values must agree (RFC 9112 §6.3).
+/// The Content-Length, if any; repeated values must agree (RFC 9112, section 6.3).
 fn content_length(headers: &[(String, String)]) -> Result<Option<usize>, HttpError> {
     let mut found: Option<usize> = None;
     for (_, v) in headers.iter().filter(|(n, _)| n == "content-length") {

@@ -5,13 +5,20 @@
 //! Exactly one of `AWS_CONTAINER_CREDENTIALS_FULL_URI` / `_RELATIVE_URI` is printed: SDKs
 //! disagree on which wins when both are set. Both `AWS_REGION` and `AWS_DEFAULT_REGION` are
 //! printed, since boto3 reads only the latter.
+//!
+//! `--format docker` never puts the token on a command line (every local user can read another
+//! process's argv in /proc): it writes the variables to a private env file and prints
+//! `--env-file <path>`.
 
 mod setup;
 
 use crate::cli::{ContainerArgs, ContainerCommand, ContainerFormat};
 use crate::client::Client;
 use anyhow::{bail, Context as _};
-use rolecall_proto::api::{MintTokenReply, MintTokenRequest, OkReply, RevokeTokenRequest};
+use rolecall_proto::api::{
+    MintTokenReply, MintTokenRequest, OkReply, RenewTokenReply, RenewTokenRequest,
+    RevokeTokenRequest,
+};
 use std::io::Write as _;
 use std::path::Path;
 
@@ -25,6 +32,9 @@ pub fn run(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
     let Some(profile) = &a.profile else {
         bail!("name a profile: rolecall container <profile> (or rolecall container setup)");
     };
+    if a.renew {
+        return renew(profile, autostart);
+    }
     let client = Client::connect(autostart)?;
     let reply: MintTokenReply = client.post(
         "/v1/container/tokens",
@@ -50,9 +60,83 @@ pub fn run(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
             "rolecall: profile '{profile}' has no region; set AWS_REGION and AWS_DEFAULT_REGION yourself (or add region to the profile)"
         );
     }
-    let text = render(&vars, a.format);
+    let text = match a.format {
+        ContainerFormat::Docker => {
+            let path = write_env_file(profile, &render(&vars, ContainerFormat::Env))?;
+            docker_args(&path)
+        }
+        f => render(&vars, f),
+    };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(0)
+}
+
+fn renew(profile: &str, autostart: bool) -> anyhow::Result<i32> {
+    let client = Client::connect(autostart)?;
+    let reply: RenewTokenReply = client.post(
+        "/v1/container/tokens/renew",
+        &RenewTokenRequest {
+            profile: profile.to_string(),
+        },
+    )?;
+    eprintln!(
+        "rolecall: renewed {} container token(s) of '{profile}' until {}",
+        reply.renewed,
+        rolecall_proto::timefmt::rfc3339(reply.expires)
+    );
+    Ok(0)
+}
+
+/// `--env-file <path>`, quoted for a POSIX shell when the path needs it.
+fn docker_args(path: &Path) -> String {
+    let p = path.display().to_string();
+    if p.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-%+@:".contains(&b))
+    {
+        format!("--env-file {p}\n")
+    } else {
+        format!("--env-file '{}'\n", p.replace('\'', "'\\''"))
+    }
+}
+
+/// Writes the dotenv text to `<runtime dir>/container-env/<profile>.env`, 0600 in a 0700
+/// directory, replacing an earlier one atomically (a running container read it at start).
+fn write_env_file(profile: &str, text: &str) -> anyhow::Result<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _};
+    let dir = rolecall_proto::paths::runtime_dir().join("container-env");
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+    // Never write a secret through a link or into a directory another user controls.
+    let meta = std::fs::symlink_metadata(&dir)
+        .with_context(|| format!("cannot inspect {}", dir.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+        bail!(
+            "{} is not a private directory of yours (0700); remove it and try again",
+            dir.display()
+        );
+    }
+    let name = rolecall_proto::paths::prompt_entry_name(profile);
+    let path = dir.join(format!("{name}.env"));
+    let tmp = dir.join(format!(".{name}.env.{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    let written = f.write_all(text.as_bytes()).and_then(|()| f.sync_all());
+    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, &path)) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(path)
 }
 
 /// The variables, in a stable order.
@@ -82,10 +166,8 @@ fn variables(
 fn render(vars: &[(&str, String)], format: ContainerFormat) -> String {
     match format {
         ContainerFormat::Env => vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect(),
-        ContainerFormat::Docker => {
-            let args: Vec<String> = vars.iter().map(|(k, v)| format!("-e {k}={v}")).collect();
-            format!("{}\n", args.join(" "))
-        }
+        // Never rendered with the values: see `docker_args`.
+        ContainerFormat::Docker => vars.iter().map(|(k, _)| format!("-e {k} ")).collect(),
         ContainerFormat::Compose => {
             let mut out = String::from("environment:\n");
             for (k, v) in vars {
@@ -151,6 +233,7 @@ mod tests {
             full_uri: "http://127.0.0.1:9911/v1/container/dev".into(),
             relative_uri: "/v1/container/dev".into(),
             region: region.map(str::to_string),
+            expires: None,
         }
     }
 
@@ -189,9 +272,14 @@ mod tests {
             false,
             ("AWS_CONTAINER_AUTHORIZATION_TOKEN", r.token.clone()),
         );
+        assert!(!render(&v, ContainerFormat::Docker).contains("rct_TOKEN"));
         assert_eq!(
-            render(&v, ContainerFormat::Docker),
-            "-e AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:9911/v1/container/dev -e AWS_CONTAINER_AUTHORIZATION_TOKEN=rct_TOKEN\n"
+            docker_args(Path::new("/run/user/1/rolecall/container-env/dev.env")),
+            "--env-file /run/user/1/rolecall/container-env/dev.env\n"
+        );
+        assert_eq!(
+            docker_args(Path::new("/a b/x'y")),
+            "--env-file '/a b/x'\\''y'\n"
         );
         assert_eq!(
             render(&v, ContainerFormat::Compose),

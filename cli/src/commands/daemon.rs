@@ -59,8 +59,9 @@ fn stop() -> anyhow::Result<i32> {
         .ok()
         .map(|v| v.pid)
         .or_else(pid_from_file);
-    autostart::stop(client.socket_path(), pid)?;
-    match pid {
+    // The reported pid is only shown; `stop` signals nothing but the verified listener.
+    let verified = autostart::stop(client.socket_path())?;
+    match verified.or(pid) {
         Some(p) => println!("Stopped rolecalld (pid {p})"),
         None => println!("Stopped rolecalld"),
     }

@@ -60,6 +60,13 @@ pub fn run(a: &PromptArgs) -> anyhow::Result<i32> {
 /// as without entries (an older daemon, a profile without an entry, a restart in progress).
 fn lookup(profile: &str) -> Option<SnapshotProfile> {
     let runtime = rolecall_proto::paths::runtime_dir();
+    // One lstat: files in a runtime dir that is not private to us could be anyone's (a fake
+    // snapshot showing a wrong account): show nothing rather than them.
+    if rolecall_proto::trust::runtime_dir_state(&runtime)
+        != rolecall_proto::trust::DirState::Private
+    {
+        return None;
+    }
     let snapshot_path = runtime.join(rolecall_proto::paths::SNAPSHOT_NAME);
     std::fs::symlink_metadata(&snapshot_path).ok()?;
     let entry_path = rolecall_proto::paths::prompt_entry_path(&runtime, profile);

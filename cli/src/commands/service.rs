@@ -181,7 +181,7 @@ fn running_daemon() -> Option<u32> {
 /// the single-instance lock; it comes back through the service on the next request.
 fn stop_stray_daemon() -> anyhow::Result<()> {
     if let Some(pid) = running_daemon() {
-        autostart::stop(&rolecall_proto::paths::socket_path(), Some(pid))
+        autostart::stop(&rolecall_proto::paths::socket_path())
             .context("cannot stop the rolecalld that is running outside the service manager")?;
         println!(
             "Stopped the rolecalld started on demand (pid {pid}); the service runs it from now on"

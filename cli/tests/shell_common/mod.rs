@@ -1,6 +1,7 @@
 //! Shared fixtures for the shell and prompt tests: an isolated rolecall installation in a
 //! temporary directory (config, runtime dir with a status snapshot), and a tmux driver for
 //! interactive shells.
+// Each test binary that includes this module uses only part of it.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,13 @@ impl Install {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("runtime")).unwrap();
+        // Private, as the daemon makes it: the prompt ignores a runtime dir others can enter.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            dir.path().join("runtime"),
+            std::fs::Permissions::from_mode(0o700),
+        )
+        .unwrap();
         std::fs::create_dir_all(dir.path().join("home")).unwrap();
         std::fs::write(dir.path().join("config.toml"), CONFIG).unwrap();
         Install { dir }

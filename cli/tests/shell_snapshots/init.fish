@@ -19,10 +19,10 @@ status --json
 prompt --format --profile --color --shell
 populate --dry-run --prefix --name-template --prune
 import --dry-run
-container --format --token-file --relative --revoke --all
+container --format --token-file --relative --revoke --renew --all
 exec --static
 env --format
-relay --listen --to
+relay --listen --to --idle-timeout
 demo --keep'
 
 function rolecall --description 'AWS credentials through Microsoft Entra ID'

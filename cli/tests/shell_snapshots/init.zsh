@@ -21,10 +21,10 @@ status --json
 prompt --format --profile --color --shell
 populate --dry-run --prefix --name-template --prune
 import --dry-run
-container --format --token-file --relative --revoke --all
+container --format --token-file --relative --revoke --renew --all
 exec --static
 env --format
-relay --listen --to
+relay --listen --to --idle-timeout
 demo --keep'
 
 rolecall() {

@@ -13,6 +13,7 @@
 //! | POST | `/v1/shutdown` | | [`OkReply`] |
 //! | POST | `/v1/container/tokens` | [`MintTokenRequest`] | [`MintTokenReply`] |
 //! | DELETE | `/v1/container/tokens` | [`RevokeTokenRequest`] | [`OkReply`] |
+//! | POST | `/v1/container/tokens/renew` | [`RenewTokenRequest`] | [`RenewTokenReply`] |
 //! | GET | `/v1/whoami/{profile}` | | [`CallerIdentity`] (STS GetCallerIdentity with the profile's keys) |
 //! | GET | `/v1/sources/{source}/roles` | | [`AvailableRoles`] |
 //!
@@ -185,6 +186,23 @@ pub struct MintTokenReply {
     pub relative_uri: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Epoch seconds after which the token is refused (absent: it lives as long as the process
+    /// it is bound to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+}
+
+/// Extends every token of `profile` that has a lifetime by a full lifetime from now.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RenewTokenRequest {
+    pub profile: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RenewTokenReply {
+    pub renewed: usize,
+    /// The new end of the renewed tokens (epoch seconds).
+    pub expires: i64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
@@ -275,6 +293,9 @@ pub struct ContainerTokenStatus {
     pub created: i64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_pid: Option<u32>,
+    /// Epoch seconds; absent for tokens bound to a process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
 }
 
 /// `GET /v1/sources/{source}/roles`: every account × role the source offers (identity-center:

@@ -10,6 +10,7 @@ pub mod output;
 pub mod paths;
 pub mod snapshot;
 pub mod timefmt;
+pub mod trust;
 
 /// Bumped whenever a request or reply changes incompatibly; the CLI restarts a daemon whose
 /// replies carry another number.

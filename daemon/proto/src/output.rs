@@ -1,5 +1,6 @@
 //! The JSON that AWS clients read from rolecall. Field order and names are fixed by the AWS
-//! contracts (`credential_process`, the container credentials provider) and by SPEC §5.
+//! contracts (`credential_process`, the container credentials provider); see docs/design.md,
+//! *Serving credentials*.
 
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,8 @@
 //! - config: `ROLECALL_CONFIG`, else the platform config dir (`$XDG_CONFIG_HOME/rolecall/config.toml`)
 //! - state (secret store, logs, browser profiles): `ROLECALL_STATE_DIR`, else the platform state dir
 //! - runtime (socket, status snapshot, locks): `ROLECALL_RUNTIME_DIR`, else
-//!   `$XDG_RUNTIME_DIR/rolecall`, else a per-user 0700 directory under the temp dir
+//!   `$XDG_RUNTIME_DIR/rolecall`, else `run` in the state dir — never a shared temp dir, where
+//!   another local user could create the directory first (see docs/security.md)
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,8 @@ pub const PID_NAME: &str = "rolecalld.pid";
 pub const LOG_NAME: &str = "rolecalld.log";
 /// Directory (in the runtime dir) of the per-profile prompt entries (`snapshot::PromptEntry`).
 pub const PROMPT_DIR_NAME: &str = "prompt";
+/// The runtime dir inside the state dir when there is no `XDG_RUNTIME_DIR`.
+pub const RUNTIME_FALLBACK_NAME: &str = "run";
 
 fn env_path(var: &str) -> Option<PathBuf> {
     std::env::var_os(var)
@@ -60,9 +63,10 @@ pub fn runtime_dir() -> PathBuf {
     if let Some(p) = env_path("XDG_RUNTIME_DIR") {
         return p.join("rolecall");
     }
-    // No XDG runtime dir (macOS, containers, cron): a per-user directory under the temp dir.
-    // The daemon creates it 0700 and refuses to use it if another user owns it.
-    std::env::temp_dir().join(format!("rolecall-{}", current_uid()))
+    // No XDG runtime dir (macOS, cron, su/sudo, some SSH sessions, containers): a directory in
+    // the user's own state dir. Not `/tmp/rolecall-<uid>`: any local user can create that name
+    // first and then serve a fake daemon or plant symlinks in it.
+    state_dir().join(RUNTIME_FALLBACK_NAME)
 }
 
 pub fn socket_path() -> PathBuf {

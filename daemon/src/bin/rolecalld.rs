@@ -139,6 +139,12 @@ fn run(args: Args) -> Result<(), String> {
     if !args.foreground {
         daemonize()?;
     }
+    if owns_socket {
+        // The kernel gives clients the credentials of the process that called listen(): that
+        // was the starter before the double fork. Listen again so that they name this process,
+        // which `rolecall daemon stop` then verifies before it ever signals it.
+        socket::claim_peer_credentials(&listener)?;
+    }
     write_pid(&mut pid_lock).map_err(|e| format!("cannot write the pid file: {e}"))?;
     if let Err(e) = logging::init(&paths::log_path(), args.foreground) {
         eprintln!(
@@ -307,7 +313,10 @@ async fn start_container(
             return None;
         }
     };
-    let state = Arc::new(ContainerState::new(Arc::new(tokens), provider, &listen));
+    let state = Arc::new(
+        ContainerState::new(Arc::new(tokens), provider, &listen)
+            .with_token_ttl(cfg.daemon.container_token_ttl),
+    );
     app.set_container(Arc::clone(&state));
     let stop_app = Arc::clone(app);
     Some(tokio::spawn(container::serve_container(

@@ -462,3 +462,73 @@ async fn status_lists_the_roles_no_profile_uses() {
 }
 
 use std::sync::atomic::Ordering;
+
+#[tokio::test(start_paused = true)]
+async fn sessions_a_little_longer_than_refresh_ahead_keep_more_than_it() {
+    let s = setup();
+    // 21-minute role sessions, refresh_ahead 20 m (the default).
+    *s.source.lifetime.lock().unwrap() = 21 * 60;
+    get(&s.broker, QUIET).await.unwrap();
+    tokio::time::advance(Duration::from_secs(30)).await;
+    get(&s.broker, QUIET).await.unwrap();
+    assert_eq!(s.source.fetches(), 1, "20.5 minutes left: served as cached");
+    // 19 min 50 s left, the last fetch 70 s ago: fetched again, more than 20 minutes served.
+    tokio::time::advance(Duration::from_secs(40)).await;
+    let c = get(&s.broker, QUIET).await.unwrap();
+    assert_eq!(s.source.fetches(), 2);
+    assert!(c.expiration - s.broker.clock().now() > 20 * 60);
+    // Refetches are bounded: 20.5-minute sessions fall under 20 minutes after 30 s, but the
+    // next fetch waits until a minute after the last one.
+    *s.source.lifetime.lock().unwrap() = 20 * 60 + 30;
+    tokio::time::advance(Duration::from_secs(60)).await;
+    get(&s.broker, QUIET).await.unwrap();
+    assert_eq!(s.source.fetches(), 3);
+    for _ in 0..5 {
+        tokio::time::advance(Duration::from_secs(10)).await;
+        get(&s.broker, QUIET).await.unwrap();
+    }
+    assert_eq!(s.source.fetches(), 3, "no second fetch within a minute");
+    tokio::time::advance(Duration::from_secs(10)).await;
+    let c = get(&s.broker, QUIET).await.unwrap();
+    assert_eq!(s.source.fetches(), 4);
+    assert!(c.expiration - s.broker.clock().now() > 20 * 60);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refetch_that_brings_nothing_new_stops_early_refetching() {
+    let s = setup();
+    *s.source.lifetime.lock().unwrap() = 21 * 60;
+    let first = get(&s.broker, QUIET).await.unwrap();
+    tokio::time::advance(Duration::from_secs(70)).await;
+    // The upstream gives no more than what is cached (its session ends then).
+    *s.source.lifetime.lock().unwrap() = 21 * 60 - 70;
+    let second = get(&s.broker, QUIET).await.unwrap();
+    assert_eq!(s.source.fetches(), 2);
+    assert_eq!(second.expiration, first.expiration);
+    // From now on served down to half the lifetime, without a fetch per call.
+    for _ in 0..30 {
+        tokio::time::advance(Duration::from_secs(10)).await;
+        get(&s.broker, QUIET).await.unwrap();
+    }
+    assert_eq!(s.source.fetches(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn fifteen_minute_sessions_stay_on_the_half_lifetime_rule() {
+    let s = setup();
+    *s.source.lifetime.lock().unwrap() = 15 * 60;
+    get(&s.broker, QUIET).await.unwrap();
+    // A 15-minute session can never have 20 minutes left: no refetch every minute for it.
+    for _ in 0..7 {
+        tokio::time::advance(Duration::from_secs(60)).await;
+        get(&s.broker, QUIET).await.unwrap();
+    }
+    assert_eq!(s.source.fetches(), 1);
+    tokio::time::advance(Duration::from_secs(60)).await;
+    get(&s.broker, QUIET).await.unwrap();
+    assert_eq!(
+        s.source.fetches(),
+        2,
+        "refetched under half its lifetime (7.5 m)"
+    );
+}

@@ -25,8 +25,10 @@ pub struct Launched {
     pub _lock: ProfileLock,
 }
 
-/// An exclusive `flock` on `<profile>/rolecall.lock`.
-pub struct ProfileLock(#[allow(dead_code)] File);
+/// An exclusive `flock` on `<profile>/rolecall.lock`, released when the descriptor closes.
+pub struct ProfileLock {
+    _file: File,
+}
 
 impl ProfileLock {
     pub fn acquire(profile: &Path) -> Result<ProfileLock, BrowserError> {
@@ -49,7 +51,7 @@ impl ProfileLock {
         if rc != 0 {
             return Err(BrowserError::ProfileBusy(profile.display().to_string()));
         }
-        Ok(ProfileLock(f))
+        Ok(ProfileLock { _file: f })
     }
 }
 

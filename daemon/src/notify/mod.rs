@@ -1,10 +1,10 @@
 //! Desktop notifications: what the daemon tells the user without being asked.
 //!
-//! Three events (issue 6): a known end coming up ("`legacy` ends in 15 minutes"), the first
-//! failed silent renewal ("sign-in needed for `corp`"), and a login the user did not start in
-//! a terminal ("signed in"). This module owns the wording, the once-per-event rule, the rate
-//! limit and the on/off switch; the sending sits behind [`Sender`] so that unit tests count
-//! notifications and the daemon uses the desktop's notification server ([`desktop`]).
+//! Three events (docs/refresh.md, *Notifications*): a known end coming up ("`legacy` ends in 15
+//! minutes"), the first failed silent renewal ("sign-in needed for `corp`"), and a login the user
+//! did not start in a terminal ("signed in"). This module owns the wording, the once-per-event
+//! rule, the rate limit and the on/off switch; the sending sits behind [`Sender`] so that unit
+//! tests count notifications and the daemon uses the desktop's notification server ([`desktop`]).
 
 pub mod desktop;
 

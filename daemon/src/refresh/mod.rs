@@ -230,7 +230,7 @@ impl Scheduler {
                 if !signed_in {
                     // Nothing silent will work: no upstream calls. Tell when what is cached
                     // runs out, since only a login renews it.
-                    if let Some((exp, _)) = cached.filter(|(e, _)| *e > now) {
+                    if let Some(exp) = cached.map(|c| c.expiration).filter(|e| *e > now) {
                         if exp - now <= notify_ahead {
                             self.notes.tell(Event::EndsSoon {
                                 name: p.clone(),
@@ -252,12 +252,11 @@ impl Scheduler {
                     }
                     let due = match cached {
                         None => now,
-                        Some((exp, life)) => match ps.planned {
-                            Some((planned_exp, at)) if planned_exp == exp => at,
+                        Some(c) => match ps.planned {
+                            Some((planned_exp, at)) if planned_exp == c.expiration => at,
                             _ => {
-                                let at =
-                                    timing::due_at(exp, life, refresh_ahead, rand::random::<f64>());
-                                ps.planned = Some((exp, at));
+                                let at = timing::due_at(c, refresh_ahead, rand::random::<f64>());
+                                ps.planned = Some((c.expiration, at));
                                 at
                             }
                         },
@@ -335,7 +334,7 @@ impl Scheduler {
         let res = self.broker.refresh_now(&profile).await;
         drop(permit);
         let now = self.broker.clock().now();
-        let lifetime = self.broker.cached_lifetime(&profile).map(|(_, l)| l);
+        let lifetime = self.broker.cached_lifetime(&profile).map(|c| c.lifetime);
         let mut needs_login = false;
         {
             let mut st = self.lock();

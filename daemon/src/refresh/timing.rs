@@ -1,7 +1,7 @@
 //! When to refresh and how long to back off: pure functions of the numbers, so they are tested
 //! on their own.
 
-use crate::broker::fresh_threshold;
+use crate::broker::{fresh_threshold, CachedLife, MIN_REFETCH_SECS};
 use rand::Rng;
 use std::time::Duration;
 
@@ -12,13 +12,26 @@ pub fn lead_window(lifetime: i64) -> i64 {
     (lifetime / 10).clamp(1, 300)
 }
 
-/// The epoch second at which credentials expiring at `expiry` (of `lifetime` seconds) are
-/// refreshed: before the broker would stop serving them (`refresh_ahead`, or half a short
-/// lifetime), by a lead between half and all of [`lead_window`]. `jitter` is in `[0, 1)`.
-pub fn due_at(expiry: i64, lifetime: i64, refresh_ahead: i64, jitter: f64) -> i64 {
+/// The epoch second at which cached credentials are refreshed: before the broker would stop
+/// serving them (`refresh_ahead`, or half a short lifetime that cannot reach it), by a lead
+/// between half and all of [`lead_window`]. Sessions refetched early to keep `refresh_ahead`
+/// are due no sooner than [`MIN_REFETCH_SECS`] after their fetch (one barely longer than
+/// `refresh_ahead` would be due at once, every time).
+/// `jitter` is in `[0, 1)`.
+pub fn due_at(cached: CachedLife, refresh_ahead: i64, jitter: f64) -> i64 {
+    let CachedLife {
+        expiration,
+        lifetime,
+        grew,
+    } = cached;
     let window = lead_window(lifetime);
     let lead = window / 2 + ((window - window / 2) as f64 * jitter.clamp(0.0, 1.0)) as i64;
-    expiry - fresh_threshold(refresh_ahead, lifetime) - lead.max(1)
+    let due = expiration - fresh_threshold(refresh_ahead, lifetime, grew) - lead.max(1);
+    if grew && lifetime > refresh_ahead {
+        due.max(cached.fetched_at() + MIN_REFETCH_SECS)
+    } else {
+        due
+    }
 }
 
 /// Exponential back-off with jitter: `base · 2^(failures-1)`, capped, then scaled by a random
@@ -39,16 +52,40 @@ pub fn backoff(failures: u32, base: Duration, cap: Duration, lifetime: Option<i6
 mod tests {
     use super::*;
 
+    fn life(expiration: i64, lifetime: i64, grew: bool) -> CachedLife {
+        CachedLife {
+            expiration,
+            lifetime,
+            grew,
+        }
+    }
+
     #[test]
     fn due_before_the_serving_threshold_with_spread() {
         // 1 h credentials, refresh_ahead 20 m: due between 25 m and 22.5 m... before expiry.
         let exp = 10_000;
-        let early = due_at(exp, 3600, 1200, 0.999);
-        let late = due_at(exp, 3600, 1200, 0.0);
+        let early = due_at(life(exp, 3600, true), 1200, 0.999);
+        let late = due_at(life(exp, 3600, true), 1200, 0.0);
         assert_eq!(late, exp - 1200 - 150);
         assert!(early <= exp - 1200 - 299, "{early}");
-        // Short sessions: half the lifetime is the threshold.
-        assert_eq!(due_at(exp, 120, 1200, 0.0), exp - 60 - 6);
+        // Short sessions that never reach refresh_ahead: half the lifetime is the threshold.
+        assert_eq!(due_at(life(exp, 120, true), 1200, 0.0), exp - 60 - 6);
+    }
+
+    #[test]
+    fn sessions_a_little_longer_than_refresh_ahead_are_refetched_a_minute_apart() {
+        // 21-minute credentials, refresh_ahead 20 m: due one minute after their fetch.
+        let exp = 100_000;
+        let fetched = exp - 21 * 60;
+        assert_eq!(
+            due_at(life(exp, 21 * 60, true), 1200, 0.5),
+            fetched + MIN_REFETCH_SECS
+        );
+        // A refetch that brought nothing new: back to half the lifetime.
+        assert_eq!(
+            due_at(life(exp, 21 * 60, false), 1200, 0.0),
+            exp - 21 * 30 - 63
+        );
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! Anything else — another path or method, a foreign `Host` (DNS rebinding), a request with an
 //! `Origin` (another web page), a wrong state — is refused and the listener keeps waiting, until
 //! the login's own time bound. After the first valid answer it stops accepting.
+//!
+//! Connections are capped ([`MAX_CONNECTIONS`], each closed after [`CONNECTION_TIMEOUT`]): when
+//! full, a new connection evicts the oldest one that has no request in progress, so sockets
+//! opened and left idle (by another local user or a web page) neither exhaust the daemon's file
+//! descriptors nor keep the browser's redirect out.
 
 use bytes::Bytes;
 use http::{header, Method, Request, Response, StatusCode};
@@ -23,6 +28,13 @@ use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use zeroize::Zeroizing;
+
+use super::container::limits::{BusyGuard, Tracker};
+
+/// Open connections kept at most (a browser opens a handful).
+pub const MAX_CONNECTIONS: usize = 32;
+/// A connection is closed after this long, whatever it is doing: a reply is instant.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What the browser brought back on a valid redirect.
 pub struct CallbackParams {
@@ -99,6 +111,7 @@ impl CallbackServer {
         });
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        let tracker = Arc::new(Tracker::default());
         loop {
             tokio::select! {
                 res = &mut rx => {
@@ -114,11 +127,21 @@ impl CallbackServer {
                             continue;
                         }
                     };
+                    let Some((id, busy, evict)) = tracker.admit(MAX_CONNECTIONS, None) else {
+                        // Every slot is answering a request right now.
+                        drop(stream);
+                        continue;
+                    };
                     let shared = shared.clone();
+                    let tracker = tracker.clone();
                     tokio::spawn(async move {
                         let svc = service_fn(move |req| {
                             let shared = shared.clone();
-                            async move { Ok::<_, std::convert::Infallible>(shared.handle(req)) }
+                            let guard = BusyGuard::new(busy.clone());
+                            async move {
+                                let _busy = guard;
+                                Ok::<_, std::convert::Infallible>(shared.handle(req))
+                            }
                         });
                         let conn = hyper::server::conn::http1::Builder::new()
                             .timer(TokioTimer::new())
@@ -126,9 +149,16 @@ impl CallbackServer {
                             .max_buf_size(16 * 1024)
                             .keep_alive(false)
                             .serve_connection(TokioIo::new(stream), svc);
-                        if let Err(e) = conn.await {
-                            tracing::debug!(error = %e, "callback connection ended with an error");
+                        tokio::select! {
+                            r = tokio::time::timeout(CONNECTION_TIMEOUT, conn) => {
+                                if let Ok(Err(e)) = r {
+                                    tracing::debug!(error = %e, "callback connection ended with an error");
+                                }
+                            }
+                            // Evicted for a newer connection: drop this one.
+                            _ = evict.notified() => {}
                         }
+                        tracker.release(id);
                     });
                 }
             }
@@ -382,6 +412,38 @@ mod tests {
         assert!(tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn idle_connections_are_capped_and_the_redirect_still_gets_in() {
+        let srv = CallbackServer::bind("/cb").await.unwrap();
+        let port = srv.port();
+        let waiter = tokio::spawn(async move { srv.wait("s", Duration::from_secs(30)).await });
+        // Sockets opened and left silent.
+        let mut idle = Vec::new();
+        for _ in 0..(MAX_CONNECTIONS * 8) {
+            idle.push(
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .unwrap(),
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let mut open = 0;
+        for s in &idle {
+            let mut b = [0u8; 1];
+            match s.try_read(&mut b) {
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => open += 1,
+                _ => {}
+            }
+        }
+        assert!(
+            open <= MAX_CONNECTIONS,
+            "{open} idle connections held open (cap {MAX_CONNECTIONS})"
+        );
+        let (s, _) = raw(port, get(port, "/cb?code=k&state=s", "")).await;
+        assert_eq!(s, 200);
+        assert_eq!(waiter.await.unwrap().unwrap().code.as_str(), "k");
     }
 
     #[tokio::test]

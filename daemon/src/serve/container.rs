@@ -1,4 +1,4 @@
-//! The container credentials endpoint (SPEC §5): `GET /v1/container/<profile>` with
+//! The container credentials endpoint (docs/containers.md): `GET /v1/container/<profile>` with
 //! `Authorization: <token>` on `container_listen` (loopback), answering the JSON of
 //! [`rolecall_proto::output::ContainerCredentials`]; the token routes behind
 //! `POST/DELETE /v1/container/tokens` on the socket; and the optional IMDSv2 emulation.
@@ -16,6 +16,7 @@
 pub mod guard;
 pub mod imds;
 pub mod limits;
+pub mod peer;
 pub mod tokens;
 
 use crate::sources::RoleCredentials;
@@ -26,19 +27,20 @@ use hyper::body::{Body as _, Incoming};
 use hyper::Request;
 use rolecall_proto::api::{
     ContainerTokenStatus, ErrorBody, ErrorCode, MintTokenReply, MintTokenRequest, OkReply,
-    RevokeTokenRequest,
+    RenewTokenReply, RenewTokenRequest, RevokeTokenRequest,
 };
 use rolecall_proto::output::{ContainerCredentials, ContainerError};
 use rolecall_proto::timefmt;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
 pub use limits::Limits;
-pub use tokens::{Revoke, StoredToken, TokenStore, TokenVault};
+pub use tokens::{NewToken, Revoke, StoredToken, TokenStore, TokenVault};
 
 /// The ECS link-local address that `rolecall container setup` forwards to the listener.
 pub const ECS_LINK_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 170, 2));
@@ -58,6 +60,8 @@ pub struct ProfileInfo {
     pub region: Option<String>,
     /// Permission set name (identity-center) or role ARN (entra-*), as configured.
     pub role: String,
+    /// The source the profile signs in through (its logout revokes the profile's tokens).
+    pub source: String,
 }
 
 /// Where the endpoint gets credentials. The daemon implements it with its broker.
@@ -78,6 +82,8 @@ pub struct ContainerState {
     limits: Limits,
     /// The configured listen address, replaced by the bound one once serving (port 0 in tests).
     listen: RwLock<String>,
+    /// Lifetime of the tokens `rolecall container` mints, in seconds (`container_token_ttl`).
+    token_ttl: AtomicU64,
 }
 
 impl std::fmt::Debug for ContainerState {
@@ -100,7 +106,23 @@ impl ContainerState {
             provider,
             limits: Limits::default(),
             listen: RwLock::new(container_listen.to_string()),
+            token_ttl: AtomicU64::new(crate::config::DEFAULT_CONTAINER_TOKEN_TTL.as_secs()),
         }
+    }
+
+    pub fn with_token_ttl(self, ttl: Duration) -> Self {
+        self.set_token_ttl(ttl);
+        self
+    }
+
+    /// Applies `container_token_ttl` (at start and on reload; tokens minted before keep theirs).
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        self.token_ttl
+            .store(ttl.as_secs().max(1), Ordering::Relaxed);
+    }
+
+    fn token_ttl_secs(&self) -> i64 {
+        i64::try_from(self.token_ttl.load(Ordering::Relaxed)).unwrap_or(i64::MAX)
     }
 
     pub fn with_limits(mut self, limits: Limits) -> Self {
@@ -129,11 +151,25 @@ impl ContainerState {
             )
             .with_hint("rolecall status"));
         };
+        let now = timefmt::now_epoch();
+        // A token bound to a process dies with it; every other one has a lifetime.
+        let expires = match req.bound_pid {
+            Some(_) => None,
+            None => Some(now.saturating_add(self.token_ttl_secs())),
+        };
         let minted = self
             .tokens
-            .mint(&req.profile, req.bound_pid, timefmt::now_epoch())
+            .mint_token(
+                &NewToken {
+                    profile: &req.profile,
+                    source: Some(&info.source),
+                    bound_pid: req.bound_pid,
+                    expires,
+                },
+                now,
+            )
             .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?;
-        tracing::info!(id = %minted.id, profile = %minted.profile, bound_pid = ?req.bound_pid, "container token minted");
+        tracing::info!(id = %minted.id, profile = %minted.profile, bound_pid = ?req.bound_pid, ?expires, "container token minted");
         let relative_uri = relative_uri(&req.profile);
         Ok(MintTokenReply {
             id: minted.id,
@@ -142,7 +178,62 @@ impl ContainerState {
             full_uri: format!("http://{}{}", self.listen_addr(), relative_uri),
             relative_uri,
             region: info.region,
+            expires: minted.expires,
         })
+    }
+
+    /// `POST /v1/container/tokens/renew`: a full lifetime from now for the profile's tokens.
+    pub fn renew_tokens(&self, req: &RenewTokenRequest) -> Result<RenewTokenReply, ErrorBody> {
+        if self.provider.profile(&req.profile).is_none() {
+            return Err(ErrorBody::new(
+                ErrorCode::UnknownProfile,
+                format!("no profile named '{}' in the config", req.profile),
+            )
+            .with_hint("rolecall status"));
+        }
+        let now = timefmt::now_epoch();
+        let expires = now.saturating_add(self.token_ttl_secs());
+        let renewed = self
+            .tokens
+            .renew(&req.profile, now, expires)
+            .map_err(|e| ErrorBody::new(ErrorCode::Internal, e.to_string()))?;
+        if renewed == 0 {
+            return Err(ErrorBody::new(
+                ErrorCode::NotFound,
+                format!(
+                    "profile '{}' has no live container token to renew",
+                    req.profile
+                ),
+            )
+            .with_hint(format!("rolecall container {}", req.profile)));
+        }
+        tracing::info!(profile = %req.profile, renewed, expires, "container tokens renewed");
+        Ok(RenewTokenReply { renewed, expires })
+    }
+
+    /// After a logout: revokes the tokens minted under `source` (every token when `None`, a
+    /// logout of all sources). `profiles` names the profiles of that source now, for tokens
+    /// saved before tokens recorded their source.
+    pub fn revoke_source(&self, source: Option<&str>, profiles: Vec<String>) -> usize {
+        let which = match source {
+            Some(s) => Revoke::Source {
+                source: s.to_string(),
+                profiles,
+            },
+            None => Revoke::All,
+        };
+        match self.tokens.revoke(&which) {
+            Ok(n) => {
+                if n > 0 {
+                    tracing::info!(?source, revoked = n, "container tokens revoked at logout");
+                }
+                n
+            }
+            Err(e) => {
+                tracing::error!(?source, error = %e, "container tokens could not be revoked at logout");
+                0
+            }
+        }
     }
 
     /// `DELETE /v1/container/tokens`: by id, by profile, or all.
@@ -223,6 +314,15 @@ where
                 tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 loop {
                     tick.tick().await;
+                    match tokens.prune_expired(timefmt::now_epoch()) {
+                        Ok(ids) if !ids.is_empty() => {
+                            tracing::info!(?ids, "dropped expired container tokens")
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not drop expired container tokens")
+                        }
+                    }
                     match tokens.reap_dead() {
                         Ok(ids) if !ids.is_empty() => {
                             tracing::info!(?ids, "revoked container tokens of exited processes")
@@ -321,11 +421,15 @@ impl ContainerHandler {
             .get(header::AUTHORIZATION)
             .map(|v| v.as_bytes());
         // One answer for a missing, wrong, revoked or other-profile token.
-        if !self.state.tokens.verify(&profile, token) {
+        if !self
+            .state
+            .tokens
+            .verify(&profile, token, timefmt::now_epoch())
+        {
             return error_reply(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
-                "missing or invalid authorization token for this profile — run: rolecall container <profile>",
+                "missing, expired or invalid authorization token for this profile — run: rolecall container <profile>",
             );
         }
         match self.state.provider.credentials(&profile).await {
@@ -378,6 +482,16 @@ impl limits::Handler for ContainerHandler {
             "Upstream",
             "the credentials could not be fetched in time; try again",
         )
+    }
+
+    /// A local client must be the daemon's own user; containers arriving through the
+    /// 169.254.170.2 DNAT come from their bridge address and are served on their token alone.
+    fn admit_peer(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), peer::Refusal> {
+        peer::check_local_user(peer, local)
+    }
+
+    fn refused_reply(&self, why: peer::Refusal) -> Response<Full<Bytes>> {
+        error_reply(StatusCode::FORBIDDEN, "Forbidden", why)
     }
 }
 

@@ -1,4 +1,5 @@
-//! The socket API server: HTTP/1.1 + JSON over the daemon's Unix socket (SPEC §4).
+//! The socket API server: HTTP/1.1 + JSON over the daemon's Unix socket (docs/design.md,
+//! *The daemon and its socket*).
 //!
 //! This module owns the socket's life: the runtime directory (0700, ours), binding (0600, a
 //! stale socket removed only after a failed connect) or taking a socket-activated listener,
@@ -16,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,44 +34,28 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a stop waits for replies in flight.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Creates the runtime directory 0700 if needed and refuses one that another user owns or
-/// that others can enter: the socket's safety rests on it.
+/// Creates the runtime directory 0700 if needed and refuses one that another user owns, that
+/// others can enter or that is a symlink: the socket's safety rests on it (the CLI applies the
+/// same check, `rolecall_proto::trust`, before it trusts anything in the directory).
 pub fn prepare_runtime_dir(dir: &Path) -> Result<(), String> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
         .map_err(|e| format!("cannot create the runtime dir {}: {e}", dir.display()))?;
-    let meta = std::fs::symlink_metadata(dir)
-        .map_err(|e| format!("cannot inspect the runtime dir {}: {e}", dir.display()))?;
-    if !meta.is_dir() {
-        return Err(format!(
-            "the runtime dir {} is not a directory",
-            dir.display()
-        ));
+    match rolecall_proto::trust::runtime_dir_state(dir) {
+        rolecall_proto::trust::DirState::Private => Ok(()),
+        rolecall_proto::trust::DirState::Missing => {
+            Err(format!("the runtime dir {} vanished", dir.display()))
+        }
+        rolecall_proto::trust::DirState::Untrusted(why) => Err(why),
     }
-    let uid = rolecall_proto::paths::current_uid();
-    if meta.uid() != uid {
-        return Err(format!(
-            "the runtime dir {} belongs to uid {}, not to you (uid {uid}); refusing to use it",
-            dir.display(),
-            meta.uid()
-        ));
-    }
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "the runtime dir {} is accessible by other users (mode {mode:03o}); run: chmod 700 {}",
-            dir.display(),
-            dir.display()
-        ));
-    }
-    Ok(())
 }
 
 /// Binds the socket at `path` (0600). An existing socket file is removed only when nothing
 /// answers on it; a live one means another daemon serves there.
 pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
+    rolecall_proto::trust::check_socket_path(path)?;
     if std::fs::symlink_metadata(path).is_ok() {
         match std::os::unix::net::UnixStream::connect(path) {
             Ok(_) => {
@@ -93,6 +78,20 @@ pub fn bind(path: &Path) -> Result<std::os::unix::net::UnixListener, String> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(|e| format!("cannot restrict the socket {}: {e}", path.display()))?;
     Ok(listener)
+}
+
+/// Calls listen() again on an already listening socket: Linux then records this process's
+/// pid and uid as the credentials clients read with `SO_PEERCRED` (the backlog is unchanged).
+pub fn claim_peer_credentials(listener: &std::os::unix::net::UnixListener) -> Result<(), String> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: listen on a valid, owned socket descriptor.
+    if unsafe { libc::listen(listener.as_raw_fd(), libc::SOMAXCONN) } != 0 {
+        return Err(format!(
+            "cannot listen on the socket: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 /// The socket passed by systemd socket activation (`LISTEN_FDS`/`LISTEN_PID`), if any.

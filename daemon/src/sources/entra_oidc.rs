@@ -1,4 +1,4 @@
-//! The `entra-oidc` source (SPEC §2 item 3): an Entra app registration trusted by an IAM OIDC
+//! The `entra-oidc` source (docs/entra-oidc.md): an Entra app registration trusted by an IAM OIDC
 //! identity provider.
 //!
 //! - Login: the authorization-code flow with PKCE and a loopback redirect (default where a
@@ -52,7 +52,7 @@ const JUST_RENEWED_MIN_LEFT: i64 = 30;
 /// Fallback device-code polling interval and lifetime when Entra does not say.
 const DEFAULT_INTERVAL: u64 = 5;
 const DEFAULT_DEVICE_CODE_LIFE: u64 = 900;
-/// RFC 8628 §3.5: on `slow_down`, poll 5 s less often from then on.
+/// RFC 8628 section 3.5: on `slow_down`, poll 5 s less often from then on.
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// Fallback role session length when the role refuses the requested one.
 const FALLBACK_DURATION: i32 = 3600;
@@ -424,6 +424,7 @@ impl EntraOidc {
             .device_code(self.client_id(), &self.scope)
             .await
             .map_err(|f| self.entra_error("requesting a device code", &f, "device"))?;
+        signin::check_device_pages(&self.name, &[Some(&dc.verification_uri)])?;
         progress.send_modify(|st| {
             st.flow = Some("device".into());
             st.verification_uri = Some(dc.verification_uri.clone());

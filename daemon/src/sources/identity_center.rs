@@ -1,6 +1,6 @@
-//! The `identity-center` source (SPEC §2 item 1): Entra is the external IdP of IAM Identity
-//! Center; rolecall signs in to Identity Center's OIDC service and gets role credentials from
-//! the SSO portal.
+//! The `identity-center` source (docs/design.md, *identity-center*): Entra is the external IdP of
+//! IAM Identity Center; rolecall signs in to Identity Center's OIDC service and gets role
+//! credentials from the SSO portal.
 //!
 //! - Client registration per flow (`RegisterClient`), kept in the vault and renewed a day
 //!   before `clientSecretExpiresAt`.
@@ -351,6 +351,7 @@ impl IdentityCenter {
         };
         let uri = auth.verification_uri().map(str::to_string);
         let complete = auth.verification_uri_complete().map(str::to_string);
+        signin::check_device_pages(&self.name, &[uri.as_deref(), complete.as_deref()])?;
         progress.send_modify(|st| {
             st.flow = Some("device".into());
             st.verification_uri = uri.clone();

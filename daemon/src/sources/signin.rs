@@ -71,6 +71,20 @@ pub fn show_and_open(source: &str, url: &str, env: &EnvSnapshot, progress: &Logi
     progress.send_modify(|st| st.browser_opened = opened);
 }
 
+/// Refuses device-code pages (from the upstream's reply) that `rolecall login` would show and
+/// the browser open over plain http to a remote host: the user types their code there.
+pub fn check_device_pages(source: &str, pages: &[Option<&str>]) -> Result<(), SourceError> {
+    for page in pages.iter().flatten() {
+        crate::endpoints::check_transport_str(page, "the device-code page").map_err(|e| {
+            SourceError::Upstream {
+                message: format!("{source}: {e}"),
+                retryable: false,
+            }
+        })?;
+    }
+    Ok(())
+}
+
 /// Opens the device-code page when a browser is there and wanted; `rolecall login` shows the
 /// page and the code either way.
 pub fn open_device_page(
@@ -102,6 +116,26 @@ mod tests {
             challenge_of("dBjftJeZ4CVP-mJ92K9q3JZ4mM-PyM4y4h3RuXOuI4gk"),
             "DzCh9NP_QONmK6LjPuhUdcYMPQ77soemhdACo7Da8C0"
         );
+    }
+
+    #[test]
+    fn device_pages_over_plain_http_to_a_remote_host_are_refused() {
+        check_device_pages(
+            "corp",
+            &[Some("https://device.sso.eu-west-1.amazonaws.com/"), None],
+        )
+        .unwrap();
+        check_device_pages("corp", &[Some("http://127.0.0.1:4566/device")]).unwrap();
+        let e = check_device_pages(
+            "corp",
+            &[
+                Some("https://ok.example"),
+                Some("http://device.attacker.example/"),
+            ],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("corp") && e.contains("plain http"), "{e}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The secret store (SPEC §4): OIDC client registrations, refresh tokens, container tokens and
-//! anything else that must survive a restart but never sit in a readable file.
+//! The secret store (docs/design.md, *The daemon and its socket*): OIDC client registrations,
+//! refresh tokens, container tokens and anything else that must survive a restart but never sit in
+//! a readable file.
 //!
 //! Everything lives in one encrypted file, `secrets.bin` in the state dir, sealed with
 //! ChaCha20-Poly1305 under a 32-byte key. The key is the only thing kept in the OS keyring (one

@@ -153,9 +153,9 @@ pub fn canonical_request(req: &SignedRequest<'_>, signed_headers: &[String]) -> 
             .collect();
         headers.push_str(&format!("{name}:{}\n", values.join(",")));
     }
-    let payload_hash = header(req.headers, "x-amz-content-sha256")
-        .map(str::to_string)
-        .unwrap_or_else(|| hex::encode(Sha256::digest(req.body)));
+    // The verifier hashes the body it received. An `x-amz-content-sha256` header is only a signed
+    // header like any other: trusting its value would let a replayed request carry another body.
+    let payload_hash = hex::encode(Sha256::digest(req.body));
     format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,
@@ -165,6 +165,20 @@ pub fn canonical_request(req: &SignedRequest<'_>, signed_headers: &[String]) -> 
         signed_headers.join(";"),
         payload_hash
     )
+}
+
+/// Whether `s` has the shape of an AWS region name: a two-letter area, one or more words, a
+/// number (`us-east-1`, `ap-southeast-2`, `us-gov-west-1`, `eu-isoe-west-1`, `cn-north-1`).
+pub fn is_region_name(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 3
+        && parts[0].len() == 2
+        && parts[..parts.len() - 1]
+            .iter()
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_lowercase()))
+        && parts[parts.len() - 1].len() <= 2
+        && !parts[parts.len() - 1].is_empty()
+        && parts[parts.len() - 1].bytes().all(|b| b.is_ascii_digit())
 }
 
 fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
@@ -332,6 +346,93 @@ mod tests {
             Err(SigV4Error::Incomplete(_))
         ));
         assert_eq!(check(&[], "", now()), Err(SigV4Error::Missing));
+    }
+
+    #[test]
+    fn the_body_is_hashed_not_the_header_trusted() {
+        // Sign a body with its hash in `x-amz-content-sha256`, then swap the body: the header
+        // still names the old hash, the signature still matches it, the request must fail.
+        let signed_body = b"Action=GetCallerIdentity&Version=2011-06-15";
+        let mut headers = vec![
+            ("Host".to_string(), "127.0.0.1:4566".to_string()),
+            ("X-Amz-Date".to_string(), "20150830T123600Z".to_string()),
+            (
+                "X-Amz-Content-Sha256".to_string(),
+                hex::encode(Sha256::digest(signed_body)),
+            ),
+        ];
+        let names: Vec<String> = ["host", "x-amz-content-sha256", "x-amz-date"]
+            .map(String::from)
+            .to_vec();
+        let cred = Credential {
+            access_key_id: "AKIDEXAMPLE".into(),
+            date: "20150830".into(),
+            region: "us-east-1".into(),
+            service: "sts".into(),
+        };
+        let req = |body: &'static [u8], headers: &[(String, String)]| {
+            let creq = canonical_request(
+                &SignedRequest {
+                    method: "POST",
+                    path: "/",
+                    query: "",
+                    headers,
+                    body,
+                },
+                &names,
+            );
+            let sts = format!(
+                "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/sts/aws4_request\n{}",
+                hex::encode(Sha256::digest(creq.as_bytes()))
+            );
+            hex::encode(hmac(&signing_key(SECRET, &cred), sts.as_bytes()))
+        };
+        let sig = req(signed_body, &headers);
+        headers.push(("Authorization".into(), format!("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20150830/us-east-1/sts/aws4_request, SignedHeaders=host;x-amz-content-sha256;x-amz-date, Signature={sig}")));
+        let verify_body = |body: &[u8]| {
+            let r = SignedRequest {
+                method: "POST",
+                path: "/",
+                query: "",
+                headers: &headers,
+                body,
+            };
+            let (c, n, s) = parse_authorization(&r).unwrap();
+            verify(&r, &c, &n, &s, SECRET, now())
+        };
+        verify_body(signed_body).unwrap();
+        assert_eq!(
+            verify_body(b"Action=GetCallerIdentity&Version=2011-06-15&Tampered=1"),
+            Err(SigV4Error::Mismatch)
+        );
+    }
+
+    #[test]
+    fn region_names() {
+        for ok in [
+            "us-east-1",
+            "eu-west-1",
+            "ap-southeast-2",
+            "us-gov-west-1",
+            "cn-north-1",
+            "eu-isoe-west-1",
+            "us-isob-east-1",
+        ] {
+            assert!(is_region_name(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "global",
+            "moon-base-1",
+            "eu-west",
+            "EU-WEST-1",
+            "eu-west-1a",
+            "eu--1",
+            "eu-west-123",
+            "eu_west_1",
+        ] {
+            assert!(!is_region_name(bad), "{bad}");
+        }
     }
 
     #[test]

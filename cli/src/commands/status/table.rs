@@ -287,6 +287,7 @@ mod tests {
                 profile: "dev-admin".into(),
                 created: NOW - 30,
                 bound_pid: Some(99),
+                expires: None,
             }],
         }
     }

@@ -35,14 +35,22 @@ pub const MIN_REMAINING: Duration = Duration::from_secs(20 * 60);
 const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 const CREDS_PREFIX: &str = "/latest/meta-data/iam/security-credentials/";
-/// Live session tokens kept at most (oldest dropped first): bounds memory under a flood.
-const MAX_SESSIONS: usize = 1024;
+/// Live session tokens kept at most: bounds memory and lookup time under a flood of token
+/// requests. When full, the oldest session never used for a read goes first (a flood of `PUT`s
+/// only makes such sessions), and only when every session has been used, the oldest one.
+pub const MAX_SESSIONS: usize = 1024;
+
+struct Session {
+    hash: [u8; 32],
+    until: Instant,
+    used: bool,
+}
 
 pub struct ImdsState {
     provider: Arc<dyn CredentialProvider>,
     profile: String,
     role_name: String,
-    sessions: Mutex<Vec<([u8; 32], Instant)>>,
+    sessions: Mutex<Vec<Session>>,
     limits: Limits,
 }
 
@@ -86,22 +94,40 @@ impl ImdsState {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = Instant::now();
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        s.retain(|(_, until)| *until > now);
+        s.retain(|x| x.until > now);
         if s.len() >= MAX_SESSIONS {
-            s.remove(0);
+            let victim = s.iter().position(|x| !x.used).unwrap_or(0);
+            s.remove(victim);
         }
-        s.push((hash, now + ttl));
+        s.push(Session {
+            hash,
+            until: now + ttl,
+            used: false,
+        });
         token
+    }
+
+    /// Session tokens currently kept.
+    pub fn live_sessions(&self) -> usize {
+        let now = Instant::now();
+        self.sessions
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .filter(|x| x.until > now)
+            .count()
     }
 
     fn session_valid(&self, presented: Option<&[u8]>) -> bool {
         let Some(p) = presented else { return false };
         let hash: [u8; 32] = Sha256::digest(p).into();
         let now = Instant::now();
-        let s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let mut ok = subtle::Choice::from(0);
-        for (h, until) in s.iter() {
-            ok |= h.ct_eq(&hash) & subtle::Choice::from((*until > now) as u8);
+        for x in s.iter_mut() {
+            let this = x.hash.ct_eq(&hash) & subtle::Choice::from((x.until > now) as u8);
+            x.used |= bool::from(this);
+            ok |= this;
         }
         ok.into()
     }
@@ -112,8 +138,15 @@ pub async fn serve_imds<F>(listener: TcpListener, state: Arc<ImdsState>, shutdow
 where
     F: Future<Output = ()> + Send,
 {
-    if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, profile = %state.profile, "IMDSv2 endpoint listening");
+    match listener.local_addr() {
+        Ok(addr) if addr.ip().is_loopback() => {
+            tracing::info!(%addr, profile = %state.profile, "IMDSv2 endpoint listening");
+        }
+        // The config refuses such an address; never serve credentials beyond loopback anyway.
+        other => {
+            tracing::error!(addr = ?other, "IMDS listens only on loopback; not serving");
+            return;
+        }
     }
     let limits = state.limits.clone();
     limits::serve(listener, limits, Arc::new(ImdsHandler { state }), shutdown).await;
@@ -253,6 +286,25 @@ impl limits::Handler for ImdsHandler {
 
     fn timeout_reply(&self) -> Response<Full<Bytes>> {
         text(StatusCode::GATEWAY_TIMEOUT, "timed out")
+    }
+
+    /// IMDS has no client authentication: only loopback clients of the daemon's own user.
+    fn admit_peer(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), super::peer::Refusal> {
+        let ip = match peer.ip() {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        if !ip.is_loopback() {
+            return Err("IMDS answers only clients on this machine's loopback");
+        }
+        super::peer::check_local_user(peer, local)
+    }
+
+    fn refused_reply(&self, why: super::peer::Refusal) -> Response<Full<Bytes>> {
+        text(StatusCode::FORBIDDEN, why)
     }
 }
 

@@ -66,6 +66,17 @@ pub trait Handler: Send + Sync + 'static {
 
     /// The reply when `request_timeout` runs out.
     fn timeout_reply(&self) -> Response<Full<Bytes>>;
+
+    /// Whether the client at `peer` may be served at all (checked once per connection, before
+    /// any request; see [`super::peer`]). Refused connections answer [`Handler::refused_reply`]
+    /// to their request and close.
+    fn admit_peer(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), super::peer::Refusal> {
+        let _ = (peer, local);
+        Ok(())
+    }
+
+    /// The reply to a request on a connection whose peer was refused (a 403).
+    fn refused_reply(&self, why: super::peer::Refusal) -> Response<Full<Bytes>>;
 }
 
 struct Slot {
@@ -90,9 +101,9 @@ fn has_unread_input(fd: RawFd) -> bool {
     r == 0 && n > 0
 }
 
-/// Open connections, oldest first.
+/// Open connections, oldest first. Also used by the browser-login callback listener.
 #[derive(Default)]
-struct Tracker {
+pub(crate) struct Tracker {
     next_id: AtomicU64,
     slots: Mutex<BTreeMap<u64, Slot>>,
 }
@@ -100,7 +111,11 @@ struct Tracker {
 impl Tracker {
     /// Registers a new connection, evicting the oldest idle one when full. `None`: every slot
     /// is serving a request, refuse this one.
-    fn admit(&self, max: usize, fd: Option<RawFd>) -> Option<(u64, Arc<AtomicUsize>, Arc<Notify>)> {
+    pub(crate) fn admit(
+        &self,
+        max: usize,
+        fd: Option<RawFd>,
+    ) -> Option<(u64, Arc<AtomicUsize>, Arc<Notify>)> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if slots.len() >= max {
             let victim = slots.iter().find(|(_, s)| s.idle()).map(|(id, _)| *id)?;
@@ -122,23 +137,23 @@ impl Tracker {
         Some((id, busy, evict))
     }
 
-    fn release(&self, id: u64) {
+    pub(crate) fn release(&self, id: u64) {
         self.slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.slots.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
 /// Counts the connection's in-flight requests for the eviction rule.
-struct BusyGuard(Arc<AtomicUsize>);
+pub(crate) struct BusyGuard(Arc<AtomicUsize>);
 
 impl BusyGuard {
-    fn new(busy: Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(busy: Arc<AtomicUsize>) -> Self {
         busy.fetch_add(1, Ordering::AcqRel);
         Self(busy)
     }
@@ -241,7 +256,7 @@ where
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _peer) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             r = listener.accept() => match r {
                 Ok(c) => c,
@@ -282,13 +297,33 @@ where
         let mut stop_rx = stop_rx.clone();
         let limits = limits.clone();
         tokio::spawn(async move {
+            // Checked at the first request (the client's socket surely exists then), once per
+            // connection; sockets that never send a request cost no lookup.
+            let verdict: Arc<std::sync::OnceLock<Option<super::peer::Refusal>>> = Arc::default();
             let svc_busy = busy.clone();
             let request_timeout = limits.request_timeout;
             let service = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let handler = handler.clone();
                 let guard = BusyGuard::new(svc_busy.clone());
+                let verdict = verdict.clone();
                 async move {
                     let _guard = guard;
+                    let refused = *verdict.get_or_init(|| {
+                        let r = handler.admit_peer(peer, local).err();
+                        if let Some(why) = r {
+                            tracing::warn!(%peer, why, "connection refused");
+                        }
+                        r
+                    });
+                    if let Some(why) = refused {
+                        drop(req);
+                        let mut r = handler.refused_reply(why);
+                        r.headers_mut().insert(
+                            http::header::CONNECTION,
+                            http::HeaderValue::from_static("close"),
+                        );
+                        return Ok::<_, std::convert::Infallible>(r);
+                    }
                     let reply =
                         match tokio::time::timeout(request_timeout, handler.handle(req, local))
                             .await

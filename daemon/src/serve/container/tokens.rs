@@ -5,6 +5,11 @@
 //! not hand out working tokens. Checking a presented token hashes it and compares it, in
 //! constant time, against every stored hash, so that a missing, wrong, revoked or other-profile
 //! token costs the same time as a right one.
+//!
+//! A token minted for containers has a lifetime (`container_token_ttl`, 12 h by default),
+//! extended by `rolecall container <profile> --renew`; a token bound to a process
+//! (`rolecall exec`) lives as long as that process. Signing out of a source revokes the tokens
+//! of its profiles.
 
 use base64::Engine as _;
 use rand::RngCore as _;
@@ -40,7 +45,17 @@ pub struct StoredToken {
     /// does not keep a token alive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bound_start: Option<u64>,
+    /// Epoch seconds after which the token is refused; `None` only for tokens bound to a
+    /// process.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+    /// The source of the profile when minted (a logout of it revokes the token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
+
+/// What a saved token without a lifetime (made before tokens had one) is given.
+pub const LEGACY_TTL_SECS: i64 = 12 * 3600;
 
 impl std::fmt::Debug for StoredToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -49,6 +64,8 @@ impl std::fmt::Debug for StoredToken {
             .field("profile", &self.profile)
             .field("created", &self.created)
             .field("bound_pid", &self.bound_pid)
+            .field("expires", &self.expires)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -58,6 +75,19 @@ pub struct Minted {
     pub id: String,
     pub token: Zeroizing<String>,
     pub profile: String,
+    pub expires: Option<i64>,
+}
+
+/// What a new token is scoped to.
+#[derive(Debug, Clone, Default)]
+pub struct NewToken<'a> {
+    pub profile: &'a str,
+    /// The profile's source, for revocation at its logout.
+    pub source: Option<&'a str>,
+    /// Revoked when this process is gone (then no lifetime is needed).
+    pub bound_pid: Option<u32>,
+    /// Epoch seconds after which the token is refused.
+    pub expires: Option<i64>,
 }
 
 impl std::fmt::Debug for Minted {
@@ -66,6 +96,7 @@ impl std::fmt::Debug for Minted {
             .field("id", &self.id)
             .field("token", &"** redacted **")
             .field("profile", &self.profile)
+            .field("expires", &self.expires)
             .finish()
     }
 }
@@ -75,7 +106,26 @@ impl std::fmt::Debug for Minted {
 pub enum Revoke {
     Id(String),
     Profile(String),
+    /// Tokens minted under this source, or (for tokens saved without one) of these profiles.
+    Source {
+        source: String,
+        profiles: Vec<String>,
+    },
     All,
+}
+
+impl Revoke {
+    fn selects(&self, t: &StoredToken) -> bool {
+        match self {
+            Revoke::Id(id) => &t.id == id,
+            Revoke::Profile(p) => &t.profile == p,
+            Revoke::Source { source, profiles } => match &t.source {
+                Some(s) => s == source,
+                None => profiles.contains(&t.profile),
+            },
+            Revoke::All => true,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -124,9 +174,14 @@ impl TokenStore {
         let stored = vault.load().map_err(TokenError::Load)?;
         let entries = stored
             .into_iter()
-            .filter_map(|s| {
+            .filter_map(|mut s| {
                 let bytes = hex::decode(&s.sha256).ok()?;
                 let hash: [u8; 32] = bytes.try_into().ok()?;
+                if s.expires.is_none() && s.bound_pid.is_none() {
+                    // Saved before tokens had a lifetime: give it the default one from its
+                    // creation rather than forever.
+                    s.expires = Some(s.created.saturating_add(LEGACY_TTL_SECS));
+                }
                 Some(Entry { stored: s, hash })
             })
             .collect();
@@ -156,13 +211,27 @@ impl TokenStore {
         }
     }
 
-    /// Mints a 256-bit random token scoped to `profile` (and, optionally, to a process).
+    /// Mints a 256-bit random token scoped to `profile` (and, optionally, to a process), with
+    /// no lifetime (tests and process-bound tokens; see [`TokenStore::mint_token`]).
     pub fn mint(
         &self,
         profile: &str,
         bound_pid: Option<u32>,
         now: i64,
     ) -> Result<Minted, TokenError> {
+        self.mint_token(
+            &NewToken {
+                profile,
+                bound_pid,
+                ..NewToken::default()
+            },
+            now,
+        )
+    }
+
+    /// Mints a 256-bit random token as `new` says. Expired tokens are dropped on the way.
+    pub fn mint_token(&self, new: &NewToken<'_>, now: i64) -> Result<Minted, TokenError> {
+        let (profile, bound_pid) = (new.profile, new.bound_pid);
         let mut raw = Zeroizing::new([0u8; 32]);
         rand::rngs::OsRng.fill_bytes(raw.as_mut());
         let token = Zeroizing::new(format!(
@@ -179,8 +248,11 @@ impl TokenStore {
             created: now,
             bound_pid,
             bound_start: bound_pid.and_then(process_start_time),
+            expires: new.expires,
+            source: new.source.map(str::to_string),
         };
         let mut entries = self.write();
+        entries.retain(|e| live(&e.stored, now));
         entries.push(Entry {
             stored: stored.clone(),
             hash,
@@ -194,21 +266,61 @@ impl TokenStore {
             id: stored.id,
             token,
             profile: stored.profile,
+            expires: stored.expires,
         })
     }
 
-    /// Whether `presented` is a live token for `profile`. Runs in time that depends only on the
-    /// number of stored tokens, not on which (if any) matched.
-    pub fn verify(&self, profile: &str, presented: Option<&[u8]>) -> bool {
+    /// Whether `presented` is a live token for `profile` at `now`. Runs in time that depends
+    /// only on the number of stored tokens, not on which (if any) matched.
+    pub fn verify(&self, profile: &str, presented: Option<&[u8]>, now: i64) -> bool {
         let hash = sha256(presented.unwrap_or_default());
         let entries = self.read();
         let mut ok = Choice::from(0u8);
         for e in entries.iter() {
             let same_token = hash.ct_eq(&e.hash);
             let same_profile = e.stored.profile.as_bytes().ct_eq(profile.as_bytes());
-            ok |= same_token & same_profile;
+            ok |= same_token & same_profile & Choice::from(live(&e.stored, now) as u8);
         }
         bool::from(ok & Choice::from(presented.is_some() as u8))
+    }
+
+    /// Gives every live token of `profile` that has a lifetime the new end `expires`; answers
+    /// how many were renewed.
+    pub fn renew(&self, profile: &str, now: i64, expires: i64) -> Result<usize, TokenError> {
+        let mut entries = self.write();
+        let mut next: Vec<Entry> = entries.clone();
+        let mut n = 0;
+        for e in next.iter_mut() {
+            if e.stored.profile == profile && e.stored.expires.is_some() && live(&e.stored, now) {
+                e.stored.expires = Some(expires);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            self.persist(&next)?;
+            *entries = next;
+        }
+        Ok(n)
+    }
+
+    /// Drops expired tokens; answers their ids.
+    pub fn prune_expired(&self, now: i64) -> Result<Vec<String>, TokenError> {
+        let mut entries = self.write();
+        let gone: Vec<String> = entries
+            .iter()
+            .filter(|e| !live(&e.stored, now))
+            .map(|e| e.stored.id.clone())
+            .collect();
+        if !gone.is_empty() {
+            let kept: Vec<Entry> = entries
+                .iter()
+                .filter(|e| live(&e.stored, now))
+                .cloned()
+                .collect();
+            self.persist(&kept)?;
+            *entries = kept;
+        }
+        Ok(gone)
     }
 
     /// Removes the selected tokens; answers how many went.
@@ -217,11 +329,7 @@ impl TokenStore {
         let before = entries.len();
         let kept: Vec<Entry> = entries
             .iter()
-            .filter(|e| match which {
-                Revoke::Id(id) => &e.stored.id != id,
-                Revoke::Profile(p) => &e.stored.profile != p,
-                Revoke::All => false,
-            })
+            .filter(|e| !which.selects(&e.stored))
             .cloned()
             .collect();
         let removed = before - kept.len();
@@ -267,6 +375,7 @@ impl TokenStore {
                 profile: e.stored.profile.clone(),
                 created: e.stored.created,
                 bound_pid: e.stored.bound_pid,
+                expires: e.stored.expires,
             })
             .collect()
     }
@@ -278,6 +387,11 @@ impl TokenStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Whether the token is within its lifetime (one without a lifetime is bound to a process).
+fn live(t: &StoredToken, now: i64) -> bool {
+    t.expires.is_none_or(|end| now < end)
 }
 
 /// Whether `pid` still runs and is the process the token was bound to.
@@ -339,11 +453,11 @@ mod tests {
         assert!(body
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert!(s.verify("dev", Some(m.token.as_bytes())));
-        assert!(!s.verify("prod", Some(m.token.as_bytes())));
-        assert!(!s.verify("dev", None));
-        assert!(!s.verify("dev", Some(b"")));
-        assert!(!s.verify("dev", Some(&m.token.as_bytes()[..20])));
+        assert!(s.verify("dev", Some(m.token.as_bytes()), 1));
+        assert!(!s.verify("prod", Some(m.token.as_bytes()), 1));
+        assert!(!s.verify("dev", None, 1));
+        assert!(!s.verify("dev", Some(b""), 1));
+        assert!(!s.verify("dev", Some(&m.token.as_bytes()[..20]), 1));
         let other = s.mint("dev", None, 1).unwrap();
         assert_ne!(*other.token, *m.token);
         assert_ne!(other.id, m.id);
@@ -362,7 +476,7 @@ mod tests {
         assert!(!format!("{saved:?}").contains(&saved[0].sha256));
 
         let again = TokenStore::load(vault.clone()).unwrap();
-        assert!(again.verify("dev", Some(m.token.as_bytes())));
+        assert!(again.verify("dev", Some(m.token.as_bytes()), 1));
         assert_eq!(again.list()[0].created, 7);
     }
 
@@ -386,11 +500,11 @@ mod tests {
         let b = s.mint("dev", None, 1).unwrap();
         let c = s.mint("prod", None, 1).unwrap();
         assert_eq!(s.revoke(&Revoke::Id(a.id.clone())).unwrap(), 1);
-        assert!(!s.verify("dev", Some(a.token.as_bytes())));
-        assert!(s.verify("dev", Some(b.token.as_bytes())));
+        assert!(!s.verify("dev", Some(a.token.as_bytes()), 1));
+        assert!(s.verify("dev", Some(b.token.as_bytes()), 1));
         assert_eq!(s.revoke(&Revoke::Profile("dev".into())).unwrap(), 1);
-        assert!(!s.verify("dev", Some(b.token.as_bytes())));
-        assert!(s.verify("prod", Some(c.token.as_bytes())));
+        assert!(!s.verify("dev", Some(b.token.as_bytes()), 1));
+        assert!(s.verify("prod", Some(c.token.as_bytes()), 1));
         assert_eq!(s.revoke(&Revoke::All).unwrap(), 1);
         assert!(s.is_empty());
         assert!(vault.saved.lock().unwrap().is_empty());
@@ -410,9 +524,9 @@ mod tests {
         child.kill().unwrap();
         child.wait().unwrap();
         assert_eq!(s.reap_dead().unwrap(), vec![bound.id.clone()]);
-        assert!(!s.verify("dev", Some(bound.token.as_bytes())));
-        assert!(s.verify("dev", Some(mine.token.as_bytes())));
-        assert!(s.verify("dev", Some(free.token.as_bytes())));
+        assert!(!s.verify("dev", Some(bound.token.as_bytes()), 1));
+        assert!(s.verify("dev", Some(mine.token.as_bytes()), 1));
+        assert!(s.verify("dev", Some(free.token.as_bytes()), 1));
     }
 
     #[test]
@@ -421,6 +535,73 @@ mod tests {
         let start = process_start_time(me).expect("linux /proc");
         assert!(process_alive(me, Some(start)));
         assert!(!process_alive(me, Some(start + 1)));
+    }
+
+    #[test]
+    fn tokens_expire_renew_and_old_saved_ones_get_a_lifetime() {
+        let vault = Arc::new(MemVault::default());
+        let s = TokenStore::load(vault.clone()).unwrap();
+        let new = |expires| NewToken {
+            profile: "dev",
+            source: Some("corp"),
+            bound_pid: None,
+            expires,
+        };
+        let m = s.mint_token(&new(Some(100)), 10).unwrap();
+        assert!(s.verify("dev", Some(m.token.as_bytes()), 99));
+        assert!(!s.verify("dev", Some(m.token.as_bytes()), 100));
+        assert_eq!(s.renew("dev", 50, 500).unwrap(), 1);
+        assert!(s.verify("dev", Some(m.token.as_bytes()), 499));
+        // An expired token is not renewed back to life, and goes at the next prune.
+        assert_eq!(s.renew("dev", 600, 900).unwrap(), 0);
+        assert_eq!(s.prune_expired(600).unwrap(), vec![m.id.clone()]);
+        assert!(vault.saved.lock().unwrap().is_empty());
+
+        // A token saved without a lifetime gets the default one from its creation.
+        let mut old = StoredToken {
+            id: "old".into(),
+            profile: "dev".into(),
+            sha256: hex::encode(sha256(b"rct_old")),
+            created: 1_000,
+            bound_pid: None,
+            bound_start: None,
+            expires: None,
+            source: None,
+        };
+        vault.save(std::slice::from_ref(&old)).unwrap();
+        let again = TokenStore::load(vault.clone()).unwrap();
+        assert!(again.verify("dev", Some(b"rct_old"), 1_000 + LEGACY_TTL_SECS - 1));
+        assert!(!again.verify("dev", Some(b"rct_old"), 1_000 + LEGACY_TTL_SECS));
+        old.bound_pid = Some(1);
+        assert!(live(&old, i64::MAX));
+    }
+
+    #[test]
+    fn revoking_a_source_takes_its_tokens_only() {
+        let s = TokenStore::in_memory();
+        let mk = |profile, source| {
+            s.mint_token(
+                &NewToken {
+                    profile,
+                    source,
+                    bound_pid: None,
+                    expires: Some(1_000),
+                },
+                1,
+            )
+            .unwrap()
+        };
+        let a = mk("dev", Some("corp"));
+        let b = mk("prod", Some("other"));
+        let c = mk("legacy-dev", None);
+        let which = Revoke::Source {
+            source: "corp".into(),
+            profiles: vec!["legacy-dev".into()],
+        };
+        assert_eq!(s.revoke(&which).unwrap(), 2);
+        assert!(!s.verify("dev", Some(a.token.as_bytes()), 2));
+        assert!(!s.verify("legacy-dev", Some(c.token.as_bytes()), 2));
+        assert!(s.verify("prod", Some(b.token.as_bytes()), 2));
     }
 
     #[test]

@@ -14,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use rolecall_proto::api::{
     AvailableRoles, ErrorBody, ErrorCode, ErrorReply, LoginRequest, LogoutRequest,
-    MintTokenRequest, OkReply, RevokeTokenRequest, VersionReply,
+    MintTokenRequest, OkReply, RenewTokenRequest, RevokeTokenRequest, VersionReply,
 };
 use rolecall_proto::output::ProcessCredentials;
 use rolecall_proto::{timefmt, HEADER_PROTOCOL, HEADER_VERSION, PROTOCOL_VERSION, VERSION};
@@ -207,7 +207,7 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
         (["login", source], &Method::POST) => login_start(app, source, req).await,
         (["login", source], &Method::GET) => login_poll(app, source, &query).await,
         (["logout"], &Method::POST) => match read_json::<LogoutRequest>(req).await {
-            Ok(r) => match app.broker().logout(r.source.as_deref()).await {
+            Ok(r) => match app.logout(r.source.as_deref()).await {
                 Ok(()) => ok(&OkReply { ok: true }),
                 Err(e) => error(e),
             },
@@ -247,6 +247,18 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
                 Err(reply) => reply,
             }
         }
+        (["container", "tokens", "renew"], &Method::POST) => {
+            let Some(c) = app.container() else {
+                return container_unavailable();
+            };
+            match read_json_required::<RenewTokenRequest>(req).await {
+                Ok(r) => match c.renew_tokens(&r) {
+                    Ok(reply) => ok(&reply),
+                    Err(e) => error(e),
+                },
+                Err(reply) => reply,
+            }
+        }
         (["whoami", profile], &Method::GET) => {
             match whoami::whoami(app.broker(), app.env(), profile).await {
                 Ok(id) => ok(&id),
@@ -263,6 +275,7 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             | ["reload"]
             | ["shutdown"]
             | ["container", "tokens"]
+            | ["container", "tokens", "renew"]
             | ["whoami", _]
             | ["sources", _, "roles"],
             _,

@@ -48,6 +48,12 @@ pub async fn resolve(start_url: &str) -> Result<String, String> {
         if next.scheme() != "https" && next.scheme() != "http" {
             return Err(format!("start URL {start_url} redirects to a non-HTTP URL"));
         }
+        // The resolved URL keys the stored session and is opened in the browser: a redirect
+        // may not downgrade it to plain http off loopback.
+        crate::endpoints::check_transport(
+            &next,
+            &format!("the redirect of start URL {start_url} to"),
+        )?;
         // Drop any query (sign-in hints): the start URL is the bare portal address.
         let mut next = next;
         next.set_query(None);
@@ -132,6 +138,11 @@ mod tests {
             .contains("without a Location"));
         let u = serve(404, None).await;
         assert!(resolve(&u).await.unwrap_err().contains("HTTP 404"));
+        // A redirect to plain http off loopback is refused (the session would be keyed to it
+        // and the browser sent there).
+        let u = serve(302, Some("http://sso.attacker.example/start")).await;
+        let e = resolve(&u).await.unwrap_err();
+        assert!(e.contains("plain http"), "{e}");
         let e = resolve("http://127.0.0.1:1/start").await.unwrap_err();
         assert!(e.contains("cannot reach"), "{e}");
         // Canonical URLs are never fetched (port 1 would refuse).

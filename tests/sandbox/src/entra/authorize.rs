@@ -26,7 +26,7 @@ fn is_loopback_host(h: &str) -> bool {
 }
 
 /// Whether `requested` matches a registered redirect URI: exact, or, for registered loopback
-/// `http` URIs, any port with the same path (RFC 8252 §7.3, as Entra allows).
+/// `http` URIs, any port with the same path (RFC 8252 section 7.3, as Entra allows).
 pub fn redirect_allowed(registered: &[String], requested: &str) -> bool {
     let Ok(req) = url::Url::parse(requested) else {
         return false;

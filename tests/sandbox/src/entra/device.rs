@@ -153,7 +153,7 @@ pub fn redeem(
                 "The provided value for the input parameter 'device_code' is not valid. This device code has expired.",
             ));
         }
-        // RFC 8628 §3.5: a client polling faster than the interval is told to slow down. A
+        // RFC 8628 section 3.5: a client polling faster than the interval is told to slow down. A
         // little tolerance keeps timer jitter of a well-behaved poller from tripping it.
         let too_soon = d.last_poll.is_some_and(|last| {
             (now - last).whole_milliseconds() < (d.interval_secs as i128 * 1000) - 250

@@ -70,6 +70,14 @@ pub async fn sso(sb: &Sandbox, req: &Req, tid: &str) -> Resp {
             &format!("AADSTS700016: Application with identifier '{}' was not found in the directory '{tenant_domain}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", authn.issuer),
         );
     }
+    // An AuthnRequest may name where the response goes; Entra posts only to a reply URL
+    // registered for the app, and refuses the request otherwise (never posting elsewhere).
+    if authn.acs_url.as_ref().is_some_and(|acs| *acs != reply_url) {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            &format!("AADSTS50011: The reply URL specified in the request does not match the reply URLs configured for the application: '{identifier}'. Make sure the reply URL sent in the request matches one added to your application in the Azure portal."),
+        );
+    }
     let state = sb.state::<EntraState>();
     let opts = state.lock().saml.clone();
     let recipient = opts.recipient.clone().unwrap_or(reply_url);

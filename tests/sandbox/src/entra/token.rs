@@ -49,6 +49,16 @@ fn grant(sb: &Sandbox, form: &HashMap<String, String>) -> Result<Value, Failure>
                 description: "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.".into(),
             });
         }
+        // A public client cannot keep a secret, so Entra refuses one that presents any.
+        let presented = |k: &str| form.get(k).is_some_and(|v| !v.is_empty());
+        if presented("client_secret") || presented("client_assertion") {
+            return Err(Failure {
+                status: StatusCode::UNAUTHORIZED,
+                error: "invalid_client",
+                aadsts: 700025,
+                description: "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.".into(),
+            });
+        }
     }
     match grant_type.as_str() {
         "urn:ietf:params:oauth:grant-type:device_code" => {

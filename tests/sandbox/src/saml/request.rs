@@ -75,9 +75,38 @@ pub fn parse_xml(doc: &str) -> Result<AuthnRequest, String> {
 
 /// Encodes an `AuthnRequest` for the Redirect binding (tests and clients of the sandbox).
 pub fn encode_redirect(id: &str, issuer: &str, is_passive: bool, issue_instant: &str) -> String {
+    encode(id, issuer, is_passive, None, issue_instant)
+}
+
+/// Like [`encode_redirect`], naming where the response should go
+/// (`AssertionConsumerServiceURL`), if anywhere.
+pub fn encode_redirect_to(
+    id: &str,
+    issuer: &str,
+    acs: Option<&str>,
+    issue_instant: &str,
+) -> String {
+    encode(id, issuer, false, acs, issue_instant)
+}
+
+fn encode(
+    id: &str,
+    issuer: &str,
+    is_passive: bool,
+    acs: Option<&str>,
+    issue_instant: &str,
+) -> String {
     use std::io::Write;
+    let acs = acs
+        .map(|a| {
+            format!(
+                r#" AssertionConsumerServiceURL="{}""#,
+                quick_xml::escape::escape(a)
+            )
+        })
+        .unwrap_or_default();
     let doc = format!(
-        r#"<samlp:AuthnRequest xmlns="urn:oasis:names:tc:SAML:2.0:metadata" ID="{}" Version="2.0" IssueInstant="{}" IsPassive="{}" xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><Issuer xmlns="urn:oasis:names:tc:SAML:2.0:assertion">{}</Issuer></samlp:AuthnRequest>"#,
+        r#"<samlp:AuthnRequest xmlns="urn:oasis:names:tc:SAML:2.0:metadata" ID="{}" Version="2.0" IssueInstant="{}" IsPassive="{}"{acs} xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><Issuer xmlns="urn:oasis:names:tc:SAML:2.0:assertion">{}</Issuer></samlp:AuthnRequest>"#,
         quick_xml::escape::escape(id),
         quick_xml::escape::escape(issue_instant),
         is_passive,
@@ -105,6 +134,11 @@ mod tests {
         assert_eq!(r.issuer, "https://signin.aws.amazon.com/saml#1");
         assert!(r.is_passive);
         assert_eq!(r.acs_url, None);
+        let to = encode_redirect_to("id-2", "x", Some("https://a.example/saml"), "t");
+        assert_eq!(
+            decode_redirect(&to).unwrap().acs_url.as_deref(),
+            Some("https://a.example/saml")
+        );
     }
 
     #[test]
