@@ -204,6 +204,9 @@ chmod 755 "$ROOT/root/fresh-run.sh"
 INNER='
 set -eu
 R="$1"
+# The root a mount point, as / is on a machine: `unshare --propagation` and `ip netns exec`
+# (which the tests run) change the propagation of / and fail on a plain directory.
+mount --bind "$R" "$R"
 mount -t proc proc "$R/proc"
 mount --rbind /sys "$R/sys"
 mount --make-rslave "$R/sys"
