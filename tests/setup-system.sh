@@ -162,7 +162,10 @@ setup_cargo_deny() {
     return 1
   fi
   log "installing cargo-deny (cargo install cargo-deny --version 0.20.2 --locked)"
-  cargo install cargo-deny --version 0.20.2 --locked --quiet
+  # Its release profile asks for fat LTO with one codegen unit, the slowest build there is; a
+  # licence and source check does not need it.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install cargo-deny --version 0.20.2 --locked --quiet
 }
 
 # The cargo installs compile (CPU) while pip and npm mostly download (network): side by side, the
