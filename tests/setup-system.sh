@@ -33,6 +33,13 @@ REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 #   ruby                    `ruby -c` on the Homebrew formula (packaging/homebrew)
 #   openssl xmlsec1 curl    fixtures and debugging (curl --unix-socket against the daemon)
 #   bsdutils procps         `script` (pty for interactive callers), `ps`/`pgrep` in tests
+#   patch                   `rolecall populate --diff` output is checked by applying it with patch
+# Plus, only when the machine has no `node`/`npm` of its own (CI images ship Node 20):
+#   nodejs npm              tests/js (the AWS SDK for JavaScript v3). Debian 12's nodejs is 18,
+#                           older than the >= 20 the locked SDK packages declare: setup warns
+#                           (the JavaScript tests passed with 18.20.4 and npm 9.2 on 2026-12-04).
+# Not needed, on purpose: cmake (aws-lc-sys builds with cc), meson/ninja (pip fetches them as
+# dbus-python's build dependencies), git (CI clones before any of this runs).
 PACKAGES=(
   build-essential pkg-config
   libclang-dev libxmlsec1-dev libssl-dev libdbus-1-dev
@@ -45,7 +52,7 @@ PACKAGES=(
   iproute2 iptables nftables
   systemd ruby
   openssl xmlsec1 curl ca-certificates
-  bsdutils procps
+  bsdutils procps patch
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -63,11 +70,14 @@ as_root() {
 
 install_packages() {
   if ! command -v dpkg-query >/dev/null 2>&1; then
-    log "not a Debian-family system: install the equivalents of: ${PACKAGES[*]}"
+    log "not a Debian-family system: install the equivalents of: ${PACKAGES[*]} (and Node.js 20 with npm)"
     return 0
   fi
-  local missing=() p
-  for p in "${PACKAGES[@]}"; do
+  local missing=() p wanted=("${PACKAGES[@]}")
+  if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    wanted+=(nodejs npm)
+  fi
+  for p in "${wanted[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
       missing+=("$p")
     fi
@@ -107,6 +117,11 @@ setup_node() {
   if ! command -v npm >/dev/null 2>&1; then
     log "npm not found: the JavaScript SDK tests need Node.js 20 and npm"
     return 1
+  fi
+  local major
+  major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+  if [ "${major:-0}" -lt 20 ]; then
+    log "warning: Node.js $(node --version 2>/dev/null) is older than the 20 the AWS SDK for JavaScript v3 packages in tests/js declare; install Node.js 20 if the JavaScript tests fail"
   fi
   if [ -d "$dir/node_modules" ] && stamp_ok "$dir/node_modules/.package-lock.stamp" "$dir/package-lock.json"; then
     log "node_modules up to date"
@@ -148,12 +163,38 @@ setup_cargo_deny() {
     return 1
   fi
   log "installing cargo-deny (cargo install cargo-deny --version 0.20.2 --locked)"
-  cargo install cargo-deny --version 0.20.2 --locked --quiet
+  # Its release profile asks for fat LTO with one codegen unit, the slowest build there is; a
+  # licence and source check does not need it.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    cargo install cargo-deny --version 0.20.2 --locked --quiet
+}
+
+# The cargo installs compile (CPU) while pip and npm mostly download (network): side by side, the
+# setup of a fresh machine is shorter by the venv's minute or two. --with-deny: cargo-deny too.
+setup_tools() {
+  local cargo_log cargo_pid
+  cargo_log="$(mktemp)"
+  if [ "${1:-}" = "--with-deny" ]; then
+    (setup_cargo_deb && setup_cargo_deny) >"$cargo_log" 2>&1 &
+  else
+    setup_cargo_deb >"$cargo_log" 2>&1 &
+  fi
+  cargo_pid=$!
+  # shellcheck disable=SC2064 # the pid and path are fixed now
+  trap "kill $cargo_pid 2>/dev/null || true; rm -f '$cargo_log'" EXIT
+  setup_venv
+  setup_node
+  if ! wait "$cargo_pid"; then
+    cat "$cargo_log" >&2
+    log "installing the cargo tools failed"
+    return 1
+  fi
+  cat "$cargo_log" >&2
 }
 
 case "${1:-all}" in
   --packages) install_packages ;;
-  --tools) setup_venv; setup_node; setup_cargo_deb; setup_cargo_deny ;;
-  all | --all) install_packages; setup_venv; setup_node; setup_cargo_deb ;;
+  --tools) setup_tools --with-deny ;;
+  all | --all) install_packages; setup_tools ;;
   *) log "usage: $0 [--packages|--tools]"; exit 2 ;;
 esac

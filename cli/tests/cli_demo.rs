@@ -34,6 +34,18 @@ fn pid_alive(pid: u32) -> bool {
             .contains(") Z ")
 }
 
+/// The lines under the demo heading `== <title>` (up to the next heading); panics when the
+/// section is missing, so a step the demo left out fails here.
+fn section<'a>(out: &'a str, title: &str) -> &'a str {
+    let start = out
+        .find(&format!("\n== {title}\n"))
+        .unwrap_or_else(|| panic!("no section '{title}' in:\n{out}"))
+        + title.len()
+        + 5;
+    let rest = &out[start..];
+    &rest[..rest.find("\n== ").unwrap_or(rest.len())]
+}
+
 #[test]
 fn the_demo_runs_the_product_and_leaves_nothing_behind() {
     let tmp = tempfile::tempdir().unwrap();
@@ -45,9 +57,29 @@ fn the_demo_runs_the_product_and_leaves_nothing_behind() {
         t.elapsed() < Duration::from_secs(30),
         "the demo takes seconds"
     );
-    assert!(out.contains("Signed in to 'corp'"), "{out}");
+
+    let s = section(
+        &out,
+        "A sandbox stands in for Entra ID, IAM Identity Center and STS",
+    );
+    assert!(s.contains("sandbox at http://127.0.0.1:"), "{s}");
+    let s = section(&out, "Configuration");
+    assert!(s.contains("profile dev-admin"), "{s}");
+    assert!(
+        s.contains("credential_process = rolecall credential-process"),
+        "{s}"
+    );
+    let s = section(&out, "Start the daemon");
+    assert!(s.contains("Started rolecalld (pid "), "{s}");
+    let s = section(
+        &out,
+        "Sign in (the sandbox's robot browser approves the browser step)",
+    );
+    assert!(s.contains("Signed in to 'corp'"), "{s}");
+
     // credential_process output is shown with the secret parts masked.
-    let line = out
+    let s = section(&out, "What every AWS SDK runs: credential_process");
+    let line = s
         .lines()
         .find(|l| l.trim_start().starts_with("{\"Version\":1,"))
         .expect("the credentials line");
@@ -57,9 +89,65 @@ fn the_demo_runs_the_product_and_leaves_nothing_behind() {
         "{line}"
     );
     // STS, called by the daemon with the AWS SDK, names the permission set's role.
-    assert!(out.contains("Account 111111111111"));
-    assert!(out.contains("AWSReservedSSO_DeveloperAdmin_"), "{out}");
-    assert!(out.contains("rolecalld is running"));
+    let s = section(
+        &out,
+        "A real AWS SDK call with those credentials: STS GetCallerIdentity",
+    );
+    assert!(s.contains("Account 111111111111"), "{s}");
+    assert!(s.contains("AWSReservedSSO_DeveloperAdmin_"), "{s}");
+    // The aws CLI is the machine's: either its answer or a line saying why there is none.
+    let s = section(&out, "The aws CLI, through credential_process");
+    assert!(
+        s.contains("\"Account\": \"111111111111\"") || s.contains("(no `aws` on PATH: skipped)"),
+        "{s}"
+    );
+    let s = section(&out, "Status");
+    assert!(s.contains("$ rolecall status"), "{s}");
+    assert!(s.contains("container endpoint  http://127.0.0.1:"), "{s}");
+    let corp = s
+        .lines()
+        .find(|l| l.trim_start().starts_with("corp "))
+        .unwrap_or_else(|| panic!("no source row: {s}"));
+    assert!(
+        corp.contains("identity-center") && corp.contains(" yes "),
+        "{corp}"
+    );
+    let dev = s
+        .lines()
+        .find(|l| l.trim_start().starts_with("dev-admin "))
+        .unwrap_or_else(|| panic!("no profile row: {s}"));
+    assert!(
+        dev.contains("(111111111111)") && dev.contains(" in 3h"),
+        "{dev}"
+    );
+    // The container endpoint served credentials to the token `rolecall container` printed.
+    let s = section(
+        &out,
+        "Containers and long-running programs: the container credentials endpoint",
+    );
+    assert!(
+        s.contains("AWS_CONTAINER_CREDENTIALS_FULL_URI=http://127.0.0.1:"),
+        "{s}"
+    );
+    assert!(
+        s.contains("AWS_CONTAINER_AUTHORIZATION_TOKEN=rct_") && s.contains("(47 chars)"),
+        "the token is shown masked: {s}"
+    );
+    assert!(
+        s.lines()
+            .any(|l| l.trim_start().starts_with("GET http://127.0.0.1:")
+                && l.contains("/v1/container/dev-admin → ASIA")),
+        "{s}"
+    );
+    let s = section(&out, "The prompt segment");
+    assert!(
+        s.lines().any(|l| l.trim().starts_with("dev-admin@dev 3h5")),
+        "the prompt names profile, account and time left: {s}"
+    );
+    let s = section(&out, "The daemon");
+    assert!(s.contains("rolecalld is running"), "{s}");
+    assert!(out.contains("\nDemo ran in "), "{out}");
+
     // Nothing left: the temporary installation is gone, and so are its processes.
     let left: Vec<_> = std::fs::read_dir(tmp.path())
         .unwrap()

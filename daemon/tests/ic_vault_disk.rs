@@ -2,6 +2,9 @@
 //! memory keeps the old value. Uses a tiny tmpfs, so it needs root (CI runs as root); elsewhere
 //! it says it was skipped.
 
+mod skip;
+use skip::skip;
+
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::SecretStore;
 use std::process::Command;
@@ -25,7 +28,7 @@ fn full_disk_keeps_the_old_store() {
         .map(|s| s.success())
         .unwrap_or(false);
     if !ok {
-        eprintln!("SKIPPED: cannot mount a tmpfs here (needs root)");
+        skip("cannot mount a tmpfs here (needs root)");
         return;
     }
     let _m = Mount(mnt.clone());

@@ -2,6 +2,9 @@
 //! gnome-keyring on it (no user's keyring is touched). Its own test binary, because the keyring
 //! crate picks its store once per process.
 
+mod skip;
+use skip::skip;
+
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, KEY_FILE, STORE_FILE};
 use std::io::Write;
@@ -37,7 +40,9 @@ fn key_lives_in_the_secret_service_and_survives_a_restart() {
             .map(|s| !s.success())
             .unwrap_or(true)
         {
-            eprintln!("SKIPPED: {tool} is not installed (tests/setup-system.sh installs it)");
+            skip(&format!(
+                "{tool} is not installed (tests/setup-system.sh installs it)"
+            ));
             return;
         }
     }

@@ -4,6 +4,9 @@
 //! daemon restarts locked. Its own test binary, because the keyring crate picks its store once per
 //! process.
 
+mod skip;
+use skip::skip;
+
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, STORE_FILE};
 use std::io::Write;
@@ -78,7 +81,9 @@ fn locked_keyring_is_a_clear_error_and_nothing_is_lost() {
             .map(|s| s.success())
             .unwrap_or(false);
         if !found {
-            eprintln!("SKIPPED: {tool} is not installed (tests/setup-system.sh installs it)");
+            skip(&format!(
+                "{tool} is not installed (tests/setup-system.sh installs it)"
+            ));
             return;
         }
     }

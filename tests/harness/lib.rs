@@ -9,6 +9,9 @@ pub mod command;
 pub mod http;
 pub mod install;
 pub mod sandbox;
+// The suite's skip convention (shared with daemon/tests: one file, included by path).
+#[path = "../../daemon/tests/skip/mod.rs"]
+mod skip_convention;
 pub mod world;
 
 pub use command::{
@@ -17,6 +20,7 @@ pub use command::{
 };
 pub use install::{BrowserMode, IcProfile, Installation, REGION, START_URL};
 pub use sandbox::{Fault, Sandbox, SandboxOptions};
+pub use skip_convention::skip;
 pub use world::{default_profiles, World, WorldOptions};
 
 use std::path::PathBuf;

@@ -270,10 +270,6 @@ def test_daemon_serves_within_the_units_filesystem_restrictions(tmp_path):
         pytest.skip("a private mount namespace needs root (CI runs as root)")
     need("unshare")
     need("findmnt")
-    if str(pathlib.Path(__file__).resolve()).startswith(tempfile.gettempdir() + os.sep):
-        # The daemon launches the test's browser stand-in and reads binaries from the checkout
-        # inside the namespace, where the unit's private /tmp hides them.
-        pytest.skip(f"the checkout is under {tempfile.gettempdir()}, which the unit's private /tmp hides")
     from e2e_fixtures import E2ESandbox, Installation, World
 
     # Outside /tmp: the private /tmp would hide the installation, as it would hide nothing of
@@ -294,12 +290,15 @@ def test_daemon_serves_within_the_units_filesystem_restrictions(tmp_path):
         assert str(inst.state_dir) in rw and str(inst.runtime_dir) in rw, rw
 
         sandbox = E2ESandbox(root, auto_approve=True)
-        inst.use_browser(follow=True)
-        inst.write_ic_setup(sandbox.url)
-        # A copy beside the installation: the checkout may itself live under /tmp (CI clones
-        # there), which the unit's private /tmp would hide.
+        # What runs inside the namespace is copied beside the installation: the checkout may
+        # itself live under /tmp (CI clones there), which the unit's private /tmp would hide.
+        # The daemon, and the browser stand-in it launches (the sandbox's robot browser).
         daemon_bin = root / "rolecalld"
         shutil.copy2(bin_path("rolecalld").resolve(), daemon_bin)
+        robot_bin = root / "rolecall-sandbox"
+        shutil.copy2(bin_path("rolecall-sandbox").resolve(), robot_bin)
+        inst.use_browser(follow=True, sandbox_bin=robot_bin)
+        inst.write_ic_setup(sandbox.url)
         env = dict(inst.env, ROLECALLD=str(daemon_bin))
         log = open(root / "daemon.out", "wb")
         daemon = subprocess.Popen(

@@ -181,10 +181,12 @@ class Installation:
         self.config.write_text("\n".join(cfg))
         self.aws_config.write_text("\n".join(aws))
 
-    def use_browser(self, follow: bool = True):
-        """$BROWSER: record each launch; with follow, run the sandbox's robot browser."""
+    def use_browser(self, follow: bool = True, sandbox_bin=None):
+        """$BROWSER: record each launch; with follow, run the sandbox's robot browser
+        (SANDBOX_BIN, default the built rolecall-sandbox)."""
         script = self.root / "browser.sh"
-        tail = f"exec '{bin_path('rolecall-sandbox')}' browse \"$1\"\n" if follow else "exit 0\n"
+        robot = sandbox_bin or bin_path("rolecall-sandbox")
+        tail = f"exec '{robot}' browse \"$1\"\n" if follow else "exit 0\n"
         script.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{self.browser_log}'\n{tail}")
         script.chmod(0o755)
         self.env["BROWSER"] = str(script)

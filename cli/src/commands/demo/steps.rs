@@ -1,6 +1,8 @@
-//! What the demo shows, step by step, with short headings. The core steps (sandbox, daemon,
-//! login, credential_process, a real SDK call) must succeed; the optional ones (status,
-//! container endpoint, prompt, the `aws` CLI) show only when they work on this build/machine.
+//! What the demo shows, step by step, with short headings. Every step must succeed: a step that
+//! fails stops the demo with its output and one line naming the step, and the demo exits
+//! non-zero. Only the `aws` CLI step depends on the machine (whether an `aws` is installed, and
+//! whether it is recent enough for `AWS_ENDPOINT_URL_STS`): it says what happened and goes on,
+//! since the SDK call above already proved the same path.
 
 use super::check_interrupted;
 use super::env::{DemoEnv, CHAINED, PROFILES, REGION, START_URL};
@@ -57,18 +59,16 @@ fn must(demo: &DemoEnv, args: &[&str]) -> anyhow::Result<Output> {
     Ok(o)
 }
 
-/// Runs an optional step; shows it only when it works.
-fn optional(demo: &DemoEnv, heading_text: &str, args: &[&str]) -> anyhow::Result<Option<Output>> {
-    check_interrupted()?;
-    let o = demo.rolecall(args, STEP_LIMIT)?;
-    if o.status.success() && !(o.stdout.is_empty() && o.stderr.is_empty()) {
-        heading(heading_text);
-        shell_line(&format!("rolecall {}", args.join(" ")));
-        show(&o);
-        Ok(Some(o))
-    } else {
-        Ok(None)
+/// Runs a step under its heading; it must succeed and print something on stdout.
+fn shown(demo: &DemoEnv, heading_text: &str, args: &[&str]) -> anyhow::Result<Output> {
+    heading(heading_text);
+    shell_line(&format!("rolecall {}", args.join(" ")));
+    let o = must(demo, args)?;
+    show(&o);
+    if o.stdout.iter().all(u8::is_ascii_whitespace) {
+        bail!("`rolecall {}` printed nothing", args.join(" "));
     }
+    Ok(o)
 }
 
 pub fn run_all(demo: &mut DemoEnv) -> anyhow::Result<()> {
@@ -140,9 +140,9 @@ pub fn run_all(demo: &mut DemoEnv) -> anyhow::Result<()> {
     }
 
     aws_cli(demo)?;
-    optional(demo, "Status", &["status"])?;
+    shown(demo, "Status", &["status"])?;
     container(demo)?;
-    optional(
+    shown(
         demo,
         "The prompt segment",
         &["prompt", "--profile", "dev-admin", "--color", "never"],
@@ -219,20 +219,30 @@ fn free_port() -> anyhow::Result<u16> {
 
 /// The `aws` CLI, when installed, through the generated `credential_process` profile.
 fn aws_cli(demo: &DemoEnv) -> anyhow::Result<()> {
+    heading("The aws CLI, through credential_process");
     let Some(aws) = crate::autostart::find_sibling("aws").filter(|p| p.is_absolute()) else {
+        println!("  (no `aws` on PATH: skipped)");
         return Ok(());
     };
     check_interrupted()?;
+    shell_line("aws --profile dev-admin sts get-caller-identity");
     let mut cmd = demo.command(&aws);
     cmd.args(["--profile", "dev-admin", "sts", "get-caller-identity"])
         .env("AWS_ENDPOINT_URL_STS", &demo.base_url);
-    let Ok(o) = super::env::run_bounded(cmd, STEP_LIMIT) else {
-        return Ok(());
+    let o = match super::env::run_bounded(cmd, STEP_LIMIT) {
+        Ok(o) => o,
+        Err(e) => {
+            println!("  (could not run {}: {e:#}; skipped)", aws.display());
+            return Ok(());
+        }
     };
-    if o.status.success() {
-        heading("The aws CLI, through credential_process");
-        shell_line("aws --profile dev-admin sts get-caller-identity");
-        show(&o);
+    check_interrupted()?;
+    show(&o);
+    if !o.status.success() {
+        println!(
+            "  (this aws CLI failed: {}; an aws CLI older than 2.13 / 1.29 ignores AWS_ENDPOINT_URL_STS)",
+            first_line(&o)
+        );
     }
     Ok(())
 }
@@ -240,11 +250,9 @@ fn aws_cli(demo: &DemoEnv) -> anyhow::Result<()> {
 /// `rolecall container dev-admin` and one request to the container credentials endpoint, as an
 /// SDK in a container would make it.
 fn container(demo: &DemoEnv) -> anyhow::Result<()> {
-    check_interrupted()?;
-    let o = demo.rolecall(&["container", "dev-admin", "--format", "env"], STEP_LIMIT)?;
-    if !o.status.success() {
-        return Ok(());
-    }
+    heading("Containers and long-running programs: the container credentials endpoint");
+    shell_line("rolecall container dev-admin --format env");
+    let o = must(demo, &["container", "dev-admin", "--format", "env"])?;
     let text = String::from_utf8_lossy(&o.stdout).to_string();
     let var = |k: &str| {
         text.lines()
@@ -255,13 +263,10 @@ fn container(demo: &DemoEnv) -> anyhow::Result<()> {
         var("AWS_CONTAINER_CREDENTIALS_FULL_URI"),
         var("AWS_CONTAINER_AUTHORIZATION_TOKEN"),
     ) else {
-        return Ok(());
+        bail!(
+            "`rolecall container dev-admin --format env` did not print the endpoint and the token"
+        );
     };
-    let Ok(creds) = fetch_container(&uri, &token) else {
-        return Ok(());
-    };
-    heading("Containers and long-running programs: the container credentials endpoint");
-    shell_line("rolecall container dev-admin --format env");
     for line in text.lines() {
         match line.split_once('=') {
             Some(("AWS_CONTAINER_AUTHORIZATION_TOKEN", t)) => {
@@ -269,6 +274,11 @@ fn container(demo: &DemoEnv) -> anyhow::Result<()> {
             }
             _ => println!("  {line}"),
         }
+    }
+    let creds = fetch_container(&uri, &token)
+        .with_context(|| format!("the container endpoint did not serve GET {uri}"))?;
+    if creds.access_key_id.is_empty() {
+        bail!("the container endpoint served credentials without an AccessKeyId");
     }
     println!(
         "  GET {uri} → {}{} (expires {})",

@@ -121,14 +121,14 @@ mod tests {
                 s + "printf %s \"$V\""
             }),
         ] {
-            let Ok(out) = std::process::Command::new(sh)
+            // A missing shell fails (it used to be skipped silently, a pass that checked less).
+            let out = std::process::Command::new(sh)
                 .args(&args)
                 .arg(&line)
                 .output()
-            else {
-                eprintln!("{sh} not installed; skipped");
-                continue;
-            };
+                .unwrap_or_else(|e| {
+                    panic!("cannot run {sh} ({e}): tests/setup-system.sh installs it")
+                });
             assert_eq!(String::from_utf8_lossy(&out.stdout), nasty, "{sh}");
         }
     }

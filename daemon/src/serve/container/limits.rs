@@ -6,6 +6,8 @@
 //! connection that has no request in progress (idle keep-alive, or headers still trickling in),
 //! and is refused only when every slot is busy serving a request. Good clients send their
 //! request right after connecting, so they keep being served while idle sockets churn.
+//! A connection whose request bytes have arrived but are not read yet (its task has not run:
+//! a loaded machine) is not idle either: the kernel's count of unread bytes (FIONREAD) keeps it.
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -15,6 +17,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -83,6 +86,23 @@ pub trait Handler: Send + Sync + 'static {
 struct Slot {
     busy: Arc<AtomicUsize>,
     evict: Arc<Notify>,
+    /// The connection's socket, to look for unread request bytes. It stays open while the
+    /// slot exists: the connection task releases the slot before it drops the stream.
+    fd: Option<RawFd>,
+}
+
+impl Slot {
+    fn idle(&self) -> bool {
+        self.busy.load(Ordering::Acquire) == 0 && !self.fd.is_some_and(has_unread_input)
+    }
+}
+
+/// Whether bytes wait in the socket's receive queue (a request this process has not read yet).
+fn has_unread_input(fd: RawFd) -> bool {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int; `fd` is an open socket (see `Slot::fd`).
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    r == 0 && n > 0
 }
 
 /// Open connections, oldest first. Also used by the browser-login callback listener.
@@ -95,13 +115,14 @@ pub(crate) struct Tracker {
 impl Tracker {
     /// Registers a new connection, evicting the oldest idle one when full. `None`: every slot
     /// is serving a request, refuse this one.
-    pub(crate) fn admit(&self, max: usize) -> Option<(u64, Arc<AtomicUsize>, Arc<Notify>)> {
+    pub(crate) fn admit(
+        &self,
+        max: usize,
+        fd: Option<RawFd>,
+    ) -> Option<(u64, Arc<AtomicUsize>, Arc<Notify>)> {
         let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
         if slots.len() >= max {
-            let victim = slots
-                .iter()
-                .find(|(_, s)| s.busy.load(Ordering::Acquire) == 0)
-                .map(|(id, _)| *id)?;
+            let victim = slots.iter().find(|(_, s)| s.idle()).map(|(id, _)| *id)?;
             if let Some(s) = slots.remove(&victim) {
                 s.evict.notify_one();
             }
@@ -114,6 +135,7 @@ impl Tracker {
             Slot {
                 busy: busy.clone(),
                 evict: evict.clone(),
+                fd,
             },
         );
         Some((id, busy, evict))
@@ -251,7 +273,9 @@ where
                 }
             },
         };
-        let Some((id, busy, evict)) = tracker.admit(limits.max_connections) else {
+        let Some((id, busy, evict)) =
+            tracker.admit(limits.max_connections, Some(stream.as_raw_fd()))
+        else {
             // Every slot is serving a request: close this one at once.
             drop(stream);
             continue;
@@ -372,11 +396,11 @@ mod tests {
     #[test]
     fn a_full_tracker_evicts_the_oldest_idle_connection() {
         let t = Tracker::default();
-        let (a, a_busy, _a_evict) = t.admit(2).unwrap();
-        let (b, _b_busy, b_evict) = t.admit(2).unwrap();
+        let (a, a_busy, _a_evict) = t.admit(2, None).unwrap();
+        let (b, _b_busy, b_evict) = t.admit(2, None).unwrap();
         a_busy.fetch_add(1, Ordering::SeqCst);
         // a is serving a request, b is idle: b goes.
-        let (c, c_busy, _) = t.admit(2).unwrap();
+        let (c, c_busy, _) = t.admit(2, None).unwrap();
         assert_eq!(t.len(), 2);
         let slots = t.slots.lock().unwrap();
         assert!(slots.contains_key(&a) && slots.contains_key(&c) && !slots.contains_key(&b));
@@ -385,8 +409,32 @@ mod tests {
         futures::executor::block_on(b_evict.notified());
         // Both remaining are busy: a newcomer is refused.
         c_busy.fetch_add(1, Ordering::SeqCst);
-        assert!(t.admit(2).is_none());
+        assert!(t.admit(2, None).is_none());
         t.release(a);
-        assert!(t.admit(2).is_some());
+        assert!(t.admit(2, None).is_some());
+    }
+
+    #[test]
+    fn a_connection_with_unread_request_bytes_is_not_evicted() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut sent = std::net::TcpStream::connect(addr).unwrap();
+        let (waiting, _) = listener.accept().unwrap();
+        let _quiet_client = std::net::TcpStream::connect(addr).unwrap();
+        let (quiet, _) = listener.accept().unwrap();
+        // The oldest connection has its request in the socket, not read yet.
+        std::io::Write::write_all(&mut sent, b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !has_unread_input(waiting.as_raw_fd()) {
+            assert!(Instant::now() < deadline, "the bytes never arrived");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let t = Tracker::default();
+        let (w, ..) = t.admit(2, Some(waiting.as_raw_fd())).unwrap();
+        let (q, ..) = t.admit(2, Some(quiet.as_raw_fd())).unwrap();
+        // Full: the newcomer evicts the quiet connection, not the older one with a request.
+        let (n, ..) = t.admit(2, None).unwrap();
+        let slots = t.slots.lock().unwrap();
+        assert!(slots.contains_key(&w) && slots.contains_key(&n) && !slots.contains_key(&q));
     }
 }
