@@ -217,8 +217,9 @@ mod tests {
     }
 
     proptest::proptest! {
-        // Each case starts three shells; 12 cases of up to 40 values keep this to a few seconds.
-        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(12))]
+        // Each case starts three shells (a few ms each): 64 cases of up to 40 values take
+        // under half a second.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
 
         /// Whatever the value, evaluating what `rolecall use`/`env` print in the real shell
         /// sets the variable to exactly that value.
