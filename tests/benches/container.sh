@@ -95,17 +95,24 @@ end
 LUA
 export TOKEN
 
-run_wrk() { wrk -t2 -c64 -d"$2" -s "$WORK/bench.lua" "$1" | awk '/^RESULT/ {print $2, $3, $4, $5}'; }
+# shellcheck source=tests/benches/wrk_figures.sh
+. "$REPO/tests/benches/wrk_figures.sh"
+# Exits when wrk reported errors (set -e: a failing command substitution in an assignment).
+run_wrk() { wrk -t2 -c64 -d"$3" -s "$WORK/bench.lua" "$2" >"$WORK/$1.out"; wrk_figures "$1" "$WORK/$1.out"; }
+MISSED=()
 
 echo "== wrk -t2 -c64 -d$DURATION, ${SIZE}-byte reply" >&2
-read -r D_RPS D_P50 D_P99 D_ERR < <(run_wrk "$URL" "$DURATION")
-read -r R_RPS R_P50 R_P99 R_ERR < <(run_wrk "$REF" "$DURATION")
+D="$(run_wrk rolecalld "$URL" "$DURATION")"
+R="$(run_wrk reference "$REF" "$DURATION")"
+read -r D_RPS D_P50 D_P99 D_ERR <<<"$D"
+read -r R_RPS R_P50 R_P99 R_ERR <<<"$R"
 printf '%-22s %10s %9s %9s %7s\n' "" "req/s" "p50 ms" "p99 ms" "errors"
 printf '%-22s %10s %9s %9s %7s\n' "rolecalld" "$D_RPS" "$D_P50" "$D_P99" "$D_ERR"
 printf '%-22s %10s %9s %9s %7s\n' "hyper reference" "$R_RPS" "$R_P50" "$R_P99" "$R_ERR"
 awk -v d="$D_RPS" -v r="$R_RPS" -v p="$D_P99" 'BEGIN {
   printf "ratio rolecalld/reference: %.2f (goal >= 0.50) %s\n", d / r, (d / r >= 0.5 ? "ok" : "MISSED")
-  printf "rolecalld p99: %.2f ms (goal <= 5) %s\n", p, (p <= 5 ? "ok" : "MISSED") }'
+  printf "rolecalld p99: %.2f ms (goal <= 5) %s\n", p, (p <= 5 ? "ok" : "MISSED") }' | tee "$WORK/goals"
+while read -r goal; do MISSED+=("$goal"); done < <(grep MISSED "$WORK/goals" || true)
 
 echo "== ${LONG}-second run against rolecalld: CPU and RSS every 5 s" >&2
 TICK="$(getconf CLK_TCK)"
@@ -122,10 +129,17 @@ for _ in $(seq $((LONG / 5))); do
 done
 wait "$WRK"
 CPU1="$(cpu)"
-read -r L_RPS L_P50 L_P99 L_ERR < <(awk '/^RESULT/ {print $2, $3, $4, $5}' "$WORK/long.out")
+L="$(wrk_figures "rolecalld (long run)" "$WORK/long.out")"
+read -r L_RPS L_P50 L_P99 L_ERR <<<"$L"
 echo "rolecalld over ${LONG}s: $L_RPS req/s, p50 $L_P50 ms, p99 $L_P99 ms, $L_ERR errors"
 awk -v c0="$CPU0" -v c1="$CPU1" -v t="$TICK" -v s="$LONG" 'BEGIN {
   printf "rolecalld CPU: %.1f s over %d s (%.0f%% of one core)\n", (c1 - c0) / t, s, 100 * (c1 - c0) / t / s }'
 echo "rolecalld RSS KiB (every 5 s): $SAMPLES"
 echo "$SAMPLES" | awk '{ min = $2; max = $2; for (i = 2; i <= NF; i++) { if ($i < min) min = $i; if ($i > max) max = $i }
-  printf "RSS under load: %d..%d KiB (spread %d KiB) %s\n", min, max, max - min, (max - min <= 2048 ? "flat" : "GROWING?") }'
+  printf "RSS under load: %d..%d KiB (spread %d KiB) %s\n", min, max, max - min, (max - min <= 2048 ? "flat" : "GROWING? MISSED") }' \
+  | tee "$WORK/rss"
+if grep -q MISSED "$WORK/rss"; then MISSED+=("RSS not flat under load"); fi
+if [ "${#MISSED[@]}" -gt 0 ]; then
+  printf 'bench: goal missed: %s\n' "${MISSED[@]}" >&2
+  exit 1
+fi

@@ -131,8 +131,14 @@ for f in sorted(glob.glob(f"{work}/hf-[0-9]*.json")):
         times.setdefault(key, []).extend(r["times"])
 rc = statistics.median(times["rolecall"]) * 1000
 mn = statistics.median(times["minimal"]) * 1000
+missed = []
+def goal(ok, what):
+    if not ok:
+        missed.append(what)
+    return "ok" if ok else "MISSED"
 print(f"credential-process (warm): median {rc:.2f} ms over {len(times['rolecall'])} runs; "
-      f"minimal binary {mn:.2f} ms; ratio {rc / mn:.2f}  [goal <= 2 ms, ratio <= 2]")
+      f"minimal binary {mn:.2f} ms; ratio {rc / mn:.2f}  [goal <= 2 ms, ratio <= 2] "
+      f"{goal(rc <= 2 and rc / mn <= 2, 'credential-process median <= 2 ms and <= 2x minimal')}")
 if sso:
     res = json.load(open(f"{work}/hf-sso.json"))["results"]
     s = statistics.median(res[0]["times"]) * 1000
@@ -140,5 +146,9 @@ if sso:
     print(f"aws-sso-util credential-process (warm): median {s:.1f} ms; rolecall {r2:.2f} ms; "
           f"rolecall is {s / r2:.0f}x faster")
 print(f"rolecalld after serving 100 profiles: VmRSS {int(rss_kb) / 1024:.1f} MiB "
-      f"(peak VmHWM {int(hwm_kb) / 1024:.1f} MiB)  [goal <= 25 MiB]")
+      f"(peak VmHWM {int(hwm_kb) / 1024:.1f} MiB)  [goal <= 25 MiB] "
+      f"{goal(int(rss_kb) <= 25 * 1024, 'rolecalld VmRSS <= 25 MiB')}")
+if missed:
+    print("bench: goal missed: " + "; ".join(missed), file=sys.stderr)
+    sys.exit(1)
 PYEOF

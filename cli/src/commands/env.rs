@@ -98,19 +98,26 @@ fn render(vars: &[(&str, String)], format: EnvFormat) -> String {
     }
 }
 
-/// POSIX shells: single quotes, with `'` written as `'\''`.
+/// The quoting `rolecall use` prints with (one implementation, property-tested against the real
+/// shells there).
 fn sh_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\'', r"'\''"))
+    quoted(super::use_profile::quote_posix, v)
 }
 
-/// fish: single quotes, where only `\` and `'` are escaped with a backslash.
 fn fish_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\\', r"\\").replace('\'', r"\'"))
+    quoted(super::use_profile::quote_fish, v)
 }
 
-/// PowerShell: single-quoted (verbatim) strings, `'` doubled.
+/// PowerShell single-quoted strings: `'` and the typographic quotes PowerShell also accepts
+/// as single quotes are doubled.
 fn ps_quote(v: &str) -> String {
-    format!("'{}'", v.replace('\'', "''"))
+    quoted(super::use_profile::quote_powershell, v)
+}
+
+fn quoted(quote: fn(&mut String, &str), v: &str) -> String {
+    let mut s = String::new();
+    quote(&mut s, v);
+    s
 }
 
 #[cfg(test)]
@@ -124,6 +131,8 @@ mod tests {
         assert_eq!(sh_quote(NASTY), r#"'a'\''b\c"$d`e f'"#);
         assert_eq!(fish_quote(NASTY), r#"'a\'b\\c"$d`e f'"#);
         assert_eq!(ps_quote(NASTY), r#"'a''b\c"$d`e f'"#);
+        // PowerShell ends a single-quoted string at a typographic quote too.
+        assert_eq!(ps_quote("a\u{2019}b"), "'a\u{2019}\u{2019}b'");
         // Round trip through a real POSIX shell.
         let out = std::process::Command::new("sh")
             .arg("-c")

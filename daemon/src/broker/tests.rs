@@ -536,3 +536,73 @@ async fn fifteen_minute_sessions_stay_on_the_half_lifetime_rule() {
         "refetched under half its lifetime (7.5 m)"
     );
 }
+
+/// Properties of the serving threshold, over every combination of the numbers.
+mod threshold_properties {
+    use super::*;
+    use proptest::prelude::*;
+    use zeroize::Zeroizing;
+
+    fn cached(expiration: i64, lifetime: i64, grew: bool) -> Cached {
+        Cached {
+            creds: RoleCredentials {
+                access_key_id: "ASIAPROP".into(),
+                secret_access_key: Zeroizing::new("secret".into()),
+                session_token: Zeroizing::new("token".into()),
+                expiration,
+                account_id: "111111111111".into(),
+                role_arn: "arn:aws:iam::111111111111:role/Prop".into(),
+            },
+            lifetime,
+            grew,
+        }
+    }
+
+    proptest! {
+        /// Whatever the config and the upstream say, credentials with EXPIRY_MARGIN_SECS or less
+        /// left are never served (the broker serves only with more than the threshold left).
+        #[test]
+        fn never_serves_within_the_expiry_margin(
+            refresh_ahead in -100i64..50_000,
+            lifetime in 0i64..100_000,
+            renewable: bool,
+        ) {
+            prop_assert!(fresh_threshold(refresh_ahead, lifetime, renewable) >= EXPIRY_MARGIN_SECS);
+        }
+
+        /// When the upstream gives more than refresh_ahead and a refetch may bring more, the
+        /// threshold is refresh_ahead: never below it (and never more eager than asked).
+        #[test]
+        fn refresh_ahead_is_kept_when_the_upstream_can_give_it(
+            refresh_ahead in EXPIRY_MARGIN_SECS..50_000,
+            extra in 1i64..50_000,
+        ) {
+            let lifetime = refresh_ahead + extra;
+            prop_assert_eq!(fresh_threshold(refresh_ahead, lifetime, true), refresh_ahead);
+            // Otherwise: never above refresh_ahead, never more than half the lifetime above the margin.
+            let t = fresh_threshold(refresh_ahead, lifetime, false);
+            prop_assert!(t <= refresh_ahead && t <= (lifetime / 2).max(EXPIRY_MARGIN_SECS));
+        }
+
+        /// A cached entry is renewable (threshold = refresh_ahead) only once MIN_REFETCH_SECS have
+        /// passed since its fetch, and only if that fetch brought something new.
+        #[test]
+        fn cached_threshold_waits_for_the_refetch_interval(
+            refresh_ahead in EXPIRY_MARGIN_SECS..7_200,
+            lifetime in 1i64..50_000,
+            grew: bool,
+            since_fetch in 0i64..50_000,
+        ) {
+            let expiration = T0 + lifetime;
+            let c = cached(expiration, lifetime, grew);
+            let now = T0 + since_fetch;
+            let t = c.threshold(refresh_ahead, now);
+            prop_assert!(t >= EXPIRY_MARGIN_SECS);
+            if grew && since_fetch >= MIN_REFETCH_SECS && lifetime > refresh_ahead {
+                prop_assert_eq!(t, refresh_ahead);
+            } else {
+                prop_assert_eq!(t, refresh_ahead.min(lifetime / 2).max(EXPIRY_MARGIN_SECS));
+            }
+        }
+    }
+}

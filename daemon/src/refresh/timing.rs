@@ -101,4 +101,50 @@ mod tests {
             assert!(backoff(10, b, cap, Some(120)) < Duration::from_secs(30));
         }
     }
+
+    mod properties {
+        use super::*;
+        use crate::broker::EXPIRY_MARGIN_SECS;
+        use proptest::prelude::*;
+
+        proptest! {
+            /// The scheduler refreshes before the broker would stop serving the credentials
+            /// (at least one second ahead), except where it waits MIN_REFETCH_SECS after a fetch
+            /// to keep refresh_ahead; and it never plans an early refetch sooner than that.
+            #[test]
+            fn due_before_the_serving_threshold(
+                refresh_ahead in EXPIRY_MARGIN_SECS..7_200,
+                lifetime in 1i64..50_000,
+                grew: bool,
+                jitter in 0.0f64..1.0,
+            ) {
+                let expiration = 1_800_000_000 + lifetime;
+                let c = life(expiration, lifetime, grew);
+                let due = due_at(c, refresh_ahead, jitter);
+                let serving_until = expiration - fresh_threshold(refresh_ahead, lifetime, grew);
+                let lead = serving_until - due;
+                if grew && lifetime > refresh_ahead {
+                    prop_assert!(due >= c.fetched_at() + MIN_REFETCH_SECS);
+                    prop_assert!(lead >= 1 || due == c.fetched_at() + MIN_REFETCH_SECS);
+                } else {
+                    prop_assert!(lead >= 1, "due {} serving until {}", due, serving_until);
+                }
+                prop_assert!(lead <= lead_window(lifetime).max(1));
+            }
+
+            /// Back-off lies within [1 s, cap] for any failure count and lifetime.
+            #[test]
+            fn backoff_within_one_second_and_the_cap(
+                failures in 0u32..100,
+                base_s in 1u64..120,
+                cap_s in 1u64..3_600,
+                lifetime in proptest::option::of(-10i64..100_000),
+            ) {
+                let cap = Duration::from_secs(cap_s);
+                let d = backoff(failures, Duration::from_secs(base_s), cap, lifetime);
+                prop_assert!(d >= Duration::from_secs(1), "{:?}", d);
+                prop_assert!(d <= cap.max(Duration::from_secs(1)), "{:?} > {:?}", d, cap);
+            }
+        }
+    }
 }

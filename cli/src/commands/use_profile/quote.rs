@@ -132,4 +132,104 @@ mod tests {
             assert_eq!(String::from_utf8_lossy(&out.stdout), nasty, "{sh}");
         }
     }
+
+    /// Characters that quoting gets wrong when it goes wrong, mixed with arbitrary ones.
+    fn value() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let special = prop::sample::select(vec![
+            '\'',
+            '"',
+            '\\',
+            '$',
+            '`',
+            '\n',
+            '\r',
+            '\t',
+            ' ',
+            ';',
+            '&',
+            '|',
+            '(',
+            ')',
+            '{',
+            '}',
+            '*',
+            '?',
+            '[',
+            ']',
+            '~',
+            '#',
+            '!',
+            '%',
+            '^',
+            '\u{2018}',
+            '\u{2019}',
+            '\u{201A}',
+            '\u{201B}',
+            '\u{e9}',
+            '\u{1F600}',
+            '\u{7f}',
+            '\u{1b}',
+        ]);
+        let ch = prop_oneof![
+            3 => special,
+            1 => any::<char>().prop_filter("no NUL (not a valid variable value)", |c| *c != '\0'),
+        ];
+        prop::collection::vec(ch, 0..24).prop_map(|v| v.into_iter().collect())
+    }
+
+    /// Runs one script that sets `V` to each value in turn, in `shell`'s syntax, and prints it
+    /// NUL-terminated; returns what the shell printed, split at the NULs.
+    fn through_shell(shell: Shell, values: &[String]) -> Vec<String> {
+        let mut script = String::new();
+        for v in values {
+            set(&mut script, shell, "V", v);
+            script.push_str("printf '%s\\0' \"$V\"\n");
+        }
+        let (sh, args): (&str, &[&str]) = match shell {
+            Shell::Bash => ("bash", &["--norc", "--noprofile", "-c"]),
+            Shell::Zsh => ("zsh", &["-f", "-c"]),
+            Shell::Fish => ("fish", &["--no-config", "-c"]),
+            Shell::Powershell => unreachable!("pwsh is not installed here"),
+        };
+        let out = std::process::Command::new(sh)
+            .args(args)
+            .arg(&script)
+            .env("LC_ALL", "C.UTF-8")
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {sh} ({e}): tests/setup-system.sh installs it"));
+        assert!(
+            out.status.success(),
+            "{sh} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut printed: Vec<String> = out
+            .stdout
+            .split(|b| *b == 0)
+            .map(|b| String::from_utf8(b.to_vec()).expect("the shell printed valid UTF-8"))
+            .collect();
+        assert_eq!(
+            printed.pop().as_deref(),
+            Some(""),
+            "{sh}: output ends with NUL"
+        );
+        printed
+    }
+
+    proptest::proptest! {
+        // Each case starts three shells (a few ms each): 64 cases of up to 40 values take
+        // under half a second.
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+        /// Whatever the value, evaluating what `rolecall use`/`env` print in the real shell
+        /// sets the variable to exactly that value.
+        #[test]
+        fn any_value_round_trips_through_bash_zsh_and_fish(
+            values in proptest::collection::vec(value(), 1..40)
+        ) {
+            for shell in [Shell::Bash, Shell::Zsh, Shell::Fish] {
+                proptest::prop_assert_eq!(&through_shell(shell, &values), &values, "{:?}", shell);
+            }
+        }
+    }
 }
