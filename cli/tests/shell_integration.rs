@@ -443,5 +443,7 @@ fn fish_interactive_right_prompt() {
     let t = Tmux::start(ins, &["fish", "-i"]);
     t.wait_for("the prompt", |s| s.contains("f>") && s.contains("<>"));
     t.line("rolecall use dev-admin");
-    t.wait_for("the segment", |s| s.contains("<dev-admin@Dev 2h00m>"));
+    // The segment in the right prompt. Under load fish may repaint the right prompt over the
+    // previous one's `<>` (seen as `<>dev-admin@Dev 2h00m`), so the brackets are not required.
+    t.wait_for("the segment", |s| s.contains("dev-admin@Dev 2h00m"));
 }
