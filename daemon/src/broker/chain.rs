@@ -25,7 +25,11 @@ pub(super) fn key_role(reg: &Registry, pc: &ProfileConfig) -> String {
     // Bounded: the loader refused cycles, but a key must never loop.
     for _ in 0..=reg.config.profiles.len() {
         let Some(parent) = at.via.as_deref() else {
-            out.push_str(&format!("{}|{}", super::profile_account(at), at.role));
+            out.push_str(&format!(
+                "{}|{}",
+                super::cache::profile_account(at),
+                at.role
+            ));
             return out;
         };
         out.push_str(&format!(
@@ -234,7 +238,7 @@ role_arn = "arn:aws:iam::222222222222:role/Deployer"
             config,
             ..Registry::default()
         };
-        let key = |n: &str| super::super::cache_key(&reg, &reg.config.profiles[n]);
+        let key = |n: &str| super::super::CacheKey::of(&reg, &reg.config.profiles[n]);
         assert_ne!(
             key("via-a"),
             key("via-b"),

@@ -5,6 +5,7 @@ use super::fake::{FakeSource, LoginOutcome};
 use super::*;
 use crate::config::{IdentityCenterConfig, SourceConfig};
 use crate::login::{LoginCoordinator, LoginSettings, Trigger};
+use crate::sources::LoginOptions;
 use rolecall_proto::api::{ErrorCode, LoginPhase};
 use std::time::Duration;
 

@@ -88,6 +88,23 @@ pub enum SourceError {
     Internal(String),
 }
 
+impl SourceError {
+    /// The same kind of failure, told with another message (a chained profile's parent failed).
+    pub fn with_message(&self, message: String) -> SourceError {
+        match self {
+            SourceError::NeedsLogin(_) => SourceError::NeedsLogin(message),
+            SourceError::LoginCancelled(_) => SourceError::LoginCancelled(message),
+            SourceError::AccessDenied(_) => SourceError::AccessDenied(message),
+            SourceError::Upstream { retryable, .. } => SourceError::Upstream {
+                message,
+                retryable: *retryable,
+            },
+            SourceError::Config(_) => SourceError::Config(message),
+            SourceError::Internal(_) => SourceError::Internal(message),
+        }
+    }
+}
+
 /// The login's live state (URL, user code, phase), published for `rolecall login` to show.
 pub type LoginProgress = watch::Sender<LoginState>;
 
