@@ -19,6 +19,7 @@
 //!   from the profile's `duration`, retried once with 3600 when the role allows less.
 
 mod claims;
+pub mod config;
 mod entra;
 mod records;
 mod sts;

@@ -13,6 +13,7 @@
 //! assertion's SessionNotOnOrAfter: after a restart they are served while fresh, before any
 //! headless capture, and while still valid when the user is needed. A logout drops them.
 
+pub mod config;
 mod stored;
 mod sts;
 

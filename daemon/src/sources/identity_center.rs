@@ -15,6 +15,7 @@
 
 mod authorize;
 mod aws_cli_cache;
+pub mod config;
 mod errors;
 mod records;
 mod start_url;
