@@ -17,7 +17,6 @@ use tokio::sync::watch;
 
 mod cache;
 mod chain;
-pub mod clock;
 mod credentials;
 mod errors;
 mod flight;
@@ -31,9 +30,10 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
+/// The clock moved to the crate root; `broker::clock` keeps naming it.
+pub use crate::clock::{self, Clock, SystemClock};
 pub use cache::{fresh_threshold, CachedLife, MIN_REFETCH_SECS};
 use cache::{CacheKey, Cached};
-pub use clock::{Clock, SystemClock};
 pub use errors::fetch_error_body;
 pub use snapshot::SnapshotWriter;
 

@@ -9,6 +9,7 @@ pub mod app;
 pub mod audit;
 pub mod broker;
 pub mod browser;
+pub mod clock;
 pub mod config;
 pub mod config_watch;
 pub mod console;

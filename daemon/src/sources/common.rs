@@ -1,7 +1,12 @@
 //! Plumbing shared by every login source: what a source is built with ([`SourceContext`]) and
-//! the one place that turns a `[sources.*]` entry into a running [`Source`] ([`build`]).
+//! the one place that turns a `[sources.*]` entry into a running [`Source`] ([`build`]), and the
+//! login mechanics the OAuth sources share ([`renew_once`], [`device_poll`]).
+
+pub mod device_poll;
+pub mod renew_once;
 
 use super::{Source, SourceError};
+use crate::clock::{Clock, SystemClock};
 use crate::config::SourceConfig;
 use crate::endpoints::EnvSnapshot;
 use crate::vault::SecretStore;
@@ -10,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// What the daemon hands every source it builds.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SourceContext {
     /// The secret store (registrations, refresh tokens).
     pub vault: Arc<SecretStore>,
@@ -22,10 +27,23 @@ pub struct SourceContext {
     pub hostname: String,
     /// How long an interactive login may wait for the user (browser redirect, device code).
     pub login_timeout: Duration,
+    /// The daemon's clock: token expiries, registrations, device-code deadlines.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SourceContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceContext")
+            .field("state_dir", &self.state_dir)
+            .field("hostname", &self.hostname)
+            .field("login_timeout", &self.login_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl SourceContext {
-    /// A context with the current hostname and the default 5-minute login bound.
+    /// A context with the current hostname, the default 5-minute login bound and the system's
+    /// clock.
     pub fn new(vault: Arc<SecretStore>, env: Arc<EnvSnapshot>, state_dir: PathBuf) -> Self {
         let hostname = hostname(&env);
         SourceContext {
@@ -34,7 +52,14 @@ impl SourceContext {
             state_dir,
             hostname,
             login_timeout: Duration::from_secs(300),
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// The same context on another clock (the daemon's, or a test's).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 }
 

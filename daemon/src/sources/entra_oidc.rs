@@ -25,10 +25,13 @@ mod records;
 mod sts;
 
 use self::entra::{Entra, Failure, TokenResponse};
-use self::records::{now, token_key, Binding, Session};
+use self::records::{token_key, Binding, Session};
+use super::common::device_poll::{DevicePoll, Poll};
+use super::common::renew_once::RenewOnce;
 use super::common::SourceContext;
 use super::signin;
 use super::{LoginOptions, LoginProgress, RoleCredentials, SessionState, Source, SourceError};
+use crate::clock::Clock;
 use crate::config::{EntraOidcConfig, FlowKind, OidcTokenKind, ProfileConfig};
 use crate::endpoints::{self, EnvSnapshot, Service};
 use crate::opener;
@@ -48,13 +51,9 @@ const BASE_SCOPES: [&str; 3] = ["openid", "profile", "offline_access"];
 const DEFAULT_REGION: &str = "us-east-1";
 /// Renew the web identity token when it has less than this left.
 const TOKEN_RENEW_AHEAD: i64 = 5 * 60;
-/// A token renewed by another caller while this one waited is used if it has this much left.
-const JUST_RENEWED_MIN_LEFT: i64 = 30;
 /// Fallback device-code polling interval and lifetime when Entra does not say.
 const DEFAULT_INTERVAL: u64 = 5;
 const DEFAULT_DEVICE_CODE_LIFE: u64 = 900;
-/// RFC 8628 section 3.5: on `slow_down`, poll 5 s less often from then on.
-const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// Fallback role session length when the role refuses the requested one.
 const FALLBACK_DURATION: i32 = 3600;
 
@@ -75,7 +74,8 @@ pub struct EntraOidc {
     sts: Mutex<HashMap<String, aws_sdk_sts::Client>>,
     /// One renewal at a time: Entra rotates refresh tokens, so two concurrent renewals with the
     /// same one would race for the stored session.
-    renew_lock: tokio::sync::Mutex<()>,
+    renewal: RenewOnce,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for EntraOidc {
@@ -198,7 +198,8 @@ impl EntraOidc {
             scope,
             sts_endpoint,
             sts: Mutex::new(HashMap::new()),
-            renew_lock: tokio::sync::Mutex::new(()),
+            renewal: RenewOnce::new(ctx.clock.clone(), TOKEN_RENEW_AHEAD),
+            clock: ctx.clock.clone(),
         })
     }
 
@@ -311,8 +312,8 @@ impl EntraOidc {
             .or_else(|| previous.and_then(|p| p.user.clone()));
         let expires_at = c
             .exp
-            .or_else(|| resp.expires_in_secs().map(|s| now() + s))
-            .unwrap_or_else(|| now() + 3600);
+            .or_else(|| resp.expires_in_secs().map(|s| self.clock.now() + s))
+            .unwrap_or_else(|| self.clock.now() + 3600);
         let s = Session {
             web_identity_token: token,
             expires_at,
@@ -438,81 +439,60 @@ impl EntraOidc {
             &self.env,
             progress,
         );
-        let mut interval = Duration::from_secs(dc.interval.unwrap_or(DEFAULT_INTERVAL).max(1));
         let code_life =
             Duration::from_secs(dc.expires_in.unwrap_or(DEFAULT_DEVICE_CODE_LIFE).max(1));
-        let bound = code_life.min(self.login_timeout);
-        let deadline = tokio::time::Instant::now() + bound;
-        loop {
-            tokio::time::sleep(interval).await;
-            match self
+        let resp = DevicePoll {
+            source: &self.name,
+            interval: Duration::from_secs(dc.interval.unwrap_or(DEFAULT_INTERVAL)),
+            bound: code_life.min(self.login_timeout),
+            denied: "sign-in was declined on the device code page",
+            clock: self.clock.as_ref(),
+        }
+        .run(|| async {
+            let f = match self
                 .entra
                 .redeem_device_code(self.client_id(), &dc.device_code)
                 .await
             {
-                Ok(resp) => return self.save(resp, "device", None),
-                Err(f) => match f.error() {
-                    Some("authorization_pending") => {}
-                    Some("slow_down") => interval += SLOW_DOWN_STEP,
-                    Some("authorization_declined") | Some("access_denied") => {
-                        return Err(SourceError::LoginCancelled(format!(
-                            "{}: sign-in was declined on the device code page",
-                            self.name
-                        )))
-                    }
-                    Some("expired_token") => {
-                        return Err(SourceError::LoginCancelled(format!(
-                            "{}: the device code expired before it was approved; run the login again",
-                            self.name
-                        )))
-                    }
-                    Some("bad_verification_code") => {
-                        return Err(SourceError::LoginCancelled(format!(
-                            "{}: Entra no longer knows the device code (bad_verification_code); run the login again",
-                            self.name
-                        )))
-                    }
-                    _ if f.retryable() => {
-                        tracing::debug!(source = %self.name, error = %f, "device code poll failed; polling on");
-                    }
-                    _ => return Err(self.entra_error("polling the device code", &f, "device")),
-                },
+                Ok(resp) => return Poll::Approved(resp),
+                Err(f) => f,
+            };
+            match f.error() {
+                Some("authorization_pending") => Poll::Pending,
+                Some("slow_down") => Poll::SlowDown,
+                Some("authorization_declined") | Some("access_denied") => Poll::Denied,
+                Some("expired_token") => Poll::Expired,
+                Some("bad_verification_code") => Poll::Failed(SourceError::LoginCancelled(format!(
+                    "{}: Entra no longer knows the device code (bad_verification_code); run the login again",
+                    self.name
+                ))),
+                _ if f.retryable() => Poll::Transient(f.to_string()),
+                _ => Poll::Failed(self.entra_error("polling the device code", &f, "device")),
             }
-            if tokio::time::Instant::now() + interval > deadline {
-                return Err(SourceError::LoginCancelled(format!(
-                    "{}: sign-in timed out: the device code was not approved within {}s",
-                    self.name,
-                    bound.as_secs()
-                )));
-            }
-        }
+        })
+        .await?;
+        self.save(resp, "device", None)
     }
 
     /// A usable web identity token: the stored one, renewed with the refresh token when it has
-    /// less than 5 minutes left (or always, with `force`, after STS called it expired).
+    /// less than 5 minutes left (or always, with `force`, after STS called it expired), one
+    /// renewal for a crowd of callers.
     async fn web_token(&self, force: bool) -> Result<Session, SourceError> {
-        let needs_login = |why: &str| {
-            SourceError::NeedsLogin(format!("not signed in to source '{}' ({why})", self.name))
-        };
-        let Some(t) = self.stored() else {
-            return Err(needs_login("no session"));
-        };
-        if !force && t.expires_at - TOKEN_RENEW_AHEAD > now() {
-            return Ok(t);
-        }
-        let _guard = self.renew_lock.lock().await;
-        let Some(t2) = self.stored() else {
-            return Err(needs_login("no session"));
-        };
-        // Renewed by another caller while this one waited: one renewal serves the crowd.
-        if t2.web_identity_token != t.web_identity_token
-            && t2.expires_at - JUST_RENEWED_MIN_LEFT > now()
-        {
-            return Ok(t2);
-        }
-        let t = t2;
+        let load = || self.stored().ok_or_else(|| self.needs_login("no session"));
+        self.renewal
+            .token(force, load, |t| self.renew(t, force))
+            .await
+    }
+
+    fn needs_login(&self, why: &str) -> SourceError {
+        SourceError::NeedsLogin(format!("not signed in to source '{}' ({why})", self.name))
+    }
+
+    /// Renews the stored session `t` with its refresh token (the renewal lock held).
+    async fn renew(&self, t: Session, force: bool) -> Result<Session, SourceError> {
+        let needs_login = |why: &str| self.needs_login(why);
         let Some(refresh) = t.refresh_token.clone() else {
-            return if !force && t.expires_at > now() {
+            return if !force && t.expires_at > self.clock.now() {
                 Ok(t)
             } else {
                 self.drop_session();
@@ -551,7 +531,7 @@ impl EntraOidc {
                 };
                 Err(needs_login(why))
             }
-            Err(f) if !force && f.retryable() && t.expires_at > now() => {
+            Err(f) if !force && f.retryable() && t.expires_at > self.clock.now() => {
                 tracing::warn!(source = %self.name, error = %f, "token renewal failed; using the current token");
                 Ok(t)
             }
@@ -583,7 +563,7 @@ impl Source for EntraOidc {
 
     async fn session_state(&self) -> SessionState {
         match self.stored() {
-            Some(s) if s.expires_at > now() => SessionState::SignedIn {
+            Some(s) if s.expires_at > self.clock.now() => SessionState::SignedIn {
                 expires: Some(s.expires_at),
             },
             // Expired token, refresh token at hand: renewable without the user, end unknown.

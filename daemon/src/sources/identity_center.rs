@@ -21,10 +21,13 @@ mod records;
 mod start_url;
 
 use self::errors::Failure;
-use self::records::{now, refused_key, registration_key, token_key, Flow, Registration, Token};
+use self::records::{refused_key, registration_key, token_key, Flow, Registration, Token};
+use super::common::device_poll::{DevicePoll, Poll};
+use super::common::renew_once::{RenewOnce, JUST_RENEWED_MIN_LEFT};
 use super::common::SourceContext;
 use super::signin;
 use super::{LoginOptions, LoginProgress, RoleCredentials, SessionState, Source, SourceError};
+use crate::clock::Clock;
 use crate::config::{FlowKind, IdentityCenterConfig, ProfileConfig};
 use crate::endpoints::{self, EnvSnapshot, Service};
 use crate::opener;
@@ -48,8 +51,6 @@ const GRANT_DEVICE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const REGISTRATION_RENEW_AHEAD: i64 = 24 * 3600;
 /// Renew the access token when it has less than this left.
 const TOKEN_RENEW_AHEAD: i64 = 5 * 60;
-/// A token renewed by another caller while this one waited is used if it has this much left.
-const JUST_RENEWED_MIN_LEFT: i64 = 30;
 /// Parallel `ListAccountRoles` calls.
 const LIST_CONCURRENCY: usize = 8;
 /// How many refused cache-token fingerprints are remembered.
@@ -70,7 +71,8 @@ pub struct IdentityCenter {
     resolved_start: tokio::sync::OnceCell<String>,
     /// One token renewal at a time: with refresh-token rotation, two concurrent renewals with
     /// the same refresh token would make the second fail and end the session.
-    renew_lock: tokio::sync::Mutex<()>,
+    renewal: RenewOnce,
+    clock: Arc<dyn Clock>,
     /// `$HOME/.aws/sso/cache`, when HOME is known.
     aws_cache_dir: Option<std::path::PathBuf>,
     /// The shared session's file name there: SHA-1 of `sso_session` (default: the source name).
@@ -123,7 +125,8 @@ impl IdentityCenter {
             oidc: endpoints::ssooidc_client(&cfg.region, oidc_ep.as_deref()),
             sso: endpoints::sso_client(&cfg.region, sso_ep.as_deref()),
             resolved_start: tokio::sync::OnceCell::new(),
-            renew_lock: tokio::sync::Mutex::new(()),
+            renewal: RenewOnce::new(ctx.clock.clone(), TOKEN_RENEW_AHEAD),
+            clock: ctx.clock.clone(),
             aws_cache_dir: aws_cli_cache::cache_dir(endpoints::env_var(&ctx.env, "HOME")),
             aws_cache_file: aws_cli_cache::file_name(cfg.sso_session.as_deref().unwrap_or(name)),
         })
@@ -205,7 +208,7 @@ impl IdentityCenter {
     fn import_from_cache(&self, better_than: i64) -> Option<Token> {
         let dir = self.aws_cache_dir.as_deref()?;
         let refused: Vec<String> = self.vault.get(&refused_key(&self.name)).unwrap_or_default();
-        let now = now();
+        let now = self.clock.now();
         let found = aws_cli_cache::find(
             dir,
             &aws_cli_cache::Wanted {
@@ -300,7 +303,7 @@ impl IdentityCenter {
         if let Some(r) = self.vault.get::<Registration>(&key) {
             if r.start_url == start_url
                 && r.region == self.cfg.region
-                && r.expires_at - REGISTRATION_RENEW_AHEAD > now()
+                && r.expires_at - REGISTRATION_RENEW_AHEAD > self.clock.now()
             {
                 return Ok(r);
             }
@@ -376,7 +379,7 @@ impl IdentityCenter {
         };
         let t = Token {
             access_token: access.to_string(),
-            expires_at: now() + i64::from(out.expires_in().max(0)),
+            expires_at: self.clock.now() + i64::from(out.expires_in().max(0)),
             // Without rotation, the old refresh token stays valid.
             refresh_token: out.refresh_token().map(str::to_string).or(previous_refresh),
             flow,
@@ -499,11 +502,15 @@ impl IdentityCenter {
             progress,
         );
 
-        let mut interval = Duration::from_secs(u64::try_from(auth.interval()).unwrap_or(0).max(1));
         let code_life = Duration::from_secs(u64::try_from(auth.expires_in()).unwrap_or(0).max(1));
-        let deadline = tokio::time::Instant::now() + code_life.min(self.login_timeout);
-        loop {
-            tokio::time::sleep(interval).await;
+        let out = DevicePoll {
+            source: &self.name,
+            interval: Duration::from_secs(u64::try_from(auth.interval()).unwrap_or(0)),
+            bound: code_life.min(self.login_timeout),
+            denied: "sign-in was denied",
+            clock: self.clock.as_ref(),
+        }
+        .run(|| async {
             let res = self
                 .oidc
                 .create_token()
@@ -513,62 +520,48 @@ impl IdentityCenter {
                 .device_code(device_code.as_str())
                 .send()
                 .await;
-            match res {
-                Ok(out) => return self.save_token(&out, Flow::Device, reg, None),
-                Err(e) => {
-                    let f = errors::read(&e);
-                    if f.is("AuthorizationPendingException") {
-                    } else if f.is("SlowDownException") {
-                        interval += Duration::from_secs(5);
-                    } else if f.is("ExpiredTokenException") {
-                        return Err(SourceError::LoginCancelled(format!(
-                            "{}: the device code expired before it was approved; run the login again",
-                            self.name
-                        )));
-                    } else if f.is("AccessDeniedException") {
-                        return Err(SourceError::LoginCancelled(format!(
-                            "{}: sign-in was denied",
-                            self.name
-                        )));
-                    } else if f.retryable {
-                        tracing::debug!(source = %self.name, error = %f.message, "device code poll failed; polling on");
-                    } else {
-                        return Err(self.upstream("CreateToken", &f));
-                    }
-                }
+            let f = match res {
+                Ok(out) => return Poll::Approved(out),
+                Err(e) => errors::read(&e),
+            };
+            if f.is("AuthorizationPendingException") {
+                Poll::Pending
+            } else if f.is("SlowDownException") {
+                Poll::SlowDown
+            } else if f.is("ExpiredTokenException") {
+                Poll::Expired
+            } else if f.is("AccessDeniedException") {
+                Poll::Denied
+            } else if f.retryable {
+                Poll::Transient(f.message)
+            } else {
+                Poll::Failed(self.upstream("CreateToken", &f))
             }
-            if tokio::time::Instant::now() + interval > deadline {
-                return Err(SourceError::LoginCancelled(format!(
-                    "{}: sign-in timed out: the device code was not approved within {}s",
-                    self.name,
-                    code_life.min(self.login_timeout).as_secs()
-                )));
-            }
-        }
+        })
+        .await?;
+        self.save_token(&out, Flow::Device, reg, None)
     }
 
     /// A usable access token: the stored one, renewed with the refresh token when it has less
-    /// than 5 minutes left (or always, with `force`, after the portal refused it).
+    /// than 5 minutes left (or always, with `force`, after the portal refused it), one renewal
+    /// for a crowd of callers.
     async fn access_token(&self, force: bool) -> Result<Token, SourceError> {
-        let needs_login = |why: &str| {
-            SourceError::NeedsLogin(format!("not signed in to source '{}' ({why})", self.name))
+        let load = || {
+            self.stored_token()
+                .ok_or_else(|| self.needs_login("no session"))
         };
-        let Some(t) = self.stored_token() else {
-            return Err(needs_login("no session"));
-        };
-        if !force && t.expires_at - TOKEN_RENEW_AHEAD > now() {
-            return Ok(t);
-        }
-        let _guard = self.renew_lock.lock().await;
-        // Another caller may have renewed it while this one waited: a token that fresh is
-        // used as is, even when its whole life is under the renewal margin (one renewal for a
-        // crowd of callers, not one each).
-        let Some(t2) = self.stored_token() else {
-            return Err(needs_login("no session"));
-        };
-        if t2.access_token != t.access_token && t2.expires_at - JUST_RENEWED_MIN_LEFT > now() {
-            return Ok(t2);
-        }
+        self.renewal
+            .token(force, load, |t| self.renew_token(t, force))
+            .await
+    }
+
+    fn needs_login(&self, why: &str) -> SourceError {
+        SourceError::NeedsLogin(format!("not signed in to source '{}' ({why})", self.name))
+    }
+
+    /// Renews the stored token `t2` (the renewal lock held).
+    async fn renew_token(&self, t2: Token, force: bool) -> Result<Token, SourceError> {
+        let needs_login = |why: &str| self.needs_login(why);
         // The AWS CLI (or a tool sharing its cache) may have renewed the same session: its
         // newer token is taken rather than renewing (and, with rotation, its refresh token is
         // the one still valid).
@@ -580,19 +573,21 @@ impl IdentityCenter {
             TOKEN_RENEW_AHEAD
         };
         let t = match self.import_from_cache(t2.expires_at) {
-            Some(n) if n.expires_at - wanted_left > now() => return Ok(n),
+            Some(n) if n.expires_at - wanted_left > self.clock.now() => return Ok(n),
             Some(n) => n,
             None => t2,
         };
         let Some(refresh) = t.refresh_token.clone() else {
-            return if !force && t.expires_at > now() {
+            return if !force && t.expires_at > self.clock.now() {
                 Ok(t)
             } else {
                 Err(needs_login("the session has ended and cannot be renewed"))
             };
         };
         let reg: Option<Registration> = self.vault.get(&registration_key(&self.name, t.flow));
-        let Some(reg) = reg.filter(|r| r.client_id == t.client_id && r.expires_at > now()) else {
+        let Some(reg) =
+            reg.filter(|r| r.client_id == t.client_id && r.expires_at > self.clock.now())
+        else {
             self.drop_token();
             return Err(needs_login("the client registration expired"));
         };
@@ -624,7 +619,7 @@ impl IdentityCenter {
                         "not signed in to source '{}' (refresh token revoked or expired)",
                         self.name
                     )))
-                } else if !force && t.expires_at > now() {
+                } else if !force && t.expires_at > self.clock.now() {
                     // Still valid for a few minutes: serve with it and renew next time.
                     tracing::warn!(source = %self.name, error = %f.message, "access token renewal failed; using the current one");
                     Ok(t)
@@ -714,7 +709,7 @@ impl Source for IdentityCenter {
         let Some(t) = self.stored_token() else {
             return SessionState::NeedsLogin;
         };
-        if t.expires_at > now() {
+        if t.expires_at > self.clock.now() {
             return SessionState::SignedIn {
                 expires: Some(t.expires_at),
             };
@@ -722,7 +717,7 @@ impl Source for IdentityCenter {
         let reg_ok = self
             .vault
             .get::<Registration>(&registration_key(&self.name, t.flow))
-            .is_some_and(|r| r.client_id == t.client_id && r.expires_at > now());
+            .is_some_and(|r| r.client_id == t.client_id && r.expires_at > self.clock.now());
         if t.refresh_token.is_some() && reg_ok {
             // Expired access token, live refresh token: renewable without the user, end unknown.
             SessionState::SignedIn { expires: None }

@@ -55,9 +55,13 @@ impl fmt::Debug for Session {
     }
 }
 
-/// Wall-clock epoch seconds.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+impl crate::sources::common::renew_once::Expiring for Session {
+    fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+    fn same_token(&self, other: &Self) -> bool {
+        self.web_identity_token == other.web_identity_token
+    }
 }
 
 #[cfg(test)]

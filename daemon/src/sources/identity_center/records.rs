@@ -102,7 +102,11 @@ impl fmt::Debug for Token {
     }
 }
 
-/// Wall-clock epoch seconds.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
+impl crate::sources::common::renew_once::Expiring for Token {
+    fn expires_at(&self) -> i64 {
+        self.expires_at
+    }
+    fn same_token(&self, other: &Self) -> bool {
+        self.access_token == other.access_token
+    }
 }
