@@ -63,9 +63,11 @@ impl DevicePoll<'_> {
                 Poll::Approved(t) => return Ok(t),
                 Poll::Pending => {}
                 Poll::SlowDown => interval += SLOW_DOWN_STEP,
-                Poll::Expired => return Err(SourceError::LoginCancelled(format!(
+                Poll::Expired => {
+                    return Err(SourceError::LoginCancelled(format!(
                     "{name}: the device code expired before it was approved; run the login again"
-                ))),
+                )))
+                }
                 Poll::Denied => {
                     return Err(SourceError::LoginCancelled(format!(
                         "{name}: {}",
