@@ -13,8 +13,8 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, Stdio};
+use std::time::Duration;
 
 /// How long a freshly started daemon may take to open its socket.
 const SOCKET_WAIT: Duration = Duration::from_secs(5);
@@ -64,7 +64,7 @@ pub fn ensure_running(socket: &Path) -> Result<UnixStream, ClientError> {
 /// burst of callers, exactly one is).
 pub fn ensure_running_report(socket: &Path) -> Result<(UnixStream, bool), ClientError> {
     let lock = StartLock::open(&paths::start_lock_path())?;
-    let deadline = Instant::now() + LOCK_WAIT;
+    let deadline = crate::clock::monotonic() + LOCK_WAIT;
     let mut pause = Duration::from_millis(2);
     loop {
         if let Some(s) = probe(socket)? {
@@ -77,7 +77,7 @@ pub fn ensure_running_report(socket: &Path) -> Result<(UnixStream, bool), Client
             }
             return start_and_wait(socket).map(|s| (s, true));
         }
-        if Instant::now() >= deadline {
+        if crate::clock::monotonic() >= deadline {
             return Err(ClientError::StartFailed(format!(
                 "another rolecall held {} for {}s",
                 paths::start_lock_path().display(),
@@ -137,7 +137,7 @@ pub fn stop(socket: &Path) -> Result<Option<u32>, ClientError> {
             terminate(pid);
         }
     }
-    let deadline = Instant::now() + EXIT_WAIT;
+    let deadline = crate::clock::monotonic() + EXIT_WAIT;
     let mut termed = !asked;
     loop {
         let socket_gone = probe(socket)?.is_none();
@@ -145,7 +145,7 @@ pub fn stop(socket: &Path) -> Result<Option<u32>, ClientError> {
         if socket_gone && process_gone {
             return Ok(pid);
         }
-        if Instant::now() >= deadline {
+        if crate::clock::monotonic() >= deadline {
             if let (false, Some(p)) = (termed, pid) {
                 // It did not honour the shutdown request in time: ask the kernel way, once.
                 terminate(p);
@@ -196,7 +196,7 @@ fn start_and_wait(socket: &Path) -> Result<UnixStream, ClientError> {
     let err_path = paths::runtime_dir().join(START_ERR_NAME);
     let err_file = open_start_err(&err_path).ok();
     let mut child = spawn_detached(&bin, err_file)?;
-    let deadline = Instant::now() + SOCKET_WAIT;
+    let deadline = crate::clock::monotonic() + SOCKET_WAIT;
     let mut pause = Duration::from_millis(1);
     let mut exited_ok = false;
     loop {
@@ -221,7 +221,7 @@ fn start_and_wait(socket: &Path) -> Result<UnixStream, ClientError> {
                 Ok(None) | Err(_) => {}
             }
         }
-        if Instant::now() >= deadline {
+        if crate::clock::monotonic() >= deadline {
             return Err(ClientError::StartFailed(format!(
                 "{} did not open {} within {}s; see: rolecall daemon logs",
                 bin.display(),
@@ -264,7 +264,7 @@ fn open_start_err(path: &Path) -> std::io::Result<File> {
 /// Spawns the daemon in its own session with stdin/stdout on /dev/null, so that it outlives this
 /// process and a Ctrl-C in the terminal never reaches it.
 fn spawn_detached(bin: &Path, stderr: Option<File>) -> Result<Child, ClientError> {
-    let mut cmd = Command::new(bin);
+    let mut cmd = crate::spawn::command(bin);
     cmd.env_clear()
         .envs(daemon_env(std::env::vars_os()))
         .stdin(Stdio::null())
@@ -387,12 +387,12 @@ impl StartLock {
     }
 
     fn lock(&self, wait: Duration) -> Result<Held<'_>, ClientError> {
-        let deadline = Instant::now() + wait;
+        let deadline = crate::clock::monotonic() + wait;
         loop {
             if let Some(h) = self.try_lock()? {
                 return Ok(h);
             }
-            if Instant::now() >= deadline {
+            if crate::clock::monotonic() >= deadline {
                 return Err(ClientError::StartFailed(format!(
                     "another rolecall held {} for {}s",
                     paths::start_lock_path().display(),

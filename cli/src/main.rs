@@ -10,9 +10,11 @@ mod autostart;
 mod awsconfig;
 mod cli;
 mod client;
+mod clock;
 mod commands;
 mod fast;
 mod printable;
+mod spawn;
 
 use clap::Parser;
 

@@ -2,6 +2,10 @@
 //! served by this test, answering with canned HTTP replies (Content-Length, chunked, errors,
 //! garbage), in an isolated runtime dir.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::{Read, Write};
 use std::os::unix::net::UnixListener;
 use std::path::Path;

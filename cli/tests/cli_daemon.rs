@@ -1,6 +1,10 @@
 //! Black-box tests of autostart and `rolecall daemon …` against the real `rolecalld`, which must
 //! be built beside `rolecall` (`cargo build -p rolecall-daemon`), in an isolated installation.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -2,6 +2,10 @@
 //! Needs `rolecall-sandbox` and `rolecalld` built beside `rolecall`
 //! (`cargo build -p rolecall-sandbox -p rolecall-daemon` with the same target dir).
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

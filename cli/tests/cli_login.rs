@@ -3,6 +3,10 @@
 //! and ends with "Signed in" once someone approves; `--paste` argument errors come before
 //! anything starts.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

@@ -4,6 +4,10 @@
 //! everything to the real tool except the change they are told to fail; after every failure
 //! the namespace must show no loopback exposure: `route_localnet` 0 and no DNAT rule left.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -6,6 +6,10 @@
 //! test controls, so that adding and removing accounts is deterministic. The same command
 //! against the real daemon and sandbox is in `populate_sandbox.rs`.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 mod shell_common;
 
 use rolecall_proto::api::{AvailableRole, AvailableRoles};

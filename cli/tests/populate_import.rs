@@ -2,6 +2,10 @@
 //! rolecall sources and profiles; `--dry-run` writes nothing; a second run adds nothing; the
 //! AWS config itself is never changed.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 mod shell_common;
 
 use shell_common::{stderr, stdout, Install};

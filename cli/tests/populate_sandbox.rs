@@ -5,6 +5,10 @@
 //! Needs `rolecalld` and `rolecall-sandbox` built beside `rolecall`
 //! (`cargo build -p rolecall-daemon -p rolecall-sandbox --bins`).
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 mod shell_common;
 
 use shell_common::{stderr, stdout, Install, Stack, BIN};

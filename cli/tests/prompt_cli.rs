@@ -2,6 +2,10 @@
 //! fail-soft cases (no profile, daemon down, stale or corrupt snapshot, unknown profile) that
 //! must print nothing, write nothing to stderr and exit 0.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 mod shell_common;
 
 use shell_common::{stderr, stdout, Install};

@@ -2,6 +2,10 @@
 //! silent sockets cannot hold its connection slots forever, while a connection that keeps
 //! moving bytes (in either direction) stays open.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};

@@ -2,6 +2,10 @@
 //! unsets the variables, the prompt function prints the segment, completions offer profile
 //! names, and `set -u`/`set -e` shells keep working. Interactive shells run inside tmux.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 mod shell_common;
 
 use shell_common::{stderr, stdout, Install, Tmux, BIN};

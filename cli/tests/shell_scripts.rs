@@ -4,6 +4,10 @@
 //! Snapshots live in `cli/tests/shell_snapshots/`; after an intended change, regenerate them
 //! with `UPDATE_SNAPSHOTS=1 cargo test -p rolecall --test shell_scripts` and review the diff.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 mod shell_common;
 
 use shell_common::{stderr, Install, BIN};

@@ -2,6 +2,10 @@
 //! sandbox: the table and the JSON come from `GET /v1/status`, and the prompt reads the
 //! snapshot the daemon itself wrote.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 mod shell_common;
 
 use shell_common::{stderr, stdout, Install, Stack};

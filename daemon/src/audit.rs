@@ -137,9 +137,9 @@ impl AuditLog {
     /// Waits (at most `limit`) until every queued record is written: the daemon calls it when
     /// stopping, so that the last hand-outs are not lost with the process.
     pub fn wait_written(&self, limit: std::time::Duration) -> bool {
-        let deadline = std::time::Instant::now() + limit;
+        let deadline = crate::clock::monotonic() + limit;
         while self.shared.pending.load(Ordering::Acquire) > 0 {
-            if std::time::Instant::now() >= deadline {
+            if crate::clock::monotonic() >= deadline {
                 return false;
             }
             std::thread::sleep(std::time::Duration::from_millis(5));

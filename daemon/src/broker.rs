@@ -30,7 +30,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
-/// The clock moved to the crate root; `broker::clock` keeps naming it.
+/// The daemon's clock (`crate::clock`), also reachable as `broker::clock`.
 pub use crate::clock::{self, Clock, SystemClock};
 pub use cache::{fresh_threshold, CachedLife, MIN_REFETCH_SECS};
 use cache::{CacheKey, Cached};

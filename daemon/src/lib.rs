@@ -22,4 +22,5 @@ pub mod refresh;
 pub mod saml;
 pub mod serve;
 pub mod sources;
+pub mod spawn;
 pub mod vault;

@@ -158,7 +158,7 @@ impl LoginCoordinator {
 
     /// The remaining back-off for automatic logins of `source`, if any.
     pub fn backoff_remaining(&self, source: &str) -> Option<Duration> {
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         self.with_source(source, |s| {
             s.backoff_until
                 .filter(|until| *until > now)
@@ -211,7 +211,7 @@ impl LoginCoordinator {
         trigger: Trigger,
     ) -> Result<watch::Receiver<LoginState>, InBackoff> {
         let name = source.name().to_string();
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         let tx = self.with_source(&name, |s| {
             if s.running {
                 return Ok(None);
@@ -283,7 +283,7 @@ impl LoginCoordinator {
                         .backoff_base
                         .saturating_mul(factor)
                         .min(self.settings.backoff_cap);
-                    s.backoff_until = Some(Instant::now() + backoff);
+                    s.backoff_until = Some(crate::clock::monotonic() + backoff);
                     st.phase = LoginPhase::Failed;
                     st.error = Some(login_error_body(&name, e));
                 }

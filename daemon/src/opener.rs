@@ -82,7 +82,7 @@ pub fn open_url(url: &str, env: &EnvSnapshot) -> Result<(), OpenError> {
     crate::endpoints::check_transport_str(url, "the sign-in page").map_err(OpenError::Insecure)?;
     let mut tried = Vec::new();
     for argv in commands_for(url, env) {
-        let mut cmd = tokio::process::Command::new(&argv[0]);
+        let mut cmd = crate::spawn::command(&argv[0]);
         cmd.args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -186,7 +186,7 @@ mod tests {
             &format!("/nonexistent/browser:{}", script.display()),
         )]);
         open_url(url, &e).unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let deadline = crate::clock::monotonic() + std::time::Duration::from_secs(5);
         loop {
             if let Ok(s) = std::fs::read_to_string(&out) {
                 if !s.is_empty() {
@@ -194,7 +194,7 @@ mod tests {
                     break;
                 }
             }
-            assert!(std::time::Instant::now() < deadline, "browser never ran");
+            assert!(crate::clock::monotonic() < deadline, "browser never ran");
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }

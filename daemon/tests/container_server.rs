@@ -6,6 +6,10 @@
 //! "cold", the two outcomes the broker gives it. The end-to-end tests with the real broker,
 //! the sandbox and real SDKs are in `tests/py/test_e2e_container*.py` and `tests/js/`.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_daemon::serve::container::imds::{serve_imds, ImdsState};
 use rolecall_daemon::serve::container::{
     serve_container, ContainerState, CredentialProvider, Limits, ProfileInfo, TokenStore,

@@ -1,6 +1,10 @@
 //! Black-box tests of the real `rolecalld` binary: each test starts it on a temporary runtime
 //! dir, state dir and config, and talks to it over its Unix socket with a tiny HTTP client.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 mod skip;
 use skip::skip;
 

@@ -3,6 +3,10 @@
 //! concurrent clients served by one upstream call, `whoami` through the AWS SDK's STS client,
 //! and a restart that costs no login.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_sandbox::pending::{Decision, Selector};
 use rolecall_sandbox::{RunningSandbox, SandboxOptions};
 use serde_json::Value;

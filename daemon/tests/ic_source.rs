@@ -2,6 +2,10 @@
 //! real AWS SDK clients: device and PKCE logins, token renewal, revocation, registrations,
 //! GetRoleCredentials, list_roles, logout.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_daemon::config::{
     FlowKind, IdentityCenterConfig, ProfileConfig, SecretStoreKind, SourceConfig,
 };

@@ -2,6 +2,10 @@
 //! back to a 0600 key file, and keeps working across restarts. Its own test binary, because the
 //! keyring crate picks its store once per process.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, KEY_FILE};
 use std::os::unix::fs::PermissionsExt;

@@ -6,6 +6,10 @@
 //! directories (so nothing is auto-started behind the test's back). Its own test binary,
 //! because the keyring crate picks its store once per process.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, VaultError, KEY_FILE, STORE_FILE};
 use std::io::Write;

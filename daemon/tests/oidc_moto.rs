@@ -3,6 +3,10 @@
 //! `AssumeRoleWithWebIdentity`, and moto's `GetCallerIdentity`, signed with the returned
 //! credentials by the AWS SDK, names the assumed role and the UPN session.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use aws_credential_types::Credentials;
 use rolecall_daemon::config::{
     EntraOidcConfig, FlowKind, OidcTokenKind, ProfileConfig, SecretStoreKind, SourceConfig,

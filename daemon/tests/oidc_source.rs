@@ -2,6 +2,10 @@
 //! code and PKCE logins over HTTP, the real STS client (aws-sdk-sts) calling the sandbox's
 //! AssumeRoleWithWebIdentity, which verifies the token's signature, issuer, audience and expiry.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_daemon::config::{
     EntraOidcConfig, FlowKind, OidcTokenKind, ProfileConfig, SecretStoreKind, SourceConfig,
 };

@@ -3,6 +3,10 @@
 //! makes its /proc entries root-owned. Checked from outside on a real `rolecalld`: as root the
 //! daemon runs as uid 65534 (setpriv), so that "root-owned /proc entry" means something.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;

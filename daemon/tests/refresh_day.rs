@@ -4,6 +4,10 @@
 //! Figures are printed (run with `--nocapture` to see them): refreshes, upstream calls, the
 //! least remaining lifetime any client was served, client calls that had to wait.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_daemon::broker::clock::TokioClock;
 use rolecall_daemon::broker::{Broker, Clock, CredentialRequest, Registry, RetryPolicy};
 use rolecall_daemon::config::{Config, ProfileConfig};

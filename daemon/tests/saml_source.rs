@@ -3,6 +3,10 @@
 //! the assertion through the real STS client, silent IsPassive renewal with the persisted Entra
 //! session, and every failure mode leaving nothing behind.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rolecall_daemon::config::{BrowserMode, EntraSamlConfig, ProfileConfig, SecretStoreKind};

@@ -2,6 +2,10 @@
 //! `rolecall daemon reload` applies it at once; a broken edit keeps the last good config and
 //! `status` shows where the file is wrong until it is fixed.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_tests::{IcProfile, Installation, World, WorldOptions};
 use std::time::{Duration, Instant};
 

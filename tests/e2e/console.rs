@@ -1,6 +1,10 @@
 //! `rolecall console`: the federation sign-in URL against the sandbox's `/federation`
 //! emulation, followed by a real headless Chromium to the sandbox's console page.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_tests::http::tcp_request;
 use rolecall_tests::World;
 use std::path::Path;

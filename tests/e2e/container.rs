@@ -3,6 +3,10 @@
 //! `AWS_CONTAINER_AUTHORIZATION_TOKEN` printed by `rolecall container`, and STS
 //! GetCallerIdentity against the sandbox names the permission set's role.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 #[allow(deprecated)]
 use aws_config::profile::profile_file::{ProfileFileKind, ProfileFiles};
 use aws_config::BehaviorVersion;

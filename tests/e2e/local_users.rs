@@ -5,6 +5,10 @@
 //!
 //! Planting as another uid needs root (CI runs as root); elsewhere the tests report a skip.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_tests::{kill_child, Installation};
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;

@@ -1,6 +1,10 @@
 //! `rolecall login` end to end: the device flow where no browser is available (and with
 //! `--no-browser`), and the back-off after a sign-in the user refused.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_tests::{wait_until, BrowserMode, World, WorldOptions};
 use serde_json::Value;
 use std::io::Read;

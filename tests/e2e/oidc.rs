@@ -2,6 +2,10 @@
 //! sandbox process (Entra v2 endpoints and STS `AssumeRoleWithWebIdentity`, which verifies the
 //! ID token's signature, issuer, audience and expiry), and boto3 through credential_process.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_tests::{
     assert_no_secrets, venv_bin, wait_until, BrowserMode, Installation, Sandbox, SandboxOptions,
     REGION,

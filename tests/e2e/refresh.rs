@@ -5,6 +5,10 @@
 //! Figures are printed (`--nocapture`): upstream calls during the outage, how long until
 //! recovery.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_proto::timefmt::{now_epoch, parse_rfc3339};
 use rolecall_tests::sandbox::Fault;
 use rolecall_tests::{kill_pid, wait_until, World};

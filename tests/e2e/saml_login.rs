@@ -4,6 +4,10 @@
 //! credentials come back from the secret store with no new sign-in; a bad `--paste` is one clear line; the assertion
 //! reaches no file and no log.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_tests::{venv_bin, Installation, Sandbox, REGION};
 use serde_json::json;
 use std::path::Path;

@@ -190,7 +190,7 @@ fn shell_words() {
 #[test]
 fn shell_words_split_back_in_a_real_shell() {
     for w in ["/opt/my tools/rolecall", "it's", "$(id)", "a\"b"] {
-        let o = std::process::Command::new("sh")
+        let o = crate::spawn::command("sh")
             .arg("-c")
             .arg(format!("printf %s {}", shell_word(w)))
             .output()

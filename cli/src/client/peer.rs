@@ -134,10 +134,7 @@ mod tests {
         assert!(!is_our_daemon(std::process::id()), "the CLI itself");
         assert!(!is_our_daemon(0));
         assert!(!is_our_daemon(u32::MAX));
-        let mut child = std::process::Command::new("sleep")
-            .arg("10")
-            .spawn()
-            .unwrap();
+        let mut child = crate::spawn::command("sleep").arg("10").spawn().unwrap();
         assert!(
             !is_our_daemon(child.id()),
             "a process of ours that is not rolecalld"
@@ -155,7 +152,7 @@ mod tests {
             &fake,
         )
         .unwrap();
-        let mut daemon = std::process::Command::new(&fake).arg("10").spawn().unwrap();
+        let mut daemon = crate::spawn::command(&fake).arg("10").spawn().unwrap();
         if cfg!(target_os = "linux") {
             assert!(is_our_daemon(daemon.id()));
             std::fs::remove_file(&fake).unwrap();

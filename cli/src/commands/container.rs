@@ -259,7 +259,7 @@ fn getrandom_bytes(buf: &mut [u8]) {
     let filled = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf));
     if filled.is_err() {
         // O_EXCL still refuses a planted name; the fallback only has to differ between runs.
-        let t = std::time::SystemTime::now()
+        let t = crate::clock::system_now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos())
             .unwrap_or(0)

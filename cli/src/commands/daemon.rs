@@ -107,7 +107,7 @@ fn status() -> anyhow::Result<i32> {
     client.set_read_timeout(Some(Duration::from_secs(5)));
     let s: Status = client.get("/v1/status")?;
     let d = &s.daemon;
-    let now = std::time::SystemTime::now()
+    let now = crate::clock::system_now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
     let mut out = format!(

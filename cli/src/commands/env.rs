@@ -134,7 +134,7 @@ mod tests {
         // PowerShell ends a single-quoted string at a typographic quote too.
         assert_eq!(ps_quote("a\u{2019}b"), "'a\u{2019}\u{2019}b'");
         // Round trip through a real POSIX shell.
-        let out = std::process::Command::new("sh")
+        let out = crate::spawn::command("sh")
             .arg("-c")
             .arg(format!("export X={}; printf %s \"$X\"", sh_quote(NASTY)))
             .output()

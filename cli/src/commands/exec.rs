@@ -18,7 +18,6 @@ use crate::client::Client;
 use anyhow::bail;
 use rolecall_proto::api::{MintTokenReply, MintTokenRequest, OkReply, RevokeTokenRequest};
 use rolecall_proto::audit::Interface;
-use std::process::Command;
 
 /// Removed from the child's environment: each would be tried before, or conflict with, the
 /// credentials rolecall provides. (`AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE` are
@@ -43,7 +42,7 @@ const REMOVED: &[&str] = &[
 
 pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
     let client = Client::connect(autostart)?;
-    let mut cmd = Command::new(&a.command[0]);
+    let mut cmd = crate::spawn::command(&a.command[0]);
     cmd.args(&a.command[1..]);
     for k in REMOVED {
         cmd.env_remove(k);

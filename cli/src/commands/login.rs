@@ -9,7 +9,7 @@ use crate::client::{path_segment, Client};
 use anyhow::{bail, Context};
 use rolecall_proto::api::{LoginPhase, LoginRequest, LoginState, LogoutRequest, OkReply, Status};
 use std::io::{IsTerminal, Read};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Long-poll window per request (the daemon answers earlier when the login ends).
 const POLL_WAIT_SECS: u32 = 25;
@@ -64,7 +64,7 @@ fn login_one(client: &Client, source: &str, req: &LoginRequest) -> anyhow::Resul
     let seg = path_segment(source);
     let mut state: LoginState = client.post(&format!("/v1/login/{seg}"), req)?;
     let mut shown = Shown::default();
-    let started = Instant::now();
+    let started = crate::clock::monotonic();
     loop {
         match state.phase {
             LoginPhase::Succeeded => {
@@ -85,7 +85,7 @@ fn login_one(client: &Client, source: &str, req: &LoginRequest) -> anyhow::Resul
         // preparing what the user must see (the device code, the browser), look briefly.
         let early = !shown.informed() && started.elapsed() < EARLY;
         let wait = if early { 0 } else { POLL_WAIT_SECS };
-        let asked = Instant::now();
+        let asked = crate::clock::monotonic();
         state = client.get(&format!("/v1/login/{seg}?wait={wait}"))?;
         // A daemon that answers a long-poll at once must not turn this into a busy loop.
         if state.phase == LoginPhase::Pending && asked.elapsed() < Duration::from_millis(250) {

@@ -91,7 +91,7 @@ struct Activity {
 impl Activity {
     fn new() -> Self {
         Self {
-            epoch: Instant::now(),
+            epoch: crate::clock::monotonic(),
             last_ms: AtomicU64::new(0),
         }
     }

@@ -15,7 +15,6 @@ use rolecall_proto::api::VersionReply;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Exit code of `service status` when the service is not installed or not enabled (as
 /// `rolecall daemon status` and `systemctl status` do for "not running").
@@ -138,7 +137,7 @@ struct Ran {
 }
 
 fn run_tool(program: &str, args: &[&str]) -> anyhow::Result<Ran> {
-    let out = Command::new(program)
+    let out = crate::spawn::command(program)
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()

@@ -84,7 +84,7 @@ impl Broker {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<RoleCredentials, SourceError>>,
     {
-        let started = tokio::time::Instant::now();
+        let started = crate::clock::monotonic();
         let mut delay = self.retry.first_delay;
         let mut attempt = 1;
         loop {

@@ -54,7 +54,7 @@ pub async fn capture(req: &CaptureRequest) -> Result<Captured, BrowserError> {
     let launched = launch::launch(&req.browser, req.profile_dir.clone(), req.display)?;
     let mut child = launched.child;
     let (cdp, mut events) = Cdp::start(launched.commands, launched.events);
-    let deadline = Instant::now() + req.timeout;
+    let deadline = crate::clock::monotonic() + req.timeout;
     let result = tokio::select! {
         r = drive(&cdp, &mut events, req, deadline) => r,
         // The process ending is noticed even when it left the pipe open in a child of its own.

@@ -99,7 +99,7 @@ pub fn launch(exe: &Path, profile: PathBuf, display: Display) -> Result<Launched
     let (cmd_r, cmd_w) = pipe().map_err(|e| start_err(e.to_string()))?;
     let (evt_r, evt_w) = pipe().map_err(|e| start_err(e.to_string()))?;
     let as_root = nix::unistd::geteuid().is_root();
-    let mut cmd = tokio::process::Command::new(exe);
+    let mut cmd = crate::spawn::command(exe);
     cmd.args(args(&profile, display, as_root))
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())

@@ -137,7 +137,7 @@ impl Notifications {
             if m.told.contains(&key) {
                 return false;
             }
-            let now = Instant::now();
+            let now = crate::clock::monotonic();
             while m
                 .recent
                 .front()

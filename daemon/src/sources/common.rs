@@ -70,7 +70,7 @@ pub fn hostname(env: &EnvSnapshot) -> String {
         .or_else(|| env.get("HOSTNAME").cloned())
         .or_else(|| env.get("COMPUTERNAME").cloned())
         .or_else(|| {
-            std::process::Command::new("hostname")
+            crate::spawn::std_command("hostname")
                 .output()
                 .ok()
                 .and_then(|o| String::from_utf8(o.stdout).ok())

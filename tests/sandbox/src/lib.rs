@@ -6,6 +6,9 @@
 //! demo, black-box tests). This module owns the shared state and the router; each service is
 //! its own module (see `http` for the handler contract).
 
+// The sandbox emulates upstream services on real clocks and processes: it is test
+// infrastructure, outside the product's one-clock and one-spawner rule (clippy.toml).
+#![allow(clippy::disallowed_methods)]
 // Handlers return `Result<_, Resp>` so that `?` yields the service's error reply; a reply is built
 // once per request, so its size on the stack does not matter.
 #![allow(clippy::result_large_err)]

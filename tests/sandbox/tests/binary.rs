@@ -1,6 +1,10 @@
 //! The `rolecall-sandbox` executable: first stdout line is the base URL, it serves until
 //! SIGTERM, and bad arguments get one clear line and exit code 1.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;

@@ -2,6 +2,10 @@
 //! (`aws-sdk-ssooidc`, `aws-sdk-sso`) with `endpoint_url` pointed at it: if the SDK accepts the
 //! replies and maps every error to its typed variant, the wire format is right.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use aws_sdk_sso::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ssooidc::config::retry::RetryConfig;
 use aws_sdk_ssooidc::config::timeout::TimeoutConfig;

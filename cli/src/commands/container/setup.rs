@@ -525,9 +525,9 @@ fn shell_line(cmd: &[String], root: bool) -> String {
 
 fn command(cmd: &[String], root: bool) -> Command {
     let mut c = if root {
-        Command::new(&cmd[0])
+        crate::spawn::command(&cmd[0])
     } else {
-        let mut c = Command::new("sudo");
+        let mut c = crate::spawn::command("sudo");
         c.arg(&cmd[0]);
         c
     };

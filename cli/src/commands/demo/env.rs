@@ -11,7 +11,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The sandbox's built-in directory (`tests/sandbox/seeds/default.toml`): its start URL and
 /// region, and three of alice's assignments.
@@ -48,7 +48,7 @@ pub struct DemoEnv {
 
 impl DemoEnv {
     pub fn create(me: PathBuf, sandbox_bin: PathBuf, daemon_bin: PathBuf) -> anyhow::Result<Self> {
-        let nanos = std::time::SystemTime::now()
+        let nanos = crate::clock::system_now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.subsec_nanos());
         let name = format!("rolecall-demo-{}-{nanos:x}", std::process::id());
@@ -144,7 +144,7 @@ impl DemoEnv {
     /// A command running in this installation: the user's AWS and rolecall variables removed,
     /// ours set.
     pub fn command(&self, program: &Path) -> Command {
-        let mut cmd = Command::new(program);
+        let mut cmd = crate::spawn::command(program);
         for (k, _) in std::env::vars_os() {
             let k = k.to_string_lossy();
             if k.starts_with("AWS_") || k.starts_with("ROLECALL_") || k.starts_with("XDG_") {
@@ -183,7 +183,7 @@ impl DemoEnv {
             .spawn()
             .with_context(|| format!("cannot run {}", self.sandbox_bin.display()))?;
         self.sandbox = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = crate::clock::monotonic() + Duration::from_secs(10);
         loop {
             check_interrupted()?;
             let text = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -205,7 +205,7 @@ impl DemoEnv {
                     last_line(&log_path).unwrap_or_else(|| "no message".into())
                 );
             }
-            if Instant::now() >= deadline {
+            if crate::clock::monotonic() >= deadline {
                 bail!("the sandbox did not print its address within 10s");
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -237,8 +237,8 @@ impl DemoEnv {
         if let Some(mut child) = self.sandbox.take() {
             // SAFETY: kill has no memory-safety preconditions.
             unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-            let deadline = Instant::now() + Duration::from_millis(300);
-            while Instant::now() < deadline {
+            let deadline = crate::clock::monotonic() + Duration::from_millis(300);
+            while crate::clock::monotonic() < deadline {
                 if child.try_wait().ok().flatten().is_some() {
                     break;
                 }
@@ -248,8 +248,8 @@ impl DemoEnv {
             let _ = child.wait();
         }
         if let Some(mut s) = stopper {
-            let deadline = Instant::now() + Duration::from_secs(8);
-            while Instant::now() < deadline && s.try_wait().ok().flatten().is_none() {
+            let deadline = crate::clock::monotonic() + Duration::from_secs(8);
+            while crate::clock::monotonic() < deadline && s.try_wait().ok().flatten().is_none() {
                 std::thread::sleep(Duration::from_millis(10));
             }
             let _ = s.kill();
@@ -280,8 +280,8 @@ fn terminate_and_wait(pid: u32) {
         return;
     }
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while alive() && Instant::now() < deadline {
+    let deadline = crate::clock::monotonic() + Duration::from_secs(3);
+    while alive() && crate::clock::monotonic() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
     if alive() {
@@ -313,12 +313,12 @@ pub fn run_bounded(mut cmd: Command, limit: Duration) -> anyhow::Result<Output> 
         let _ = err.read_to_end(&mut b);
         b
     });
-    let deadline = Instant::now() + limit;
+    let deadline = crate::clock::monotonic() + limit;
     let status = loop {
         if let Some(st) = child.try_wait()? {
             break st;
         }
-        if interrupted() || Instant::now() >= deadline {
+        if interrupted() || crate::clock::monotonic() >= deadline {
             let _ = child.kill();
             let _ = child.wait();
             check_interrupted()?;

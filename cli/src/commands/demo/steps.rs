@@ -13,7 +13,7 @@ use rolecall_proto::output::{ContainerCredentials, ProcessCredentials};
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::Path;
 use std::process::Output;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const STEP_LIMIT: Duration = Duration::from_secs(30);
 
@@ -72,7 +72,7 @@ fn shown(demo: &DemoEnv, heading_text: &str, args: &[&str]) -> anyhow::Result<Ou
 }
 
 pub fn run_all(demo: &mut DemoEnv) -> anyhow::Result<()> {
-    let started = Instant::now();
+    let started = crate::clock::monotonic();
     heading("A sandbox stands in for Entra ID, IAM Identity Center and STS");
     demo.start_sandbox()?;
     println!("  sandbox at {} (loopback only)", demo.base_url);

@@ -88,7 +88,7 @@ fn nonce() -> String {
         .and_then(|mut f| f.read_exact(&mut b))
         .is_err()
     {
-        let t = std::time::SystemTime::now()
+        let t = crate::clock::system_now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.subsec_nanos())
             .unwrap_or(0);

@@ -184,7 +184,7 @@ mod tests {
         let d = unified(&old, &new, "a/f", "b/f");
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("f"), &old).unwrap();
-        let mut child = std::process::Command::new("patch")
+        let mut child = crate::spawn::command("patch")
             .args(["-s", "-p1", "-d"])
             .arg(dir.path())
             .stdin(std::process::Stdio::piped())

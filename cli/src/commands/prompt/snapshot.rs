@@ -404,7 +404,7 @@ mod tests {
         assert!(!daemon_alive(0));
         assert!(!daemon_alive(u32::MAX));
         // A child that has exited and been reaped no longer exists.
-        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let mut child = crate::spawn::command("true").spawn().unwrap();
         let pid = child.id();
         child.wait().unwrap();
         assert!(!daemon_alive(pid));
@@ -430,7 +430,7 @@ mod timing {
             }
         }
         doc.push_str("}}");
-        let t = std::time::Instant::now();
+        let t = crate::clock::monotonic();
         for _ in 0..1000 {
             assert!(
                 super::parse_profile(doc.as_bytes(), "generated-0150.GeneratedSet02")

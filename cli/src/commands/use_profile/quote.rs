@@ -122,7 +122,7 @@ mod tests {
             }),
         ] {
             // A missing shell fails (it used to be skipped silently, a pass that checked less).
-            let out = std::process::Command::new(sh)
+            let out = crate::spawn::command(sh)
                 .args(&args)
                 .arg(&line)
                 .output()
@@ -192,7 +192,7 @@ mod tests {
             Shell::Fish => ("fish", &["--no-config", "-c"]),
             Shell::Powershell => unreachable!("pwsh is not installed here"),
         };
-        let out = std::process::Command::new(sh)
+        let out = crate::spawn::command(sh)
             .args(args)
             .arg(&script)
             .env("LC_ALL", "C.UTF-8")

@@ -22,9 +22,10 @@ use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
+use tokio::time::Instant;
 
 /// EC2's link-local metadata address (a Host that names it is accepted).
 pub const IMDS_LINK_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254));
@@ -92,7 +93,7 @@ impl ImdsState {
         use base64::Engine as _;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         s.retain(|x| x.until > now);
         if s.len() >= MAX_SESSIONS {
@@ -109,7 +110,7 @@ impl ImdsState {
 
     /// Session tokens currently kept.
     pub fn live_sessions(&self) -> usize {
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         self.sessions
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -121,7 +122,7 @@ impl ImdsState {
     fn session_valid(&self, presented: Option<&[u8]>) -> bool {
         let Some(p) = presented else { return false };
         let hash: [u8; 32] = Sha256::digest(p).into();
-        let now = Instant::now();
+        let now = crate::clock::monotonic();
         let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let mut ok = subtle::Choice::from(0);
         for x in s.iter_mut() {

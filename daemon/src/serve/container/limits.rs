@@ -22,10 +22,11 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
 
 /// Limits of one listener.
 #[derive(Debug, Clone)]
@@ -288,7 +289,7 @@ where
                 continue;
             }
         };
-        let epoch = Instant::now();
+        let epoch = crate::clock::monotonic();
         let last = Arc::new(AtomicU64::new(0));
         let io = TokioIo::new(ActivityIo {
             inner: stream,
@@ -346,7 +347,7 @@ where
             loop {
                 let tick = match closing {
                     Some(deadline) => deadline,
-                    None => tokio::time::Instant::now() + limits.idle_timeout / 4,
+                    None => crate::clock::monotonic() + limits.idle_timeout / 4,
                 };
                 tokio::select! {
                     _ = conn.as_mut() => break,
@@ -358,11 +359,11 @@ where
                             break;
                         }
                         conn.as_mut().graceful_shutdown();
-                        closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                        closing = Some(crate::clock::monotonic() + CLOSE_GRACE);
                     }
                     _ = stop_rx.changed(), if closing.is_none() => {
                         conn.as_mut().graceful_shutdown();
-                        closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                        closing = Some(crate::clock::monotonic() + CLOSE_GRACE);
                     }
                     _ = tokio::time::sleep_until(tick) => {
                         if closing.is_some() {
@@ -372,7 +373,7 @@ where
                             .saturating_sub(last.load(Ordering::Relaxed));
                         if quiet >= idle_ms && busy.load(Ordering::Acquire) == 0 {
                             conn.as_mut().graceful_shutdown();
-                            closing = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                            closing = Some(crate::clock::monotonic() + CLOSE_GRACE);
                         }
                     }
                 }
@@ -383,8 +384,8 @@ where
     drop(listener);
     let _ = stop_tx.send(true);
     // Let connections finish the reply they are writing.
-    let deadline = Instant::now() + CLOSE_GRACE + Duration::from_millis(200);
-    while tracker.len() > 0 && Instant::now() < deadline {
+    let deadline = crate::clock::monotonic() + CLOSE_GRACE + Duration::from_millis(200);
+    while tracker.len() > 0 && crate::clock::monotonic() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -424,9 +425,12 @@ mod tests {
         let (quiet, _) = listener.accept().unwrap();
         // The oldest connection has its request in the socket, not read yet.
         std::io::Write::write_all(&mut sent, b"GET / HTTP/1.1\r\n\r\n").unwrap();
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = crate::clock::monotonic() + Duration::from_secs(5);
         while !has_unread_input(waiting.as_raw_fd()) {
-            assert!(Instant::now() < deadline, "the bytes never arrived");
+            assert!(
+                crate::clock::monotonic() < deadline,
+                "the bytes never arrived"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         let t = Tracker::default();

@@ -306,7 +306,7 @@ mod tests {
             let table = std::fs::read_to_string(table).unwrap();
             assert_eq!(find_uid(&table, peer, local), Some(own_uid()));
             assert!(check_local_user(peer, local).is_ok());
-            let t = std::time::Instant::now();
+            let t = crate::clock::monotonic();
             for _ in 0..1000 {
                 assert_eq!(peer_uid(peer, local), Some(own_uid()));
             }

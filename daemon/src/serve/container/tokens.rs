@@ -558,7 +558,7 @@ mod tests {
     #[test]
     fn tokens_bound_to_a_gone_process_are_reaped() {
         let s = TokenStore::in_memory();
-        let mut child = std::process::Command::new("sleep")
+        let mut child = crate::spawn::std_command("sleep")
             .arg("30")
             .spawn()
             .unwrap();
