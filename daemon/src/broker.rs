@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 mod chain;
 pub mod clock;
+pub mod scoped;
 pub mod snapshot;
 pub mod whoami;
 
@@ -154,6 +155,7 @@ pub struct Broker {
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     snapshot: Option<SnapshotWriter>,
+    scoped: scoped::ScopedSessions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -283,6 +285,7 @@ impl Broker {
             clock,
             retry,
             snapshot,
+            scoped: scoped::ScopedSessions::default(),
         });
         // A finished login changes what `status` and the prompt show.
         let weak = Arc::downgrade(&broker);
@@ -319,6 +322,7 @@ impl Broker {
         }
         lock(&self.profiles).retain(|name, _| registry.config.profiles.contains_key(name));
         lock(&self.sources).retain(|name, _| registry.config.sources.contains_key(name));
+        self.scoped.forget(None);
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
         self.write_snapshot();
     }
@@ -385,9 +389,26 @@ impl Broker {
         self.registry().config.profiles.get(name).cloned()
     }
 
+    /// Credentials for `profile`, narrowed by its session policies when it declares some
+    /// (`scoped`).
+    pub async fn credentials(
+        self: &Arc<Self>,
+        profile: &str,
+        req: CredentialRequest,
+    ) -> Result<RoleCredentials, ErrorBody> {
+        match self
+            .profile(profile)
+            .as_ref()
+            .and_then(scoped::profile_scope)
+        {
+            Some(scope) => self.scoped_credentials(profile, &scope, req).await,
+            None => self.unscoped_credentials(profile, req).await,
+        }
+    }
+
     /// Credentials for `profile`: cached when they have more than `refresh_ahead` left (or as
     /// much as the upstream gives), else fetched once for all concurrent callers.
-    pub async fn credentials(
+    async fn unscoped_credentials(
         self: &Arc<Self>,
         profile: &str,
         req: CredentialRequest,
@@ -812,6 +833,7 @@ impl Broker {
                 .await
                 .map_err(|e| fetch_error_body(s.name(), &e))?;
             lock(&self.cache).retain(|k, _| k.source != s.name());
+            self.scoped.forget(Some(s.name()));
             lock(&self.sources)
                 .entry(s.name().to_string())
                 .or_default()

@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 mod chain;
+mod scoped;
 pub use chain::CHAINED_MAX_SECS;
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -231,6 +232,14 @@ pub struct ProfileConfig {
     pub session_tags: BTreeMap<String, String>,
     #[serde(default)]
     pub source_identity: Option<String>,
+    /// Scoped sessions (docs/scoped-sessions.md): every credential of the profile is narrowed
+    /// by this inline session policy (packed JSON once loaded; `session_policy_file` read in).
+    #[serde(default)]
+    pub session_policy: Option<String>,
+    #[serde(default)]
+    pub session_policy_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub managed_session_policies: Vec<String>,
 }
 
 /// Sizes: a number of bytes, or a string with a binary unit: `"512KiB"`, `"10MiB"`, `"1GiB"`.
@@ -447,6 +456,10 @@ pub fn parse(text: &str, path: &std::path::Path) -> Result<Config, ConfigError> 
         at(offset, message)
     })?;
     let mut config = config;
+    scoped::load_policies(&mut config, path).map_err(|(name, key, message)| {
+        let offset = Place::Profile(&name, Some(key)).offset(&spans, text);
+        at(offset, message)
+    })?;
     chain::fill_in_roots(&mut config);
     Ok(config)
 }
