@@ -196,7 +196,7 @@ role = "DeveloperAdmin"
         assert!(err(&long, dir.path()).contains("more than the 2048 STS allows"));
         let arns = format!(
             "{chained}managed_session_policies = [{}]\n",
-            vec!["\"arn:aws:iam::aws:policy/ReadOnlyAccess\""; 11].join(",")
+            ["\"arn:aws:iam::aws:policy/ReadOnlyAccess\""; 11].join(",")
         );
         assert!(err(&arns, dir.path()).contains("more than the 10 STS allows"));
         let ic = "\nsession_policy = '{\"Statement\": []}'\n";
