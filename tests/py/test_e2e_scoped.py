@@ -10,11 +10,12 @@ import hashlib
 import json
 import re
 import sys
+import time
 
 import boto3
 import botocore.exceptions
 
-from e2e_fixtures import REGION, bin_path, installation, world  # noqa: F401 (fixtures)
+from e2e_fixtures import REGION, bin_path, installation, wait_until, world  # noqa: F401 (fixtures)
 
 DEPLOYER = "arn:aws:iam::222222222222:role/Deployer"
 READ_ONLY = "arn:aws:iam::aws:policy/ReadOnlyAccess"
@@ -232,3 +233,25 @@ def test_concurrent_children_share_one_scoped_session(world):
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
     # The parent's credentials came from the cache; one AssumeRole served all six.
     assert world.sandbox.count("sts:AssumeRole") == before + 1
+
+
+def test_scoped_sessions_in_use_are_renewed_ahead(world):
+    """60-second sessions: the daemon assumes the role again (with the session policy) before
+    a client needs it, and the client is then served without an AssumeRole of its own."""
+    setup(world)
+    world.sandbox.admin("POST", "/lifetimes", {"role_credentials_secs": 60})
+    first = world.credential_process("deploy-ro")
+    assert first.returncode == 0, first.stderr
+    first = json.loads(first.stdout)
+    n = world.sandbox.count("sts:AssumeRole")
+    assert wait_until(lambda: world.sandbox.count("sts:AssumeRole") > n, timeout=50), \
+        world.inst.daemon_log()[-3000:]
+    time.sleep(1)
+    n = world.sandbox.count("sts:AssumeRole")
+    again = json.loads(world.credential_process("deploy-ro").stdout)
+    assert again["AccessKeyId"] != first["AccessKeyId"] and again["Expiration"] > first["Expiration"]
+    assert world.sandbox.count("sts:AssumeRole") == n
+    # Still the scoped session.
+    [cred] = [c for c in world.sandbox.admin("GET", "/issued")["credentials"]
+              if c["access_key_id"] == again["AccessKeyId"]]
+    assert cred["policy_arns"] == [READ_ONLY], cred

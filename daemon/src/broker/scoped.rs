@@ -36,6 +36,11 @@ use zeroize::Zeroizing;
 pub struct ScopedSessions {
     cache: Mutex<HashMap<String, (String, Cached)>>,
     inflight: Mutex<HashMap<String, watch::Receiver<Option<Outcome>>>>,
+    /// When each session was last asked for (epoch seconds): only sessions in use are renewed
+    /// ahead in the background.
+    used: Mutex<HashMap<String, i64>>,
+    /// The fetch (its time) each session's renewal is planned for: one renewal per fetch.
+    renewals: Mutex<HashMap<String, i64>>,
 }
 
 impl ScopedSessions {
@@ -43,6 +48,9 @@ impl ScopedSessions {
     /// served.
     pub fn forget(&self, source: Option<&str>) {
         lock(&self.cache).retain(|_, (s, _)| source.is_some_and(|x| x != s));
+        let cache = lock(&self.cache);
+        lock(&self.used).retain(|k, _| cache.contains_key(k));
+        lock(&self.renewals).retain(|k, _| cache.contains_key(k));
     }
 }
 
@@ -114,6 +122,18 @@ impl Broker {
         scope: &SessionScope,
         req: CredentialRequest,
     ) -> Result<RoleCredentials, ErrorBody> {
+        self.scoped_session(profile, scope, req, true).await
+    }
+
+    /// [`Self::scoped_credentials`]; `asked` says a client asked (a renewal does not count as
+    /// use).
+    async fn scoped_session(
+        self: &Arc<Self>,
+        profile: &str,
+        scope: &SessionScope,
+        req: CredentialRequest,
+        asked: bool,
+    ) -> Result<RoleCredentials, ErrorBody> {
         scope
             .check()
             .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, e))?;
@@ -134,6 +154,9 @@ impl Broker {
             chain_source_identity(&reg, &pc).or_else(|| scope.source_identity.clone());
         let key = format!("{:?}|{hash}|si={source_identity:?}", cache_key(&reg, &pc));
         let now = self.clock.now();
+        if asked {
+            lock(&self.scoped.used).insert(key.clone(), now);
+        }
         let refresh_ahead = reg.config.daemon.refresh_ahead.as_secs() as i64;
         if let Some((_, c)) = lock(&self.scoped.cache).get(&key) {
             if c.creds.expiration - now > c.threshold(refresh_ahead, now) {
@@ -144,7 +167,12 @@ impl Broker {
             source_identity,
             ..scope.clone()
         };
-        let outcome = self.fetch_scoped(&key, profile, &pc, base, scope).await;
+        let outcome = self
+            .fetch_scoped(&key, profile, &pc, base, scope.clone())
+            .await;
+        if outcome.is_ok() {
+            self.renew_ahead(&key, profile, &scope);
+        }
         let now = self.clock.now();
         match outcome {
             Ok(c) if c.expiration - now > EXPIRY_MARGIN_SECS => Ok(c),
@@ -161,6 +189,51 @@ impl Broker {
                 Err(fetch_error_body(&pc.source, &err))
             }
         }
+    }
+
+    /// Renews a scoped session in use before it gets stale, as the refresh scheduler does for
+    /// profiles: wakes when the cached session reaches its freshness threshold and, if a
+    /// client asked for it since its fetch started, assumes the role again (never signing
+    /// in). A session nobody asked for since is left to be fetched on demand.
+    fn renew_ahead(self: &Arc<Self>, key: &str, profile: &str, scope: &SessionScope) {
+        let Some((_, cached)) = lock(&self.scoped.cache).get(key).cloned() else {
+            return;
+        };
+        let refresh_ahead = self.registry().config.daemon.refresh_ahead.as_secs() as i64;
+        let fetched = cached.fetched_at();
+        if lock(&self.scoped.renewals).insert(key.to_string(), fetched) == Some(fetched) {
+            return; // planned already by another caller of the same fetch
+        }
+        let wake = cached.creds.expiration - cached.threshold(refresh_ahead, self.clock.now());
+        let (weak, key, profile, scope) = (
+            Arc::downgrade(self),
+            key.to_string(),
+            profile.to_string(),
+            scope.clone(),
+        );
+        tokio::spawn(async move {
+            let Some(this) = weak.upgrade() else { return };
+            let wait = (wake - this.clock.now()).max(1) as u64 + 1;
+            drop(this);
+            tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+            let Some(this) = weak.upgrade() else { return };
+            // The client whose request caused the fetch counts (it asked in the same second).
+            let used_since = lock(&this.scoped.used)
+                .get(&key)
+                .is_some_and(|t| *t >= fetched);
+            let still_cached = lock(&this.scoped.cache)
+                .get(&key)
+                .is_some_and(|(_, c)| c.fetched_at() == fetched);
+            if used_since && still_cached {
+                tracing::debug!(profile, "renewing a scoped session ahead");
+                if let Err(e) = this
+                    .scoped_session(&profile, &scope, CredentialRequest::default(), false)
+                    .await
+                {
+                    tracing::warn!(profile, error = %e.message, "renewing a scoped session failed");
+                }
+            }
+        });
     }
 
     /// The role to assume and the credentials to sign with (see the module documentation).
