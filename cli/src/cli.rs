@@ -262,6 +262,14 @@ pub struct ExecArgs {
     /// Export plain keys instead of the container endpoint.
     #[arg(long = "static")]
     pub static_keys: bool,
+    /// Narrow the child's credentials to reads: a scoped session with AWS's managed
+    /// ReadOnlyAccess as its session policy (docs/scoped-sessions.md).
+    #[arg(long, conflicts_with = "policy")]
+    pub read_only: bool,
+    /// Narrow the child's credentials with this IAM policy document (JSON, at most 2048
+    /// characters without whitespace) as the session policy.
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,

@@ -223,6 +223,26 @@ fn demo_keep_prints_working_instructions() {
         .unwrap();
     assert!(chained.status.success(), "{}", text(&chained.stderr));
     assert!(text(&chained.stdout).contains("\"AccountId\":\"222222222222\""));
+    // The scoped session the instructions show: the chained role again, read-only.
+    assert!(
+        out.contains("rolecall exec --read-only deploy -- aws s3 mb"),
+        "{out}"
+    );
+    let scoped = rolecall()
+        .args(["exec", "--read-only", "--static", "deploy", "--", "env"])
+        .output()
+        .unwrap();
+    assert!(scoped.status.success(), "{}", text(&scoped.stderr));
+    let key = |o: &str| {
+        o.lines()
+            .find_map(|l| l.strip_prefix("AWS_ACCESS_KEY_ID="))
+            .map(str::to_string)
+    };
+    let scoped_key = key(&text(&scoped.stdout)).expect("scoped keys");
+    assert!(
+        !text(&chained.stdout).contains(&scoped_key),
+        "other keys than the profile's"
+    );
 
     let stop = rolecall().args(["daemon", "stop"]).output().unwrap();
     assert!(stop.status.success(), "{}", text(&stop.stderr));

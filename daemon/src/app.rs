@@ -286,6 +286,16 @@ impl CredentialProvider for BrokerProvider {
             .await
     }
 
+    async fn scoped_credentials(
+        &self,
+        profile: &str,
+        scope: &rolecall_proto::scope::SessionScope,
+    ) -> Result<RoleCredentials, ErrorBody> {
+        self.0
+            .scoped_credentials(profile, scope, CredentialRequest::default())
+            .await
+    }
+
     fn profile(&self, profile: &str) -> Option<ProfileInfo> {
         self.0.profile(profile).map(|p| ProfileInfo {
             region: p.region,

@@ -218,6 +218,9 @@ pub fn handout(
         expiration: timefmt::rfc3339(creds.expiration),
         caller,
         token,
+        // Credentials of a scoped session are known by their access key id, whichever
+        // interface hands them out.
+        session_policy: crate::broker::scoped::policy_hash_of(&creds.access_key_id),
     }
 }
 

@@ -20,6 +20,7 @@ mod chain;
 mod credentials;
 mod errors;
 mod flight;
+pub mod scoped;
 mod session;
 pub mod snapshot;
 mod status;
@@ -112,6 +113,7 @@ pub struct Broker {
     clock: Arc<dyn Clock>,
     retry: RetryPolicy,
     snapshot: Option<SnapshotWriter>,
+    scoped: scoped::ScopedSessions,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -135,6 +137,7 @@ impl Broker {
             clock,
             retry,
             snapshot,
+            scoped: scoped::ScopedSessions::default(),
         });
         // A finished login changes what `status` and the prompt show.
         let weak = Arc::downgrade(&broker);
@@ -171,6 +174,7 @@ impl Broker {
         }
         lock(&self.profiles).retain(|name, _| registry.config.profiles.contains_key(name));
         lock(&self.sources).retain(|name, _| registry.config.sources.contains_key(name));
+        self.scoped.forget(None);
         *self.registry.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(registry);
         self.write_snapshot();
     }

@@ -13,6 +13,7 @@ mod chain;
 mod daemon;
 pub(crate) mod load;
 pub(crate) mod profile;
+mod scoped;
 pub(crate) mod source;
 mod units;
 

@@ -247,6 +247,9 @@ fn describe(h: &Handout) -> String {
             parts.push(format!("(bound to pid {p})"));
         }
     }
+    if let Some(hash) = &h.session_policy {
+        parts.push(format!("scoped {hash}"));
+    }
     if parts.is_empty() {
         "unknown".into()
     } else {
@@ -320,6 +323,7 @@ mod tests {
                 addr: None,
             },
             token: None,
+            session_policy: None,
         };
         assert_eq!(describe(&h), "python3.11[11] via rolecall[12] uid 1000");
         h.caller = Caller {

@@ -28,13 +28,17 @@ pub(super) fn fetch(
     via: Interface,
 ) -> anyhow::Result<(ProcessCredentials, Option<String>)> {
     let creds = credentials(client, profile, via)?;
-    // The region is configuration, not part of the credentials reply: status has it.
-    let region = client
+    Ok((creds, fetch_region(client, profile)))
+}
+
+/// The profile's configured region: configuration, not part of the credentials reply, so
+/// `status` has it.
+pub(super) fn fetch_region(client: &Client, profile: &str) -> Option<String> {
+    client
         .get::<Status>("/v1/status")
         .ok()
         .and_then(|s| s.profiles.into_iter().find(|p| p.name == profile))
-        .and_then(|p| p.region);
-    Ok((creds, region))
+        .and_then(|p| p.region)
 }
 
 /// The profile's credentials; at a terminal the daemon may hold the request while a sign-in

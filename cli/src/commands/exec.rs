@@ -8,9 +8,12 @@
 //! which lives exactly as long as the child: it revokes the token when the child ends, and the
 //! daemon revokes it by itself if this process is killed outright.
 //!
-//! `--static` exports the profile's current keys instead (no refresh).
+//! `--static` exports the profile's current keys instead (no refresh). `--read-only` and
+//! `--policy FILE` serve the child a scoped session instead of the profile's own credentials
+//! (see `scoped`).
 
 mod aws_files;
+mod scoped;
 mod signals;
 
 use crate::cli::ExecArgs;
@@ -41,6 +44,8 @@ const REMOVED: &[&str] = &[
 ];
 
 pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
+    // A bad policy file is refused before anything else happens.
+    let scope = scoped::requested(a)?;
     let client = Client::connect(autostart)?;
     let mut cmd = crate::spawn::command(&a.command[0]);
     cmd.args(&a.command[1..]);
@@ -53,7 +58,14 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
     let runtime = rolecall_proto::paths::runtime_dir();
     // Removed (after the child ends) when this goes out of scope.
     let aws_files;
-    if a.static_keys {
+    if let (Some(scope), true) = (&scope, a.static_keys) {
+        let creds = scoped::credentials(&client, &a.profile, scope)?;
+        let region = super::env::fetch_region(&client, &a.profile);
+        for (k, v) in super::env::key_variables(&creds, region.as_deref()) {
+            cmd.env(k, v);
+        }
+        aws_files = aws_files::AwsFiles::create(&runtime, region.as_deref())?;
+    } else if a.static_keys {
         let (creds, region) = super::env::fetch(&client, &a.profile, Interface::Exec)?;
         for (k, v) in super::env::key_variables(&creds, region.as_deref()) {
             cmd.env(k, v);
@@ -62,14 +74,22 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
     } else {
         // Sign in first when needed (waiting at a terminal, failing with the hint otherwise), so
         // the command does not start only to meet credential errors.
-        super::env::credentials(&client, &a.profile, Interface::Exec)?;
-        let reply: MintTokenReply = client.post(
-            "/v1/container/tokens",
-            &MintTokenRequest {
-                profile: a.profile.clone(),
-                bound_pid: Some(std::process::id()),
-            },
-        )?;
+        let reply: MintTokenReply = match &scope {
+            Some(scope) => {
+                scoped::credentials(&client, &a.profile, scope)?;
+                scoped::mint_token(&client, &a.profile, scope)?
+            }
+            None => {
+                super::env::credentials(&client, &a.profile, Interface::Exec)?;
+                client.post(
+                    "/v1/container/tokens",
+                    &MintTokenRequest {
+                        profile: a.profile.clone(),
+                        bound_pid: Some(std::process::id()),
+                    },
+                )?
+            }
+        };
         cmd.env("AWS_CONTAINER_CREDENTIALS_FULL_URI", &reply.full_uri);
         cmd.env("AWS_CONTAINER_AUTHORIZATION_TOKEN", &reply.token);
         if let Some(r) = &reply.region {

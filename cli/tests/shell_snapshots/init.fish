@@ -20,7 +20,7 @@ prompt --format --profile --color --shell
 populate --dry-run --prefix --name-template --prune
 import --dry-run
 container --format --token-file --relative --pod-identity --revoke --renew --all
-exec --static
+exec --static --read-only --policy
 env --format
 console --service --region --session-duration --print
 audit --since --profile --interface --json

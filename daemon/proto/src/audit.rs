@@ -138,6 +138,10 @@ pub struct Handout {
     pub caller: Caller,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token: Option<TokenRef>,
+    /// For credentials of a scoped session: the hash of its session policies
+    /// (`sha256:<16 hex>`, see `rolecall_proto::scope::SessionScope::policy_hash`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_policy: Option<String>,
 }
 
 #[cfg(test)]
@@ -161,6 +165,7 @@ mod tests {
                 ..Caller::default()
             },
             token: None,
+            session_policy: None,
         }));
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(

@@ -141,7 +141,11 @@ pub(super) async fn assume(
 
 /// What an AssumeRole failure means for the user; the message names the profile and the role
 /// and never holds a credential.
-fn failure<R>(profile: &str, role_arn: &str, e: &SdkError<AssumeRoleError, R>) -> SourceError {
+pub(super) fn failure<R>(
+    profile: &str,
+    role_arn: &str,
+    e: &SdkError<AssumeRoleError, R>,
+) -> SourceError {
     let what = format!("profile '{profile}': AssumeRole of {role_arn} failed");
     match e {
         SdkError::ServiceError(se) => {

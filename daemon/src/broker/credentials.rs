@@ -11,9 +11,26 @@ use rolecall_proto::api::{ErrorBody, ErrorCode};
 use std::sync::Arc;
 
 impl Broker {
+    /// Credentials for `profile`, narrowed by its session policies when it declares some
+    /// (`scoped`).
+    pub async fn credentials(
+        self: &Arc<Self>,
+        profile: &str,
+        req: CredentialRequest,
+    ) -> Result<RoleCredentials, ErrorBody> {
+        match self
+            .profile(profile)
+            .as_ref()
+            .and_then(super::scoped::profile_scope)
+        {
+            Some(scope) => self.scoped_credentials(profile, &scope, req).await,
+            None => self.unscoped_credentials(profile, req).await,
+        }
+    }
+
     /// Credentials for `profile`: cached when they have more than `refresh_ahead` left (or as
     /// much as the upstream gives), else fetched once for all concurrent callers.
-    pub async fn credentials(
+    pub(super) async fn unscoped_credentials(
         self: &Arc<Self>,
         profile: &str,
         req: CredentialRequest,

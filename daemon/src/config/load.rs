@@ -111,6 +111,10 @@ pub fn parse(text: &str, path: &std::path::Path) -> Result<Config, ConfigError> 
         at(offset, message)
     })?;
     let mut config = config;
+    super::scoped::load_policies(&mut config, path).map_err(|(name, key, message)| {
+        let offset = Place::Profile(&name, Some(key)).offset(&spans, text);
+        at(offset, message)
+    })?;
     chain::fill_in_roots(&mut config);
     Ok(config)
 }

@@ -46,6 +46,14 @@ pub struct ProfileConfig {
     pub session_tags: BTreeMap<String, String>,
     #[serde(default)]
     pub source_identity: Option<String>,
+    /// Scoped sessions (docs/scoped-sessions.md): every credential of the profile is narrowed
+    /// by this inline session policy (packed JSON once loaded; `session_policy_file` read in).
+    #[serde(default)]
+    pub session_policy: Option<String>,
+    #[serde(default)]
+    pub session_policy_file: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub managed_session_policies: Vec<String>,
 }
 
 /// `arn:<partition>:iam::<12 digits>:<kind>/<name>`.

@@ -21,6 +21,7 @@ pub mod imds;
 pub mod limits;
 pub mod peer;
 pub mod pod_identity;
+pub mod scoped;
 pub mod tokens;
 
 use crate::sources::RoleCredentials;
@@ -77,6 +78,20 @@ pub trait CredentialProvider: Send + Sync + 'static {
 
     /// The profile's configuration, `None` when no such profile exists.
     fn profile(&self, profile: &str) -> Option<ProfileInfo>;
+
+    /// Credentials for `profile` narrowed by `scope` (a scoped session's token), as
+    /// non-interactively as [`CredentialProvider::credentials`].
+    async fn scoped_credentials(
+        &self,
+        profile: &str,
+        scope: &rolecall_proto::scope::SessionScope,
+    ) -> Result<RoleCredentials, ErrorBody> {
+        let _ = scope;
+        Err(ErrorBody::new(
+            ErrorCode::Unsupported,
+            format!("profile '{profile}': this endpoint cannot serve scoped sessions"),
+        ))
+    }
 
     /// Records credentials the endpoint handed out (the daemon's audit log; nothing by default).
     fn audit(&self, handout: rolecall_proto::audit::Handout) {
@@ -153,6 +168,15 @@ impl ContainerState {
 
     /// `POST /v1/container/tokens`.
     pub fn mint_token(&self, req: &MintTokenRequest) -> Result<MintTokenReply, ErrorBody> {
+        self.mint_token_scoped(req, None)
+    }
+
+    /// A token served only credentials narrowed by `scope` (when given; see `scoped`).
+    fn mint_token_scoped(
+        &self,
+        req: &MintTokenRequest,
+        scope: Option<rolecall_proto::scope::SessionScope>,
+    ) -> Result<MintTokenReply, ErrorBody> {
         let Some(info) = self.provider.profile(&req.profile) else {
             return Err(ErrorBody::new(
                 ErrorCode::UnknownProfile,
@@ -174,6 +198,7 @@ impl ContainerState {
                     source: Some(&info.source),
                     bound_pid: req.bound_pid,
                     expires,
+                    scope,
                 },
                 now,
             )
@@ -445,7 +470,7 @@ impl ContainerHandler {
                 "missing, expired or invalid authorization token for this profile — run: rolecall container <profile>",
             );
         };
-        match self.state.provider.credentials(&profile).await {
+        match self.state.credentials_for(&profile, &token_ref).await {
             Ok(c) => {
                 let reply = credentials_reply(&c);
                 if reply.status() == StatusCode::OK {

@@ -36,6 +36,9 @@ pub struct PermissionSet {
     pub name: String,
     /// Session duration of the role credentials, in seconds (1h..12h in AWS).
     pub session_duration_secs: u64,
+    /// The permissions (an IAM policy document); none = everything allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// User × account × permission set.
@@ -116,6 +119,13 @@ pub struct IamRole {
     /// credentials the sandbox issued may assume any role here with `AssumeRole`.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_id: Option<String>,
+    /// The role's identity-based policy (an IAM policy document); none = everything allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The trust policy names the role itself, so that its own sessions may assume it again
+    /// (AWS requires this explicitly since 2023).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub trusts_itself: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -232,6 +242,28 @@ impl Directory {
 
     pub fn iam_role(&self, arn: &str) -> Option<&IamRole> {
         self.iam_roles.iter().find(|r| r.arn == arn)
+    }
+
+    /// The identity-based policy of the role a session belongs to (`arn:aws:sts::<acct>:
+    /// assumed-role/<name>/<session>`): an IAM role's `policy`, or an Identity Center
+    /// permission set's (`AWSReservedSSO_<set>_<hex>`); everything allowed when none is given.
+    pub fn identity_policy_of(&self, session_arn: &str) -> String {
+        let mut parts = session_arn.splitn(6, ':');
+        let account = parts.nth(4).unwrap_or_default();
+        let rest = parts.next().unwrap_or_default();
+        let name = rest.split('/').nth(1).unwrap_or_default();
+        let from_role = self.iam_roles.iter().find(|r| {
+            r.arn.split(':').nth(4) == Some(account) && r.arn.rsplit('/').next() == Some(name)
+        });
+        let from_set = || {
+            let set = name.strip_prefix("AWSReservedSSO_")?.rsplit_once('_')?.0;
+            self.permission_set(set)?.policy.clone()
+        };
+        match from_role {
+            Some(r) => r.policy.clone(),
+            None => from_set(),
+        }
+        .unwrap_or_else(|| crate::iam::ADMINISTRATOR_ACCESS.to_string())
     }
 
     /// The SAML app's Role claim values for a user.

@@ -24,6 +24,15 @@ pub struct IssuedCredential {
     pub expiration: OffsetDateTime,
     /// Which operation issued it (`sso:GetRoleCredentials`, `sts:AssumeRoleWithSAML`, ...).
     pub issued_by: String,
+    /// The session's `SourceIdentity` (set by `AssumeRole`, kept by every later link).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_identity: Option<String>,
+    /// The inline session policy the session was created with, as passed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_policy: Option<String>,
+    /// The managed session policies (`PolicyArns`) the session was created with.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub policy_arns: Vec<String>,
 }
 
 impl fmt::Debug for IssuedCredential {
@@ -83,12 +92,27 @@ impl Issued {
             user_id: format!("{}:{}", role_id(r.account_id, r.role_name), r.session_name),
             expiration: r.expiration,
             issued_by: r.issued_by.to_string(),
+            source_identity: None,
+            session_policy: None,
+            policy_arns: Vec::new(),
         };
         self.by_key
             .lock()
             .expect("issued lock")
             .insert(access_key_id, cred.clone());
         cred
+    }
+
+    /// Changes what is recorded of an issued credential (its session's scope).
+    pub fn annotate(&self, access_key_id: &str, f: impl FnOnce(&mut IssuedCredential)) {
+        if let Some(c) = self
+            .by_key
+            .lock()
+            .expect("issued lock")
+            .get_mut(access_key_id)
+        {
+            f(c);
+        }
     }
 
     pub fn get(&self, access_key_id: &str) -> Option<IssuedCredential> {

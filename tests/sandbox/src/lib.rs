@@ -20,12 +20,14 @@ pub mod entra;
 pub mod faults;
 pub mod federation;
 pub mod http;
+pub mod iam;
 pub mod issued;
 pub mod jwt;
 pub mod keys;
 pub mod oidc;
 pub mod pending;
 pub mod portal;
+pub mod s3;
 pub mod saml;
 pub mod server;
 pub mod sigv4;
@@ -133,6 +135,10 @@ pub async fn route(sb: &Arc<Sandbox>, req: &http::Req) -> http::HandlerResult {
     let path = req.path();
     if path == "/_sandbox" || path.starts_with("/_sandbox/") {
         return admin::handle(sb, req).await;
+    }
+    // S3 (path-style) is told apart by its signature's scope, not by its paths.
+    if s3::is_s3_request(req) {
+        return s3::handle(sb, req).await;
     }
     match path {
         "/client/register" | "/device_authorization" | "/token" | "/authorize" | "/device" => {

@@ -139,10 +139,22 @@ fn canonical_header_value(v: &str) -> String {
     v.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// Whether the request is signed for S3 (its credential scope's service), whose canonical
+/// request differs: the path is used as sent, and the payload hash is the
+/// `x-amz-content-sha256` header (which the S3 emulation checks against the body first).
+fn signed_for_s3(req: &SignedRequest<'_>) -> bool {
+    header(req.headers, "authorization").is_some_and(|a| a.contains("/s3/aws4_request"))
+}
+
 /// Builds the canonical request (SigV4 task 1). Non-S3 services encode the path a second time.
 pub fn canonical_request(req: &SignedRequest<'_>, signed_headers: &[String]) -> String {
     let path = if req.path.is_empty() { "/" } else { req.path };
-    let canonical_uri = uri_encode(path, true);
+    let s3 = signed_for_s3(req);
+    let canonical_uri = if s3 {
+        path.to_string()
+    } else {
+        uri_encode(path, true)
+    };
     let mut headers = String::new();
     for name in signed_headers {
         let values: Vec<String> = req
@@ -155,7 +167,10 @@ pub fn canonical_request(req: &SignedRequest<'_>, signed_headers: &[String]) -> 
     }
     // The verifier hashes the body it received. An `x-amz-content-sha256` header is only a signed
     // header like any other: trusting its value would let a replayed request carry another body.
-    let payload_hash = hex::encode(Sha256::digest(req.body));
+    let payload_hash = match header(req.headers, "x-amz-content-sha256") {
+        Some(declared) if s3 => declared.to_string(),
+        _ => hex::encode(Sha256::digest(req.body)),
+    };
     format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,

@@ -326,6 +326,7 @@ pub fn print_keep_instructions(demo: &DemoEnv) {
         println!("export {k}={}", sh_quote(&v.to_string_lossy()));
     }
     println!("export AWS_ENDPOINT_URL_STS={}", sh_quote(&demo.base_url));
+    println!("export AWS_ENDPOINT_URL_S3={}", sh_quote(&demo.base_url));
     println!("export PATH={}:\"$PATH\"", sh_quote(&dir_of(&demo.me)));
     println!();
     for name in PROFILES.iter().map(|p| p.0).chain([CHAINED.0]) {
@@ -335,6 +336,10 @@ pub fn print_keep_instructions(demo: &DemoEnv) {
     println!("rolecall credential-process dev-read");
     println!("rolecall console dev-read --print   # a console sign-in URL; open it in a browser");
     println!("rolecall audit --since 1h   # every hand-out of credentials, and to whom");
+    println!(
+        "rolecall exec --read-only {0} -- aws s3 mb s3://demo-bucket   # refused (AccessDenied): a read-only scoped session; without --read-only it works",
+        CHAINED.0
+    );
     println!("\nWhen done:\n");
     println!("rolecall daemon stop");
     if let Some(c) = &demo.sandbox {

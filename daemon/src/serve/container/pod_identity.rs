@@ -64,12 +64,17 @@ pub(super) async fn answer<B>(
             "missing, expired or invalid authorization token — run: rolecall container <profile> --pod-identity",
         );
     };
-    match state.provider.credentials(&profile).await {
+    // Which token it was (its id, never its value), as on the profile route; a scoped
+    // session's token is served its scoped credentials only.
+    let token_ref = state.tokens.verified(&profile, token, now);
+    let fetched = match &token_ref {
+        Some(t) => state.credentials_for(&profile, t).await,
+        None => state.provider.credentials(&profile).await,
+    };
+    match fetched {
         Ok(c) => {
             let response = reply(&c);
             if response.status() == StatusCode::OK {
-                // Which token it was (its id, never its value), as on the profile route.
-                let token_ref = state.tokens.verified(&profile, token, now);
                 state.provider.audit(crate::audit::handout(
                     rolecall_proto::audit::Interface::Container,
                     &profile,

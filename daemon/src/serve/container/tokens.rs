@@ -52,6 +52,10 @@ pub struct StoredToken {
     /// The source of the profile when minted (a logout of it revokes the token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
+    /// A token of a scoped session (`rolecall exec --read-only`): it is served only credentials
+    /// narrowed by this scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<rolecall_proto::scope::SessionScope>,
 }
 
 /// What a saved token without a lifetime (made before tokens had one) is given.
@@ -88,6 +92,8 @@ pub struct NewToken<'a> {
     pub bound_pid: Option<u32>,
     /// Epoch seconds after which the token is refused.
     pub expires: Option<i64>,
+    /// Only credentials narrowed by this scope are served to the token.
+    pub scope: Option<rolecall_proto::scope::SessionScope>,
 }
 
 impl std::fmt::Debug for Minted {
@@ -250,6 +256,7 @@ impl TokenStore {
             bound_start: bound_pid.and_then(process_start_time),
             expires: new.expires,
             source: new.source.map(str::to_string),
+            scope: new.scope.clone(),
         };
         let mut entries = self.write();
         entries.retain(|e| live(&e.stored, now));
@@ -268,6 +275,15 @@ impl TokenStore {
             profile: stored.profile,
             expires: stored.expires,
         })
+    }
+
+    /// The scope a token (by id) was minted with: `None` for a token of the profile's own
+    /// credentials.
+    pub fn scope_of(&self, id: &str) -> Option<rolecall_proto::scope::SessionScope> {
+        self.read()
+            .iter()
+            .find(|e| e.stored.id == id)
+            .and_then(|e| e.stored.scope.clone())
     }
 
     /// Whether `presented` is a live token for `profile` at `now`. Runs in time that depends
@@ -591,6 +607,7 @@ mod tests {
             source: Some("corp"),
             bound_pid: None,
             expires,
+            scope: None,
         };
         let m = s.mint_token(&new(Some(100)), 10).unwrap();
         assert!(s.verify("dev", Some(m.token.as_bytes()), 99));
@@ -612,6 +629,7 @@ mod tests {
             bound_start: None,
             expires: None,
             source: None,
+            scope: None,
         };
         vault.save(std::slice::from_ref(&old)).unwrap();
         let again = TokenStore::load(vault.clone()).unwrap();
@@ -631,6 +649,7 @@ mod tests {
                     source,
                     bound_pid: None,
                     expires: Some(1_000),
+                    scope: None,
                 },
                 1,
             )

@@ -31,6 +31,8 @@ const MAX_TARGET_BYTES: usize = 2048;
 /// Longest long-poll a client may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(600);
 
+mod scoped;
+
 type Reply = Response<Full<Bytes>>;
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Reply {
@@ -269,6 +271,10 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             }
         }
         (["sources", source, "roles"], &Method::GET) => roles(app, source).await,
+        (["scoped", profile, what], &Method::POST) => {
+            let peer = req.extensions().get::<super::SocketPeer>().copied();
+            scoped::route(app, profile, what, &query, peer, req).await
+        }
         (["console"], &Method::POST) => match read_json_required::<ConsoleRequest>(req).await {
             Ok(r) => match crate::console::console(app.broker(), app.env(), &r).await {
                 Ok(reply) => ok(&reply),
@@ -288,6 +294,7 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             | ["container", "tokens", "renew"]
             | ["whoami", _]
             | ["sources", _, "roles"]
+            | ["scoped", _, _]
             | ["console"],
             _,
         ) => method_not_allowed(&method, &path),

@@ -59,6 +59,7 @@ impl Directory {
             self.permission_sets.push(PermissionSet {
                 name: format!("GeneratedSet{:02}", i + 1),
                 session_duration_secs: hours * 3600,
+                policy: None,
             });
         }
         let new_sets: Vec<String> = self.permission_sets[ps_start..]
@@ -105,6 +106,10 @@ impl Directory {
                     p.name
                 ));
             }
+            if let Some(doc) = &p.policy {
+                crate::iam::Policy::parse(doc)
+                    .map_err(|e| format!("permission set '{}': policy: {e}", p.name))?;
+            }
         }
         for a in &self.assignments {
             if self.user(&a.user).is_none() {
@@ -129,6 +134,10 @@ impl Directory {
                     "role '{}': max_session_duration_secs must be 3600..43200",
                     r.arn
                 ));
+            }
+            if let Some(doc) = &r.policy {
+                crate::iam::Policy::parse(doc)
+                    .map_err(|e| format!("role '{}': policy: {e}", r.arn))?;
             }
         }
         Ok(())

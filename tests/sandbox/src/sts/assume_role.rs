@@ -1,7 +1,11 @@
 //! `AssumeRole`, SigV4-signed with credentials the sandbox issued. Every such credential is a
 //! role session (portal or STS), so every `AssumeRole` here is role chaining, and AWS's limit
 //! for it holds: `DurationSeconds` at most 3600. Trust: any credentials may assume any role of
-//! the directory's `iam_roles`, with the role's `external_id` when it names one.
+//! the directory's `iam_roles`, with the role's `external_id` when it names one, except its own
+//! role unless that role `trusts_itself`; and the caller's own permissions must allow
+//! `sts:AssumeRole` on the role (so a session narrowed by a session policy stays narrowed).
+//! `Policy` and `PolicyArns` scope the new session; `SourceIdentity` sticks to it and to every
+//! later link.
 
 use std::collections::HashMap;
 
@@ -20,7 +24,7 @@ pub fn assume_role(sb: &Sandbox, req: &Req, p: &HashMap<String, String>) -> Resu
     let session_name = common::required(p, "RoleSessionName", "roleSessionName")?;
     common::check_session_name(session_name)?;
     let (account, role_name) = common::parse_role_arn(role_arn)?;
-    let packed = common::session_policy(p)?;
+    let scope = common::session_scope(p)?;
     let source_identity = p.get("SourceIdentity").filter(|s| !s.is_empty());
     if let Some(si) = source_identity {
         if si.len() < 2
@@ -32,6 +36,11 @@ pub fn assume_role(sb: &Sandbox, req: &Req, p: &HashMap<String, String>) -> Resu
             return Err(StsError::validation(&format!(
                 "1 validation error detected: Value '{si}' at 'sourceIdentity' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*"
             )));
+        }
+        if si.to_ascii_lowercase().starts_with("aws:") {
+            return Err(StsError::validation(
+                "SourceIdentity must not begin with the prefix aws:",
+            ));
         }
     }
     let tags = (1..)
@@ -49,6 +58,28 @@ pub fn assume_role(sb: &Sandbox, req: &Req, p: &HashMap<String, String>) -> Resu
         ))
     };
     let role = sb.dir().iam_role(role_arn).cloned().ok_or_else(denied)?;
+    // A role session assuming its own role needs a trust policy that names the role.
+    let caller_role = caller.arn.split('/').nth(1).unwrap_or_default();
+    if caller.account_id == account && caller_role == role_name && !role.trusts_itself {
+        return Err(denied());
+    }
+    // The caller's own permissions (its role's policy within its session policies) must allow
+    // sts:AssumeRole on the role: a narrowed session cannot step out of its narrowing.
+    let outcome = crate::iam::session_outcome(sb, &caller, "sts:AssumeRole", role_arn);
+    if let Some(message) = outcome.denial(&caller.arn, "sts:AssumeRole", role_arn) {
+        return Err(StsError::access_denied(&message));
+    }
+    // A source identity, once set, stays with every later session of the chain.
+    let source_identity = match (&caller.source_identity, source_identity) {
+        (Some(kept), Some(asked)) if kept != asked => {
+            return Err(StsError::access_denied(&format!(
+                "User: {} is not authorized to perform: sts:SetSourceIdentity on resource: {role_arn}: the session's source identity '{kept}' cannot be changed",
+                caller.arn
+            )))
+        }
+        (Some(kept), _) => Some(kept.clone()),
+        (None, asked) => asked.cloned(),
+    };
     if let Some(required) = &role.external_id {
         if p.get("ExternalId") != Some(required) {
             return Err(denied());
@@ -69,8 +100,14 @@ pub fn assume_role(sb: &Sandbox, req: &Req, p: &HashMap<String, String>) -> Resu
         expiration: sb.clock.now() + time::Duration::seconds(lifetime as i64),
         issued_by: "sts:AssumeRole",
     });
+    sb.issued.annotate(&cred.access_key_id, |c| {
+        c.source_identity = source_identity.clone();
+        c.session_policy = scope.policy.clone();
+        c.policy_arns = scope.policy_arns.clone();
+    });
+    let packed = scope.packed_size_xml;
     let source_identity = source_identity
-        .map(|si| format!("<SourceIdentity>{}</SourceIdentity>", escape_xml(si)))
+        .map(|si| format!("<SourceIdentity>{}</SourceIdentity>", escape_xml(&si)))
         .unwrap_or_default();
     let inner = format!(
         "{}{}{packed}{source_identity}",

@@ -137,29 +137,79 @@ pub fn check_session_name(name: &str) -> Result<(), StsError> {
     Ok(())
 }
 
-/// The optional inline session `Policy`: at most 2048 characters of a JSON policy object.
-/// Returns the `PackedPolicySize` element to add (AWS reports it only when one was passed; the
-/// percentage is an estimate from the plain-text size).
-pub fn session_policy(p: &HashMap<String, String>) -> Result<String, StsError> {
-    let Some(policy) = p.get("Policy") else {
-        return Ok(String::new());
-    };
-    if policy.is_empty() || policy.len() > 2048 {
+/// What `Policy` and `PolicyArns.member.N.arn` ask for, checked.
+#[derive(Debug, Default)]
+pub struct SessionScope {
+    pub policy: Option<String>,
+    pub policy_arns: Vec<String>,
+    /// The `PackedPolicySize` element to add (AWS reports it only when a policy was passed).
+    pub packed_size_xml: String,
+}
+
+/// AWS's limit on the packed session policies (inline and managed) and tags, as the sandbox
+/// models it (see [`crate::iam::packed_len`]).
+pub const PACKED_LIMIT: usize = 2048;
+
+/// The optional inline session `Policy` (at most 2048 characters of a policy document IAM
+/// accepts) and managed `PolicyArns` (at most 10, each an IAM policy the sandbox knows).
+/// Packed, they must fit in [`PACKED_LIMIT`]: else `PackedPolicyTooLarge`.
+pub fn session_scope(p: &HashMap<String, String>) -> Result<SessionScope, StsError> {
+    let policy = p.get("Policy").cloned();
+    if let Some(policy) = &policy {
+        if policy.is_empty() || policy.len() > 2048 {
+            return Err(StsError::validation(
+                "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length between 1 and 2048",
+            ));
+        }
+        crate::iam::Policy::parse(policy).map_err(|m| {
+            StsError::sender(StatusCode::BAD_REQUEST, "MalformedPolicyDocument", &m)
+        })?;
+    }
+    let policy_arns: Vec<String> = (1..)
+        .map_while(|n| p.get(&format!("PolicyArns.member.{n}.arn")).cloned())
+        .collect();
+    if policy_arns.len() > 10 {
         return Err(StsError::validation(
-            "1 validation error detected: Value at 'policy' failed to satisfy constraint: Member must have length between 1 and 2048",
+            "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must have length less than or equal to 10",
         ));
     }
-    match serde_json::from_str::<serde_json::Value>(policy) {
-        Ok(v) if v.get("Statement").is_some() => Ok(format!(
-            "<PackedPolicySize>{}</PackedPolicySize>",
-            (policy.len() * 100 / 2048).max(1)
-        )),
-        _ => Err(StsError::sender(
+    let tags: usize = (1..)
+        .map_while(|n| {
+            let k = p.get(&format!("Tags.member.{n}.Key"))?;
+            let v = p.get(&format!("Tags.member.{n}.Value"))?;
+            Some(k.len() + v.len())
+        })
+        .sum();
+    let packed = policy.as_deref().map_or(0, crate::iam::packed_len)
+        + policy_arns.iter().map(String::len).sum::<usize>()
+        + tags;
+    let percent = (packed * 100).div_ceil(PACKED_LIMIT);
+    if packed > PACKED_LIMIT {
+        return Err(StsError::sender(
             StatusCode::BAD_REQUEST,
-            "MalformedPolicyDocument",
-            "Syntax errors in policy.",
-        )),
+            "PackedPolicyTooLarge",
+            &format!(
+                "Packed size of the session policies and tags exceeds the limit: {percent}% of the allowed size"
+            ),
+        ));
     }
+    for arn in &policy_arns {
+        if crate::iam::managed_policy(arn).is_none() {
+            return Err(StsError::validation(&format!(
+                "Policy {arn} does not exist or is not attachable."
+            )));
+        }
+    }
+    let packed_size_xml = if policy.is_some() || !policy_arns.is_empty() {
+        format!("<PackedPolicySize>{}</PackedPolicySize>", percent.max(1))
+    } else {
+        String::new()
+    };
+    Ok(SessionScope {
+        policy,
+        policy_arns,
+        packed_size_xml,
+    })
 }
 
 /// ISO 8601 as STS writes `Expiration` (seconds, `Z`).
@@ -223,21 +273,39 @@ mod tests {
     #[test]
     fn policies() {
         let mut p = HashMap::new();
-        assert_eq!(session_policy(&p).unwrap(), "");
+        assert_eq!(session_scope(&p).unwrap().packed_size_xml, "");
         p.insert(
             "Policy".to_string(),
             r#"{"Version":"2012-10-17","Statement":[]}"#.to_string(),
         );
-        assert!(session_policy(&p)
+        assert!(session_scope(&p)
             .unwrap()
+            .packed_size_xml
             .starts_with("<PackedPolicySize>"));
         p.insert("Policy".to_string(), "{not json".to_string());
         assert_eq!(
-            session_policy(&p).unwrap_err().code,
+            session_scope(&p).unwrap_err().code,
             "MalformedPolicyDocument"
         );
         p.insert("Policy".to_string(), "x".repeat(2049));
-        assert_eq!(session_policy(&p).unwrap_err().code, "ValidationError");
+        assert_eq!(session_scope(&p).unwrap_err().code, "ValidationError");
+        // 2000 packed characters of policy and one long managed ARN: over the packed limit.
+        let big = format!(
+            r#"{{"Statement":[{{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::{}"}}]}}"#,
+            "b".repeat(1920)
+        );
+        p.insert("Policy".to_string(), big);
+        p.insert(
+            "PolicyArns.member.1.arn".to_string(),
+            "arn:aws:iam::aws:policy/AmazonS3ReadOnlyAccess".to_string(),
+        );
+        assert_eq!(session_scope(&p).unwrap_err().code, "PackedPolicyTooLarge");
+        p.remove("Policy");
+        p.insert(
+            "PolicyArns.member.1.arn".to_string(),
+            "arn:aws:iam::aws:policy/NoSuchPolicy".to_string(),
+        );
+        assert_eq!(session_scope(&p).unwrap_err().code, "ValidationError");
     }
 
     #[test]

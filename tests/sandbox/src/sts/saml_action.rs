@@ -93,7 +93,8 @@ pub fn assume_role_with_saml(sb: &Sandbox, p: &HashMap<String, String>) -> Resul
     let principal_arn = common::arn_param(p, "PrincipalArn", "principalArn")?;
     let assertion = common::required(p, "SAMLAssertion", "sAMLAssertion")?;
     let (account, role_name) = common::parse_role_arn(role_arn)?;
-    let packed = common::session_policy(p)?;
+    let scope = common::session_scope(p)?;
+    let packed = scope.packed_size_xml.clone();
 
     let a = verify_response(assertion, &keys::saml_key().cert_der)
         .map_err(|e| StsError::invalid_token(&e.to_string()))?;
@@ -172,6 +173,10 @@ pub fn assume_role_with_saml(sb: &Sandbox, p: &HashMap<String, String>) -> Resul
         session_name: &session_name,
         expiration: now + time::Duration::seconds(lifetime as i64),
         issued_by: "sts:AssumeRoleWithSAML",
+    });
+    sb.issued.annotate(&cred.access_key_id, |c| {
+        c.session_policy = scope.policy.clone();
+        c.policy_arns = scope.policy_arns.clone();
     });
     if single.enabled() {
         let until = a

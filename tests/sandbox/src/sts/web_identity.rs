@@ -28,7 +28,8 @@ pub fn assume_role_with_web_identity(
     let token = common::required(p, "WebIdentityToken", "webIdentityToken")?;
     common::check_session_name(session_name)?;
     let (account, role_name) = common::parse_role_arn(role_arn)?;
-    let packed = common::session_policy(p)?;
+    let scope = common::session_scope(p)?;
+    let packed = scope.packed_size_xml.clone();
 
     let claims = jwt::verify(token).map_err(|e| match e {
         JwtError::UnknownKey => StsError::invalid_token(
@@ -97,6 +98,10 @@ pub fn assume_role_with_web_identity(
         session_name,
         expiration: now + time::Duration::seconds(lifetime as i64),
         issued_by: "sts:AssumeRoleWithWebIdentity",
+    });
+    sb.issued.annotate(&cred.access_key_id, |c| {
+        c.session_policy = scope.policy.clone();
+        c.policy_arns = scope.policy_arns.clone();
     });
     // Provider: the issuer without its scheme, as AWS reports it.
     let provider_host = iss.strip_prefix("https://").unwrap_or(&iss).to_string();

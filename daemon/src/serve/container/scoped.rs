@@ -1,0 +1,48 @@
+//! Container tokens of scoped sessions (`rolecall exec --read-only` / `--policy FILE`,
+//! docs/scoped-sessions.md): minted with the scope they were asked with, kept with the token
+//! (in the vault too, so a restarted daemon still serves them narrowed), and served only the
+//! scoped session's credentials, on the profile route and the Pod Identity route alike.
+
+use super::{ContainerState, MintTokenReply};
+use crate::sources::RoleCredentials;
+use rolecall_proto::api::{ErrorBody, ErrorCode, MintTokenRequest};
+use rolecall_proto::audit::TokenRef;
+use rolecall_proto::scope::SessionScope;
+
+impl ContainerState {
+    /// `POST /v1/scoped/<profile>/token`: a token bound like `rolecall exec`'s, served only
+    /// credentials narrowed by `scope`.
+    pub fn mint_scoped_token(
+        &self,
+        profile: &str,
+        bound_pid: Option<u32>,
+        scope: SessionScope,
+    ) -> Result<MintTokenReply, ErrorBody> {
+        scope
+            .check()
+            .map_err(|e| ErrorBody::new(ErrorCode::BadRequest, e))?;
+        let hash = scope.policy_hash();
+        let reply = self.mint_token_scoped(
+            &MintTokenRequest {
+                profile: profile.to_string(),
+                bound_pid,
+            },
+            Some(scope),
+        )?;
+        tracing::info!(id = %reply.id, profile, policy = %hash, "container token of a scoped session minted");
+        Ok(reply)
+    }
+
+    /// What a verified token is served: its scoped session's credentials when it was minted
+    /// with a scope, else the profile's.
+    pub async fn credentials_for(
+        &self,
+        profile: &str,
+        token: &TokenRef,
+    ) -> Result<RoleCredentials, ErrorBody> {
+        match self.tokens.scope_of(&token.id) {
+            Some(scope) => self.provider.scoped_credentials(profile, &scope).await,
+            None => self.provider.credentials(profile).await,
+        }
+    }
+}
