@@ -20,5 +20,6 @@ pub mod opener;
 pub mod refresh;
 pub mod saml;
 pub mod serve;
+pub mod setup_check;
 pub mod sources;
 pub mod vault;

@@ -15,9 +15,9 @@
 
 mod authorize;
 mod aws_cli_cache;
-mod errors;
+pub(crate) mod errors;
 mod records;
-mod start_url;
+pub(crate) mod start_url;
 
 use self::errors::Failure;
 use self::records::{now, refused_key, registration_key, token_key, Flow, Registration, Token};
