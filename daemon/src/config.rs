@@ -95,6 +95,8 @@ pub enum SourceConfig {
     IdentityCenter(IdentityCenterConfig),
     EntraSaml(EntraSamlConfig),
     EntraOidc(EntraOidcConfig),
+    /// Experimental: an `aws login` session of the AWS CLI (docs/interop.md).
+    AwsLogin(crate::sources::aws_login::config::AwsLoginConfig),
 }
 
 impl SourceConfig {
@@ -103,6 +105,7 @@ impl SourceConfig {
             SourceConfig::IdentityCenter(_) => "identity-center",
             SourceConfig::EntraSaml(_) => "entra-saml",
             SourceConfig::EntraOidc(_) => "entra-oidc",
+            SourceConfig::AwsLogin(_) => "aws-login",
         }
     }
 }
@@ -690,6 +693,11 @@ fn validate_source<'a>(name: &'a str, source: &'a SourceConfig) -> Result<(), In
             }
             (&c.endpoint_url, &c.authority)
         }
+        SourceConfig::AwsLogin(c) => {
+            crate::sources::aws_login::config::validate(name, c)
+                .map_err(|(k, m)| (Some(p(k)), m))?;
+            (&c.endpoint_url, &None)
+        }
     };
     if let Some(e) = endpoint {
         validate_url(p("endpoint_url"), "endpoint_url", e)?;
@@ -750,6 +758,10 @@ fn validate_profile<'a>(
             ));
         }
     }
+    if let SourceConfig::AwsLogin(c) = source {
+        return crate::sources::aws_login::config::validate_profile(name, c, profile)
+            .map_err(|(k, m)| (Some(p(k)), m));
+    }
     if profile.role.trim().is_empty() {
         return Err((Some(p("role")), format!("profile '{name}': role is empty")));
     }
@@ -771,6 +783,7 @@ fn validate_profile<'a>(
                 ));
             }
         }
+        SourceConfig::AwsLogin(_) => {}
         SourceConfig::EntraSaml(_) | SourceConfig::EntraOidc(_) => {
             if !is_iam_arn(&profile.role, "role") {
                 return Err((
