@@ -73,3 +73,28 @@ pub fn validate_profile(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    fn parse(extra: &str) -> Result<crate::config::Config, String> {
+        let text = format!(
+            "[sources.console]\nkind = \"aws-login\"\nlogin_session = \"arn:aws:iam::111111111111:user/alice\"\n\n[profiles.c]\nsource = \"console\"\n{extra}"
+        );
+        crate::config::parse(&text, std::path::Path::new("c.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn profiles_serve_the_session_itself() {
+        assert!(parse("").is_ok());
+        assert!(parse("account = \"111111111111\"\n").is_ok());
+        let e = parse("role = \"Admin\"\n").unwrap_err();
+        assert!(e.contains("c.toml:7:1") && e.contains("via"), "{e}");
+        let e = parse("account = \"222222222222\"\n").unwrap_err();
+        assert!(e.contains("not the aws login session's account"), "{e}");
+        let bad = "[sources.x]\nkind = \"aws-login\"\nlogin_session = \"alice\"\n";
+        let e = crate::config::parse(bad, std::path::Path::new("c.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("login_session must be the ARN"), "{e}");
+    }
+}
