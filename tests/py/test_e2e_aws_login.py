@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import json
 import os
+import subprocess
 import pathlib
 import time
 import urllib.error
@@ -187,5 +188,60 @@ def test_a_cache_file_others_can_read_is_refused_in_one_line(installation):
         assert len(lines) == 1, r.stderr
         assert "chmod 600" in lines[0] and "0644" in lines[0], lines
         assert w.out["refreshToken"] not in r.stderr + r.stdout
+    finally:
+        w.stop()
+
+
+# botocore's own login provider (needs awscrt, `botocore[crt]`): loads the session from the
+# cache and, when it is near its end, refreshes it through Sign-In with its own DPoP proof.
+BOTOCORE_REFRESH = r"""
+import json, sys
+import boto3
+sts = boto3.Session(profile_name="login").client("sts", endpoint_url=sys.argv[1])
+ident = sts.get_caller_identity()
+print(json.dumps({"Account": ident["Account"]}))
+"""
+
+
+def test_botocore_and_rolecall_refresh_one_session_in_turn(installation):
+    import pytest
+    try:
+        import awscrt  # noqa: F401
+    except ImportError:
+        pytest.skip("awscrt (botocore[crt]) is not installed: botocore cannot refresh login sessions")
+    w = World(installation)
+    try:
+        with open(w.inst.aws_config, "a") as f:
+            f.write(f"\n[profile login]\nlogin_session = {SESSION}\nregion = eu-west-1\n")
+        # rolecall refreshes first and writes the session back.
+        w.loader.save_token(SESSION, cli_token(w.out, w.key, 60))
+        assert w.inst.run(["credential-process", "console-a"]).returncode == 0
+        assert w.refreshed() == 1
+        mine = w.loader.load_token(SESSION)
+
+        # botocore takes over the session rolecall wrote: near its end, botocore refreshes it
+        # through the sandbox (which verifies botocore's own DPoP proof) and saves it.
+        mine["accessToken"]["expiresAt"] = utc(60)
+        w.loader.save_token(SESSION, mine)
+        env = dict(w.inst.env, AWS_ENDPOINT_URL_SIGNIN=w.sandbox.url)
+        r = subprocess.run([str(VENV_BIN / "python"), "-c", BOTOCORE_REFRESH, w.sandbox.url],
+                           env=env, capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["Account"] == "111111111111"
+        assert w.refreshed() == 2
+        theirs = w.loader.load_token(SESSION)
+        assert theirs["refreshToken"] != mine["refreshToken"]
+
+        # rolecall serves botocore's credentials, then refreshes with botocore's refresh token.
+        assert w.inst.run(["daemon", "stop"]).returncode == 0
+        cp = json.loads(w.inst.run(["credential-process", "console-b"]).stdout)
+        assert cp["AccessKeyId"] == theirs["accessToken"]["accessKeyId"]
+        assert w.refreshed() == 2
+        assert w.inst.run(["daemon", "stop"]).returncode == 0
+        theirs["accessToken"]["expiresAt"] = utc(60)
+        w.loader.save_token(SESSION, theirs)
+        r = w.inst.run(["credential-process", "console-c"])
+        assert r.returncode == 0, r.stderr
+        assert w.refreshed() == 3
     finally:
         w.stop()
