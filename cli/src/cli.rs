@@ -108,6 +108,10 @@ pub struct SetupArgs {
     /// Do not write profiles for the source's accounts and roles.
     #[arg(long)]
     pub no_populate: bool,
+    /// entra-*: a profile for this IAM role ARN (repeatable). entra-oidc cannot list the roles
+    /// it may assume, so it gets its profiles this way.
+    #[arg(long = "role", value_name = "ROLE_ARN")]
+    pub roles: Vec<String>,
     /// Sign in with the device code flow: print a URL and a code instead of opening a browser.
     #[arg(long)]
     pub no_browser: bool,

@@ -213,3 +213,40 @@ def test_interactive_setup_answers_the_questions_on_a_terminal(installation):
     finally:
         inst.kill_all()
         sandbox.stop()
+
+
+OIDC_TENANT = "9c0ffee0-1234-4cde-8f00-c0ffee000001"
+OIDC_CLIENT = "11111111-1111-4111-8111-111111111111"
+OIDC_ROLE = "arn:aws:iam::444444444444:role/EntraOidcDeveloper"
+
+
+def test_entra_oidc_setup_checks_the_app_and_writes_the_role_profile(installation):
+    inst = installation
+    sandbox = E2ESandbox(inst.root, auto_approve=True)
+    try:
+        inst.use_browser(follow=True)
+        before = daemon_only_config(inst)
+        # An app registration the tenant does not have: one line, nothing written.
+        r = inst.run(["setup", "--entra-oidc", OIDC_TENANT, "00000000-0000-4000-8000-000000000000",
+                      "--authority", sandbox.url, "--endpoint-url", sandbox.url,
+                      "--region", REGION, "--role", OIDC_ROLE, "--yes"])
+        assert r.returncode != 0
+        assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert "refused app registration" in r.stderr, r.stderr
+        assert inst.config.read_text() == before and backups(inst) == []
+
+        r = inst.run(["setup", "--entra-oidc", OIDC_TENANT, OIDC_CLIENT,
+                      "--authority", sandbox.url, "--endpoint-url", sandbox.url,
+                      "--region", REGION, "--role", OIDC_ROLE, "--yes"], timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "answers the device and authorization endpoints" in r.stdout, r.stdout
+        text = inst.config.read_text()
+        assert "[sources.entra-oidc]" in text and "[profiles.EntraOidcDeveloper]" in text, text
+        assert "EntraOidcDeveloper" in managed_profiles(inst)
+        r = inst.run(["--profile", "EntraOidcDeveloper", "sts", "get-caller-identity", "--output", "json"],
+                     program=VENV_BIN / "aws", extra_env={"AWS_ENDPOINT_URL_STS": sandbox.url})
+        assert r.returncode == 0, r.stderr
+        assert '"444444444444"' in r.stdout, r.stdout
+    finally:
+        inst.kill_all()
+        sandbox.stop()

@@ -20,6 +20,8 @@ use rolecall_proto::setup::{SetupCheckReply, SetupCheckRequest, ROUTE};
 pub fn run(a: &SetupArgs, autostart: bool) -> anyhow::Result<i32> {
     let asker = Asker::new(a.yes);
     let source = answers(a, &asker)?;
+    let kind = source.keys[0].1.clone();
+    let roles = role_profiles(a, &asker, &kind)?;
     if !rolecall_proto::names::is_valid_name(&source.name) {
         bail!(
             "source name {:?} is not allowed: use {}",
@@ -81,6 +83,18 @@ pub fn run(a: &SetupArgs, autostart: bool) -> anyhow::Result<i32> {
     }
 
     source.insert_into(&mut doc);
+    let region = source
+        .keys
+        .iter()
+        .find(|(k, _)| *k == "region")
+        .map(|(_, v)| v.as_str());
+    let mut added_profiles = Vec::new();
+    for (name, arn) in &roles {
+        match files::add_role_profile(&mut doc, name, &source.name, arn, region) {
+            Some(n) => added_profiles.push(n),
+            None => eprintln!("rolecall: warning: profile '{name}' exists; {arn} left out"),
+        }
+    }
     let text = doc.to_string();
     let backup = match &existing {
         Some(_) => Some(files::backup(&config_path)?),
@@ -125,7 +139,20 @@ pub fn run(a: &SetupArgs, autostart: bool) -> anyhow::Result<i32> {
         return Ok(code);
     }
 
-    let populate = !a.no_populate
+    if !added_profiles.is_empty() {
+        mirror_profiles(&text)?;
+        println!("profiles: {}", added_profiles.join(", "));
+    }
+    // entra-oidc cannot list the roles it may assume: its profiles come from --role.
+    let can_list = kind != "entra-oidc";
+    if !can_list && added_profiles.is_empty() {
+        println!(
+            "next: add a profile with the IAM role ARN to assume — rolecall setup --role ARN, or [profiles.NAME] source = \"{}\" role = \"arn:aws:iam::…:role/…\"",
+            source.name
+        );
+    }
+    let populate = can_list
+        && !a.no_populate
         && asker.confirm(
             "Write a profile for every account and role you can use (rolecall populate)?",
             true,
@@ -145,7 +172,7 @@ pub fn run(a: &SetupArgs, autostart: bool) -> anyhow::Result<i32> {
         if code != 0 {
             return Ok(code);
         }
-    } else {
+    } else if can_list {
         println!("later: rolecall populate {}", source.name);
     }
 
@@ -266,6 +293,56 @@ fn answers(a: &SetupArgs, asker: &Asker) -> anyhow::Result<NewSource> {
         keys.push(("endpoint_url", e.trim().to_string()));
     }
     Ok(NewSource { name, keys })
+}
+
+/// `--role` ARNs (or, on a terminal for entra-oidc, one asked for) as (profile name, ARN).
+fn role_profiles(
+    a: &SetupArgs,
+    asker: &Asker,
+    kind: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let mut arns = a.roles.clone();
+    if !arns.is_empty() && kind == "identity-center" {
+        bail!("--role is for entra-saml and entra-oidc sources; identity-center profiles come from populate");
+    }
+    if arns.is_empty() && kind == "entra-oidc" && asker.interactive && !asker.yes {
+        let arn = asker.text(
+            "IAM role ARN to assume (arn:aws:iam::123456789012:role/Name; empty: later)",
+            Some(""),
+        )?;
+        if !arn.is_empty() {
+            arns.push(arn);
+        }
+    }
+    arns.iter()
+        .map(|arn| {
+            let arn = arn.trim();
+            let role = arn.rsplit('/').next().unwrap_or_default();
+            if !arn.starts_with("arn:") || !arn.contains(":role/") || role.is_empty() {
+                bail!("--role {arn:?} is not an IAM role ARN like arn:aws:iam::123456789012:role/Name");
+            }
+            Ok((super::populate::sanitize_name(role), arn.to_string()))
+        })
+        .collect()
+}
+
+/// Rebuilds the managed block of `~/.aws/config` from the profiles of `config_text`.
+fn mirror_profiles(config_text: &str) -> anyhow::Result<()> {
+    let aws_path = crate::awsconfig::config_path();
+    let aws_text = match std::fs::read_to_string(&aws_path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", aws_path.display())),
+    };
+    let exe = super::populate::rolecall_exe()?;
+    let (new_aws, _) = super::populate::aws_update(&aws_text, config_text, &exe)
+        .map_err(|e| anyhow::anyhow!("{}: {e:#}", aws_path.display()))?;
+    if new_aws != aws_text {
+        crate::awsconfig::write_atomic(&aws_path, &new_aws)
+            .with_context(|| format!("cannot write {}", aws_path.display()))?;
+        println!("updated {}", aws_path.display());
+    }
+    Ok(())
 }
 
 fn shell_integration(a: &SetupArgs, asker: &Asker) -> anyhow::Result<()> {

@@ -38,6 +38,34 @@ impl NewSource {
     }
 }
 
+/// Adds `[profiles.NAME]` for `role_arn` on `source` unless a profile of that name exists.
+/// Returns the profile's name, or `None` when the name is taken.
+pub fn add_role_profile(
+    doc: &mut DocumentMut,
+    name: &str,
+    source: &str,
+    role_arn: &str,
+    region: Option<&str>,
+) -> Option<String> {
+    if !doc.contains_key("profiles") {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        doc.insert("profiles", Item::Table(t));
+    }
+    let profiles = doc["profiles"].as_table_mut()?;
+    if profiles.contains_key(name) {
+        return None;
+    }
+    let mut t = Table::new();
+    t.insert("source", value(source));
+    t.insert("role", value(role_arn));
+    if let Some(r) = region {
+        t.insert("region", value(r));
+    }
+    profiles.insert(name, Item::Table(t));
+    Some(name.to_string())
+}
+
 /// Whether the config document already has a source called `name`.
 pub fn has_source(doc: &DocumentMut, name: &str) -> bool {
     doc.get("sources")
