@@ -93,25 +93,51 @@ pub fn read(path: &Path) -> Result<Value, ReadError> {
         .map_err(|_| ReadError::Refused(format!("{} is not a JSON document", path.display())))
 }
 
-/// Writes the document: a new 0600 file in the same directory, renamed over the old one.
-pub fn write(path: &Path, doc: &Value) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let nonce: u64 = rand::random();
-    let tmp = dir.join(format!(".rolecall-{}-{nonce:x}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
+/// A new 0600 file beside the cache file, made before Sign-In is asked: a refresh uses the
+/// refresh token up, so a refresh whose answer could not be written back would end the session
+/// for rolecall and the AWS CLI alike. Dropped without `commit`, it is removed.
+pub struct Pending {
+    file: Option<std::fs::File>,
+    tmp: PathBuf,
+    path: PathBuf,
+}
+
+impl Pending {
+    pub fn create(path: &Path) -> std::io::Result<Pending> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let nonce: u64 = rand::random();
+        let tmp = dir.join(format!(".rolecall-{}-{nonce:x}.tmp", std::process::id()));
+        let file = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&tmp)?;
+        Ok(Pending {
+            file: Some(file),
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Writes the document and renames it over the cache file.
+    pub fn commit(mut self, doc: &Value) -> std::io::Result<()> {
+        let mut f = self.file.take().ok_or(std::io::ErrorKind::Other)?;
         f.write_all(serde_json::to_string(doc)?.as_bytes())?;
         f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        std::fs::rename(&self.tmp, &self.path)
     }
-    result
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        // After a commit the temporary name is gone already; otherwise it is removed.
+        let _ = std::fs::remove_file(&self.tmp);
+    }
+}
+
+/// Writes the document: a new 0600 file in the same directory, renamed over the old one.
+pub fn write(path: &Path, doc: &Value) -> std::io::Result<()> {
+    Pending::create(path)?.commit(doc)
 }
 
 #[cfg(test)]
@@ -151,6 +177,9 @@ mod tests {
             0o600
         );
         assert_eq!(read(&p).unwrap()["other"], 1);
+        // A pending write that is not committed leaves nothing behind.
+        drop(Pending::create(&p).unwrap());
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
         match read(&p) {
             Err(ReadError::Refused(m)) => {

@@ -92,6 +92,13 @@ impl AwsLogin {
         let url = self.token_url(&doc);
         endpoints::check_transport_str(&url, "the Sign-In endpoint")
             .map_err(SourceError::Config)?;
+        // Where the answer will go, made before the refresh token is spent.
+        let pending = cache::Pending::create(&self.path).map_err(|e| {
+            SourceError::Config(format!(
+                "cannot write to {} ({e}); not refreshing the aws login session, whose refresh token would be used up (under the systemd unit: the directory must exist before the service starts)",
+                self.path.parent().unwrap_or(&self.path).display()
+            ))
+        })?;
         let proof = key
             .proof(&url, timefmt::now_epoch())
             .map_err(SourceError::Internal)?;
@@ -187,7 +194,7 @@ impl AwsLogin {
         doc["refreshToken"] = json!(next);
         // The refresh token was used: the new one must reach the file, or the session is lost
         // for the AWS CLI too.
-        cache::write(&self.path, &doc).map_err(|e| {
+        pending.commit(&doc).map_err(|e| {
             SourceError::Internal(format!("cannot write {}: {e}", self.path.display()))
         })?;
         tracing::info!(source = %self.name, "refreshed the aws login session");
