@@ -361,9 +361,10 @@ fn shell_integration(a: &SetupArgs, asker: &Asker) -> anyhow::Result<()> {
             match guess {
                 Some(sh)
                     if asker.confirm(
-                        &format!("Add the prompt and `rolecall use` to your {sh:?} startup file?")
-                            .to_lowercase()
-                            .replacen("add", "Add", 1),
+                        &format!(
+                            "Add the prompt and `rolecall use` to your {} startup file?",
+                            shell_name(sh)
+                        ),
                         false,
                         false,
                     )? =>
@@ -390,6 +391,15 @@ fn shell_integration(a: &SetupArgs, asker: &Asker) -> anyhow::Result<()> {
         _ => println!("shell prompt and `rolecall use`: see rolecall init --help (e.g. eval \"$(rolecall init bash)\")"),
     }
     Ok(())
+}
+
+fn shell_name(sh: Shell) -> &'static str {
+    match sh {
+        Shell::Bash => "bash",
+        Shell::Zsh => "zsh",
+        Shell::Fish => "fish",
+        Shell::Powershell => "PowerShell",
+    }
 }
 
 fn first_line(s: &str) -> &str {
