@@ -30,6 +30,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// First run: add a source, check it with the service, sign in, write profiles.
+    Setup(SetupArgs),
     /// Sign in to a source (all sources when none is named).
     Login(LoginArgs),
     /// Forget a source's session (all sources when none is named).
@@ -80,6 +82,51 @@ pub enum Command {
 pub struct ProfileArg {
     /// The rolecall profile name.
     pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// IAM Identity Center: the AWS access portal URL (https://d-xxxxxxxxxx.awsapps.com/start or a
+    /// custom domain).
+    #[arg(long, value_name = "START_URL", conflicts_with_all = ["entra_saml", "entra_oidc"])]
+    pub identity_center: Option<String>,
+    /// The Identity Center instance's region (identity-center), or the STS region (entra-*).
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Entra SAML: the tenant (id or domain) and the AWS app's identifier (Entity ID).
+    #[arg(long, num_args = 2, value_names = ["TENANT", "APP_ID"], conflicts_with = "entra_oidc")]
+    pub entra_saml: Option<Vec<String>>,
+    /// Entra OIDC: the tenant (id or domain) and the app registration's client id.
+    #[arg(long, num_args = 2, value_names = ["TENANT", "CLIENT_ID"])]
+    pub entra_oidc: Option<Vec<String>>,
+    /// The source's name in the config (default: sso, entra or entra-oidc).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Answer yes to every question (an existing config is backed up before it changes).
+    #[arg(long)]
+    pub yes: bool,
+    /// Do not write profiles for the source's accounts and roles.
+    #[arg(long)]
+    pub no_populate: bool,
+    /// entra-*: a profile for this IAM role ARN (repeatable). entra-oidc cannot list the roles
+    /// it may assume, so it gets its profiles this way.
+    #[arg(long = "role", value_name = "ROLE_ARN")]
+    pub roles: Vec<String>,
+    /// Sign in with the device code flow: print a URL and a code instead of opening a browser.
+    #[arg(long)]
+    pub no_browser: bool,
+    /// Install rolecalld as a user service at the end.
+    #[arg(long)]
+    pub service: bool,
+    /// Add the shell integration (prompt, `rolecall use`) to this shell's startup file.
+    #[arg(long, value_enum, value_name = "SHELL")]
+    pub shell_init: Option<Shell>,
+    /// Where the source's AWS calls go (another partition's endpoint, LocalStack, a sandbox).
+    #[arg(long, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// entra-*: the Entra authority (default https://login.microsoftonline.com).
+    #[arg(long, value_name = "URL")]
+    pub authority: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ pub mod opener;
 pub mod refresh;
 pub mod saml;
 pub mod serve;
+pub mod setup_check;
 pub mod sources;
 pub mod spawn;
 pub mod vault;

@@ -33,7 +33,7 @@ pub fn run_login(a: &LoginArgs, autostart: bool) -> anyhow::Result<i32> {
             let status: Status = client.get("/v1/status")?;
             if status.sources.is_empty() {
                 bail!(
-                    "no sources are configured in {} — run: rolecall import (or see: rolecall demo)",
+                    "no sources are configured in {} — run: rolecall setup (or rolecall import; see: rolecall demo)",
                     status.daemon.config
                 );
             }

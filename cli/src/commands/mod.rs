@@ -21,6 +21,7 @@ mod populate;
 mod prompt;
 mod relay;
 mod service;
+mod setup;
 mod status;
 mod use_profile;
 
@@ -45,6 +46,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Command::Relay(a) => relay::run(&a),
         Command::Daemon(a) => daemon::run(&a),
         Command::Service(a) => service::run(&a),
+        Command::Setup(a) => setup::run(&a, autostart),
         Command::Demo(a) => demo::run(&a),
         Command::Names(a) => names::run(&a),
         Command::Man(a) => man::run(&a),

@@ -53,9 +53,7 @@ pub fn run(a: &UseArgs) -> anyhow::Result<i32> {
 
 fn pick(profiles: &[ProfileInfo]) -> anyhow::Result<String> {
     if profiles.is_empty() {
-        bail!(
-            "no profiles configured — run: rolecall populate <source> or edit the rolecall config"
-        );
+        bail!("no profiles configured — run: rolecall setup (or rolecall populate <source>)");
     }
     // The shell function captures stdout, so the picker talks to the user on stderr and reads
     // the answer from stdin, which the function leaves on the terminal.

@@ -11,10 +11,11 @@
 # Safe under `set -u` and `set -e`; the prompt function never fails and never prints errors.
 
 __rolecall_bin='/usr/local/bin/rolecall'
-__rolecall_subcommands='login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo'
+__rolecall_subcommands='setup login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo'
 __rolecall_profile_cmds='credential-process use container exec env console'
 __rolecall_source_cmds='login logout populate'
-__rolecall_flags='login --no-browser --paste --force
+__rolecall_flags='setup --identity-center --region --entra-saml --entra-oidc --name --yes --no-populate --role --no-browser --service --shell-init --endpoint-url --authority
+login --no-browser --paste --force
 use --unset
 status --json
 prompt --format --profile --color --shell

@@ -10,10 +10,11 @@
 #   completion of subcommands, flags, profile and source names
 
 set -g __rolecall_bin '/usr/local/bin/rolecall'
-set -g __rolecall_subcommands 'login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo'
+set -g __rolecall_subcommands 'setup login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo'
 set -g __rolecall_profile_cmds 'credential-process use container exec env console'
 set -g __rolecall_source_cmds 'login logout populate'
-set -g __rolecall_flags 'login --no-browser --paste --force
+set -g __rolecall_flags 'setup --identity-center --region --entra-saml --entra-oidc --name --yes --no-populate --role --no-browser --service --shell-init --endpoint-url --authority
+login --no-browser --paste --force
 use --unset
 status --json
 prompt --format --profile --color --shell

@@ -10,10 +10,11 @@
 #   completion of subcommands, flags, profile and source names
 
 $global:__RolecallBin = '/usr/local/bin/rolecall'
-$global:__RolecallSubcommands = 'login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo' -split ' '
+$global:__RolecallSubcommands = 'setup login logout credential-process use status prompt init completions populate import container exec env console audit relay daemon service demo' -split ' '
 $global:__RolecallProfileCmds = 'credential-process use container exec env console' -split ' '
 $global:__RolecallSourceCmds = 'login logout populate' -split ' '
-$global:__RolecallFlags = 'login --no-browser --paste --force
+$global:__RolecallFlags = 'setup --identity-center --region --entra-saml --entra-oidc --name --yes --no-populate --role --no-browser --service --shell-init --endpoint-url --authority
+login --no-browser --paste --force
 use --unset
 status --json
 prompt --format --profile --color --shell

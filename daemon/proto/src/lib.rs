@@ -11,6 +11,7 @@ pub mod names;
 pub mod output;
 pub mod paths;
 pub mod scope;
+pub mod setup;
 pub mod snapshot;
 pub mod timefmt;
 pub mod trust;

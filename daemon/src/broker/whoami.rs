@@ -13,6 +13,7 @@ pub(crate) fn source_endpoint(source: Option<&SourceConfig>) -> Option<&str> {
         SourceConfig::IdentityCenter(c) => c.endpoint_url.as_deref(),
         SourceConfig::EntraSaml(c) => c.endpoint_url.as_deref(),
         SourceConfig::EntraOidc(c) => c.endpoint_url.as_deref(),
+        SourceConfig::AwsLogin(_) => None,
     })
 }
 
@@ -21,6 +22,7 @@ pub(crate) fn source_region(source: Option<&SourceConfig>) -> Option<String> {
         SourceConfig::IdentityCenter(c) => Some(c.region.clone()),
         SourceConfig::EntraSaml(c) => c.region.clone(),
         SourceConfig::EntraOidc(c) => c.region.clone(),
+        SourceConfig::AwsLogin(c) => c.region.clone(),
     })
 }
 

@@ -108,7 +108,9 @@ pub(super) fn validate<'a>(
             ));
         }
     }
-    if profile.role.trim().is_empty() {
+    // An aws-login profile names no role: it serves the signed-in session's own credentials.
+    let names_role = !matches!(source, super::SourceConfig::AwsLogin(_));
+    if names_role && profile.role.trim().is_empty() {
         return Err((Some(p("role")), format!("profile '{name}': role is empty")));
     }
     source.validate_profile(name, profile)?;

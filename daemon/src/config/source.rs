@@ -14,6 +14,8 @@ pub enum SourceConfig {
     IdentityCenter(IdentityCenterConfig),
     EntraSaml(EntraSamlConfig),
     EntraOidc(EntraOidcConfig),
+    /// Experimental: an `aws login` session of the AWS CLI (docs/interop.md).
+    AwsLogin(crate::sources::aws_login::config::AwsLoginConfig),
 }
 
 impl SourceConfig {
@@ -22,6 +24,7 @@ impl SourceConfig {
             SourceConfig::IdentityCenter(_) => "identity-center",
             SourceConfig::EntraSaml(_) => "entra-saml",
             SourceConfig::EntraOidc(_) => "entra-oidc",
+            SourceConfig::AwsLogin(_) => "aws-login",
         }
     }
 
@@ -31,6 +34,11 @@ impl SourceConfig {
             SourceConfig::IdentityCenter(c) => c.validate(name),
             SourceConfig::EntraSaml(c) => c.validate(name),
             SourceConfig::EntraOidc(c) => c.validate(name),
+            SourceConfig::AwsLogin(c) => {
+                crate::sources::aws_login::config::validate(name, c)
+                    .map_err(|(k, m)| (Some(Place::Source(name, Some(k))), m))?;
+                validate_endpoints(name, c.endpoint_url.as_deref(), None)
+            }
         }
     }
 
@@ -46,6 +54,10 @@ impl SourceConfig {
             }
             SourceConfig::EntraSaml(_) => EntraSamlConfig::validate_profile(name, profile),
             SourceConfig::EntraOidc(_) => EntraOidcConfig::validate_profile(name, profile),
+            SourceConfig::AwsLogin(c) => {
+                crate::sources::aws_login::config::validate_profile(name, c, profile)
+                    .map_err(|(k, m)| (Some(Place::Profile(name, Some(k))), m))
+            }
         }
     }
 }

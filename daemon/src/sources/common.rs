@@ -105,6 +105,9 @@ pub fn build(
         SourceConfig::EntraSaml(c) => {
             Ok(Arc::new(super::entra_saml::EntraSaml::new(name, c, ctx)?))
         }
+        SourceConfig::AwsLogin(c) => Ok(Arc::new(super::aws_login::AwsLogin::new(
+            name, c, &ctx.env,
+        )?)),
     }
 }
 

@@ -16,12 +16,12 @@
 mod authorize;
 mod aws_cli_cache;
 pub mod config;
-mod errors;
+pub(crate) mod errors;
 mod login;
 mod portal;
 mod records;
 mod session;
-mod start_url;
+pub(crate) mod start_url;
 
 use self::errors::Failure;
 use self::records::{registration_key, token_key, Flow, Registration};

@@ -169,6 +169,7 @@ pub trait Source: Send + Sync + 'static {
     }
 }
 
+pub mod aws_login;
 pub mod common;
 pub mod entra_oidc;
 pub mod entra_saml;

@@ -45,6 +45,11 @@ pub async fn handle(sb: &Arc<Sandbox>, req: &Req) -> HandlerResult {
             "auto_approve": sb.auto_approve(),
             "clock_offset_secs": sb.clock.offset_secs(),
         })),
+        (Method::POST, "/signin/sessions") => match crate::signin_oauth::start_session(sb, &body) {
+            Ok(v) => ok(v),
+            Err(e) => Ok(bad(&e)),
+        },
+        (Method::GET, "/signin/sessions") => ok(crate::signin_oauth::stats(sb)),
         (Method::GET, "/pending") => {
             let all = sb.pending.list();
             let pending: Vec<_> = all

@@ -30,6 +30,7 @@ pub mod portal;
 pub mod s3;
 pub mod saml;
 pub mod server;
+pub mod signin_oauth;
 pub mod sigv4;
 pub mod sts;
 
@@ -145,6 +146,7 @@ pub async fn route(sb: &Arc<Sandbox>, req: &http::Req) -> http::HandlerResult {
             return oidc::handle(sb, req).await
         }
         "/federation" | "/console" => return federation::handle(sb, req).await,
+        "/v1/token" => return signin_oauth::handle(sb, req).await,
         "/federation/credentials"
         | "/assignment/accounts"
         | "/assignment/roles"

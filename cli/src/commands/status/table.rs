@@ -42,7 +42,7 @@ pub fn render(s: &Status, now: i64, color: bool) -> String {
 
     out.push_str("\nSOURCES\n");
     if s.sources.is_empty() {
-        out.push_str("  (none)\n");
+        out.push_str("  (none) — run: rolecall setup\n");
     } else {
         let mut rows = vec![row([
             "NAME",
@@ -95,7 +95,10 @@ pub fn render(s: &Status, now: i64, color: bool) -> String {
     }
 
     out.push_str("\nPROFILES\n");
-    if s.profiles.is_empty() {
+    if s.profiles.is_empty() && s.sources.is_empty() {
+        // No source to populate from yet: setup adds one, signs in and populates.
+        out.push_str("  (none) — run: rolecall setup\n");
+    } else if s.profiles.is_empty() {
         out.push_str("  (none) — run: rolecall populate <source>\n");
     } else {
         let mut rows = vec![row([
@@ -358,8 +361,26 @@ CONTAINER TOKENS
         s.daemon.config_missing = true;
         let t = render(&s, NOW, false);
         assert!(t.contains("(missing: no sources, no profiles)"));
-        assert!(t.contains("SOURCES\n  (none)\n"));
-        assert!(t.contains("rolecall populate"));
+        assert!(
+            t.contains("SOURCES\n  (none) — run: rolecall setup\n"),
+            "{t}"
+        );
+        assert!(
+            t.contains("PROFILES\n  (none) — run: rolecall setup\n"),
+            "{t}"
+        );
+        assert!(!t.contains("rolecall populate"), "{t}");
         assert!(!t.contains("CONTAINER TOKENS"));
+    }
+
+    #[test]
+    fn a_source_without_profiles_points_at_populate() {
+        let mut s = status();
+        s.profiles.clear();
+        let t = render(&s, NOW, false);
+        assert!(
+            t.contains("PROFILES\n  (none) — run: rolecall populate <source>\n"),
+            "{t}"
+        );
     }
 }

@@ -219,6 +219,15 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
             Err(reply) => reply,
         },
         (["status"], &Method::GET) => ok(&app.status().await),
+        (["setup", "check"], &Method::POST) => {
+            match read_json_required::<rolecall_proto::setup::SetupCheckRequest>(req).await {
+                Ok(r) => match crate::setup_check::check(&r.source_toml, app.env()).await {
+                    Ok(confirmed) => ok(&rolecall_proto::setup::SetupCheckReply { confirmed }),
+                    Err(e) => error(ErrorBody::new(ErrorCode::ConfigInvalid, e)),
+                },
+                Err(reply) => reply,
+            }
+        }
         (["reload"], &Method::POST) => match app.reload() {
             Ok(()) => ok(&OkReply { ok: true }),
             Err(e) => error(ErrorBody::new(ErrorCode::ConfigInvalid, e.to_string())),
