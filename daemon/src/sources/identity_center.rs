@@ -17,7 +17,7 @@ mod authorize;
 mod aws_cli_cache;
 mod errors;
 mod records;
-mod start_url;
+pub mod start_url;
 
 use self::errors::Failure;
 use self::records::{now, refused_key, registration_key, token_key, Flow, Registration, Token};
