@@ -20,8 +20,11 @@ mod cli_src {
 }
 pub use cli_src::awsconfig;
 
+/// A target's body: one input in, a panic when a property fails.
+pub type Body = fn(&[u8]);
+
 /// Every target by the name its corpus directory and cargo-fuzz binary carry.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Body)] = &[
     ("saml_response", saml_response::run),
     ("config_parse", config_parse::run),
     ("socket_request", socket_request::run),
