@@ -52,8 +52,8 @@ fuzz_one() {
     -artifact_prefix="$FUZZ/artifacts/$t/" "${dict[@]}" >"$log" 2>&1 || rc=$?
   end=$(date +%s)
   local execs eps files bytes crashes
-  execs=$(awk -F': *' '/^stat::number_of_executed_units/ {print $2}' "$log" | tail -n1)
-  eps=$(awk -F': *' '/^stat::average_exec_per_sec/ {print $2}' "$log" | tail -n1)
+  execs=$(awk '/^stat::number_of_executed_units/ {print $2}' "$log" | head -n1)
+  eps=$(awk '/^stat::average_exec_per_sec/ {print $2}' "$log" | head -n1)
   files=$(find "$work" -type f | wc -l)
   bytes=$(du -sb "$work" | cut -f1)
   crashes=$(find "$FUZZ/artifacts/$t" -type f | wc -l)
