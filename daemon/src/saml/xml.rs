@@ -80,9 +80,16 @@ pub fn parse(doc: &str) -> Result<Element, String> {
     let mut stack: Vec<Element> = Vec::new();
     let mut root: Option<Element> = None;
     loop {
-        let (ns, ev) = reader
-            .read_resolved_event()
-            .map_err(|e| format!("not well-formed XML ({})", short(&e.to_string())))?;
+        let (ns, ev) = match reader.read_resolved_event() {
+            Ok(event) => event,
+            Err(e) => {
+                return Err(format!(
+                    "not well-formed XML ({} near byte {})",
+                    what_is_wrong(&e),
+                    reader.error_position()
+                ))
+            }
+        };
         let ns = match ns {
             ResolveResult::Bound(n) => Some(String::from_utf8_lossy(n.as_ref()).into_owned()),
             ResolveResult::Unbound => None,
@@ -162,8 +169,20 @@ fn close(el: Element, stack: &mut [Element], root: &mut Option<Element>) {
     }
 }
 
-fn short(s: &str) -> String {
-    s.chars().take(80).collect()
+/// What kind of error, in words that never come from the document: quick-xml's own messages
+/// quote tag, attribute and entity names, which a tampered document fills with its content.
+fn what_is_wrong(e: &quick_xml::Error) -> String {
+    use quick_xml::Error as E;
+    match e {
+        // A fixed set of messages about the grammar, without document text.
+        E::Syntax(s) => s.to_string(),
+        E::IllFormed(_) => "mismatched or unexpected tags".into(),
+        E::InvalidAttr(_) => "a malformed attribute".into(),
+        E::Escape(_) => "an unknown character or entity reference".into(),
+        E::Encoding(_) => "text that is not valid in its encoding".into(),
+        E::Namespace(_) => "a namespace error".into(),
+        E::Io(_) => "a read error".into(),
+    }
 }
 
 #[cfg(test)]
@@ -190,5 +209,23 @@ mod tests {
         assert!(parse("<a/><b/>").is_err());
         assert!(parse("<a><b>").is_err());
         assert!(parse("<x:a/>").is_err());
+    }
+
+    /// Found by fuzzing: quick-xml's messages quote tag names, which an altered document fills
+    /// with its own content (here a secret and a line break from a base64 signature value).
+    #[test]
+    fn errors_never_quote_the_document() {
+        for doc in [
+            "<Attribute>v</AttSECRETdt2/6Wg9o\nSjdMBrPn4OWwv>",
+            "<a></SECRET>",
+            "</SECRET>",
+            "<a><SECRET>",
+            "<a SECRET=x SECRET=y/>",
+            "<a>&SECRET;</a>",
+            "<a SECRET></a>",
+        ] {
+            let e = parse(doc).unwrap_err();
+            assert!(!e.contains("SECRET") && !e.contains('\n'), "{doc:?}: {e:?}");
+        }
     }
 }

@@ -21,7 +21,7 @@ mod login;
 mod portal;
 mod records;
 mod session;
-pub(crate) mod start_url;
+pub mod start_url;
 
 use self::errors::Failure;
 use self::records::{registration_key, token_key, Flow, Registration};

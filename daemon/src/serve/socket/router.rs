@@ -89,11 +89,11 @@ fn method_not_allowed(method: &Method, path: &str) -> Reply {
     )
 }
 
-/// The query string's parameters.
-struct Query(Vec<(String, String)>);
+/// The query string's parameters (public for the fuzz targets).
+pub struct Query(Vec<(String, String)>);
 
 impl Query {
-    fn parse(q: Option<&str>) -> Self {
+    pub fn parse(q: Option<&str>) -> Self {
         Query(
             form_urlencoded::parse(q.unwrap_or("").as_bytes())
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -101,14 +101,14 @@ impl Query {
         )
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(k, _)| k == key)
             .map(|(_, v)| v.as_str())
     }
 
-    fn flag(&self, key: &str) -> Result<bool, String> {
+    pub fn flag(&self, key: &str) -> Result<bool, String> {
         match self.get(key) {
             None => Ok(false),
             Some("1" | "true" | "yes") => Ok(true),
@@ -117,7 +117,7 @@ impl Query {
         }
     }
 
-    fn wait(&self) -> Result<Option<Duration>, String> {
+    pub fn wait(&self) -> Result<Option<Duration>, String> {
         match self.get("wait") {
             None | Some("") => Ok(None),
             Some(v) => v
@@ -169,7 +169,7 @@ async fn read_json_opt<T: DeserializeOwned>(req: Request<Incoming>) -> Result<Op
 }
 
 /// Splits `/v1/a/b` into decoded segments after `v1`.
-fn segments(path: &str) -> Option<Vec<String>> {
+pub fn segments(path: &str) -> Option<Vec<String>> {
     let rest = path.strip_prefix("/v1/")?;
     rest.split('/')
         .map(|s| {

@@ -41,24 +41,7 @@ pub async fn resolve(start_url: &str) -> Result<String, String> {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .ok_or_else(|| format!("start URL {start_url} redirects without a Location"))?;
-        let base = url::Url::parse(start_url).map_err(|e| e.to_string())?;
-        let next = base
-            .join(loc)
-            .map_err(|_| format!("start URL {start_url} redirects to an unusable Location"))?;
-        if next.scheme() != "https" && next.scheme() != "http" {
-            return Err(format!("start URL {start_url} redirects to a non-HTTP URL"));
-        }
-        // The resolved URL keys the stored session and is opened in the browser: a redirect
-        // may not downgrade it to plain http off loopback.
-        crate::endpoints::check_transport(
-            &next,
-            &format!("the redirect of start URL {start_url} to"),
-        )?;
-        // Drop any query (sign-in hints): the start URL is the bare portal address.
-        let mut next = next;
-        next.set_query(None);
-        next.set_fragment(None);
-        return Ok(next.to_string().trim_end_matches('/').to_string());
+        return parse_redirect(start_url, loc);
     }
     if status.is_success() {
         return Ok(start_url.to_string());
@@ -67,6 +50,26 @@ pub async fn resolve(start_url: &str) -> Result<String, String> {
         "start URL {start_url} answered HTTP {}",
         status.as_u16()
     ))
+}
+
+/// The canonical start URL a redirect of `start_url` to `location` names (relative Locations
+/// resolve against `start_url`). Pure, so the fuzz targets reach it without a server.
+pub fn parse_redirect(start_url: &str, location: &str) -> Result<String, String> {
+    let base = url::Url::parse(start_url).map_err(|e| e.to_string())?;
+    let next = base
+        .join(location)
+        .map_err(|_| format!("start URL {start_url} redirects to an unusable Location"))?;
+    if next.scheme() != "https" && next.scheme() != "http" {
+        return Err(format!("start URL {start_url} redirects to a non-HTTP URL"));
+    }
+    // The resolved URL keys the stored session and is opened in the browser: a redirect
+    // may not downgrade it to plain http off loopback.
+    crate::endpoints::check_transport(&next, &format!("the redirect of start URL {start_url} to"))?;
+    // Drop any query (sign-in hints): the start URL is the bare portal address.
+    let mut next = next;
+    next.set_query(None);
+    next.set_fragment(None);
+    Ok(next.to_string().trim_end_matches('/').to_string())
 }
 
 fn short(e: &reqwest::Error) -> String {

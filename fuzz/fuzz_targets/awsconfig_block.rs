@@ -1,0 +1,2 @@
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| rolecall_fuzz_targets::awsconfig_block::run(data));
