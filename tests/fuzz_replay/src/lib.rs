@@ -20,6 +20,12 @@ mod cli_src {
 }
 pub use cli_src::awsconfig;
 
+/// `awsconfig`'s unit tests (compiled under `clippy --all-targets`) run `sh` through the CLI's
+/// one process-spawning module, resolved at the crate root as in the CLI.
+#[cfg(test)]
+#[path = "../../../cli/src/spawn.rs"]
+mod spawn;
+
 /// A target's body: one input in, a panic when a property fails.
 pub type Body = fn(&[u8]);
 

@@ -77,7 +77,7 @@ pub fn has_source(doc: &DocumentMut, name: &str) -> bool {
 pub fn backup(path: &Path) -> anyhow::Result<PathBuf> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    let now = std::time::SystemTime::now()
+    let now = crate::clock::system_now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
