@@ -3,7 +3,7 @@
 //! `tokio::time::pause`).
 //!
 //! This module is the only place that reads the system's clocks (`clippy.toml` refuses
-//! `SystemTime::now` and `Instant::now` elsewhere): everything else asks a [`Clock`] or
+//! `SystemTime::now`, `Instant::now` and `OffsetDateTime::now_utc` elsewhere): everything else asks a [`Clock`] or
 //! [`monotonic`].
 
 /// Seconds since the Unix epoch, and the monotonic time deadlines are measured in.
@@ -14,6 +14,13 @@ pub trait Clock: Send + Sync + 'static {
     /// Monotonic time, for deadlines and intervals (tokio's, so a paused test runtime moves it).
     fn instant(&self) -> tokio::time::Instant {
         monotonic()
+    }
+
+    /// Wall-clock time as a date, for SAML time conditions (whole seconds unless the clock
+    /// knows better).
+    fn now_utc(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::from_unix_timestamp(self.now())
+            .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
     }
 }
 
@@ -30,6 +37,11 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
         rolecall_proto::timefmt::now_epoch()
+    }
+
+    #[allow(clippy::disallowed_methods)] // The clock's home: the wall clock to the nanosecond.
+    fn now_utc(&self) -> time::OffsetDateTime {
+        time::OffsetDateTime::now_utc()
     }
 }
 

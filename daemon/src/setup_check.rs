@@ -42,7 +42,9 @@ async fn identity_center(
     env: &EnvSnapshot,
 ) -> Result<Vec<String>, String> {
     let mut confirmed = Vec::new();
-    let portal = start_url::resolve(c.start_url.trim()).await?;
+    let portal = start_url::resolve(c.start_url.trim())
+        .await
+        .map_err(|e| e.to_string())?;
     if portal != c.start_url.trim() {
         confirmed.push(format!("start URL {} redirects to {portal}", c.start_url));
     }

@@ -2,6 +2,10 @@
 //! builder and keys, xmlsec): good ones pass and read back, every bad variant is refused with
 //! its own clear message.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
 use rolecall_daemon::saml::response::{check, Checked, Expectations, RolePair, SamlError};

@@ -151,7 +151,10 @@ impl Broker {
         let hash = scope.policy_hash();
         let source_identity =
             chain_source_identity(&reg, &pc).or_else(|| scope.source_identity.clone());
-        let key = format!("{:?}|{hash}|si={source_identity:?}", CacheKey::of(&reg, &pc));
+        let key = format!(
+            "{:?}|{hash}|si={source_identity:?}",
+            CacheKey::of(&reg, &pc)
+        );
         let now = self.clock.now();
         if asked {
             lock(&self.scoped.used).insert(key.clone(), now);

@@ -406,7 +406,7 @@ mod tests {
             app_identifier: "x",
             in_response_to: None,
             certs: None,
-            now: OffsetDateTime::now_utc(),
+            now: crate::clock::Clock::now_utc(&crate::clock::SystemClock),
             skew: time::Duration::minutes(2),
         };
         assert_eq!(check("%%% not base64", &exp), Err(SamlError::NotBase64));

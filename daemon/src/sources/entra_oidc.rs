@@ -177,7 +177,7 @@ impl EntraOidc {
         }
         let sts_endpoint =
             endpoints::resolve(Service::Sts, cfg.endpoint_url.as_deref(), &ctx.env).map_err(bad)?;
-        let entra = Entra::new(&authority, tenant).map_err(bad)?;
+        let entra = Entra::new(&authority, tenant).map_err(|e| bad(e.to_string()))?;
         let scope = full_scope(extra);
         Ok(EntraOidc {
             name: name.to_string(),

@@ -161,7 +161,7 @@ pub(super) fn read_store(path: &Path, key: &[u8; 32]) -> Result<ReadOutcome, Vau
 
 /// Renames an unusable store file to `secrets.bin.corrupt-<epoch>` so that nothing is lost.
 pub(super) fn move_aside(path: &Path) -> Result<PathBuf, VaultError> {
-    let ts = time::OffsetDateTime::now_utc().unix_timestamp();
+    let ts = rolecall_proto::timefmt::now_epoch();
     let mut name = path.file_name().unwrap_or_default().to_os_string();
     name.push(format!(".corrupt-{ts}"));
     let mut aside = path.with_file_name(&name);

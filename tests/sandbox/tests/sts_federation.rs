@@ -3,6 +3,10 @@
 //! `/saml2` page (this test plays the browser), ID tokens come from the Entra device flow, and
 //! every refusal must reach the SDK as its typed error.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use aws_credential_types::Credentials;
 use aws_sdk_sts::config::{BehaviorVersion, Region};
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};

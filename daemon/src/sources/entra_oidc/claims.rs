@@ -23,19 +23,30 @@ pub struct Claims {
     pub user: Option<String>,
 }
 
+/// Why a token's claims cannot be read. The message never contains the token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimsError {
+    #[error("the token is not a JWT (expected three dot-separated parts)")]
+    NotJwt,
+    #[error("the token's payload is not base64url")]
+    NotBase64,
+    #[error("the token's payload is not a JSON object")]
+    NotJson,
+}
+
 /// Decodes the payload of a compact JWS. The error never contains the token.
-pub fn decode(token: &str) -> Result<Claims, String> {
+pub fn decode(token: &str) -> Result<Claims, ClaimsError> {
     let mut parts = token.split('.');
     let (Some(_), Some(payload), Some(_), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
     else {
-        return Err("the token is not a JWT (expected three dot-separated parts)".into());
+        return Err(ClaimsError::NotJwt);
     };
     let bytes = URL_SAFE_NO_PAD
         .decode(payload.trim_end_matches('='))
-        .map_err(|_| "the token's payload is not base64url".to_string())?;
-    let map: Map<String, Value> = serde_json::from_slice(&bytes)
-        .map_err(|_| "the token's payload is not a JSON object".to_string())?;
+        .map_err(|_| ClaimsError::NotBase64)?;
+    let map: Map<String, Value> =
+        serde_json::from_slice(&bytes).map_err(|_| ClaimsError::NotJson)?;
     let s = |k: &str| {
         map.get(k)
             .and_then(Value::as_str)
@@ -135,7 +146,7 @@ mod tests {
     #[test]
     fn malformed_tokens_are_errors_without_the_token() {
         for t in ["", "a.b", "a.!!!.c", &jwt("[1]"), "a.b.c.d"] {
-            let e = decode(t).unwrap_err();
+            let e = decode(t).unwrap_err().to_string();
             assert!(!t.is_empty() && !e.contains(t) || t.is_empty(), "{e}");
         }
     }

@@ -166,9 +166,18 @@ fn aadsts_in(description: &str) -> Option<u32> {
     digits.parse().ok()
 }
 
+/// The Entra client cannot be set up, or its URL built.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error("cannot build an HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    #[error("bad authority URL: {0}")]
+    BadAuthority(url::ParseError),
+}
+
 impl Entra {
     /// `authority` (e.g. `https://login.microsoftonline.com`) and the tenant (id or domain).
-    pub fn new(authority: &str, tenant: &str) -> Result<Entra, String> {
+    pub fn new(authority: &str, tenant: &str) -> Result<Entra, SetupError> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
@@ -176,7 +185,7 @@ impl Entra {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("rolecall/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+            .map_err(SetupError::HttpClient)?;
         Ok(Entra {
             base: format!(
                 "{}/{}/oauth2/v2.0",
@@ -199,9 +208,9 @@ impl Entra {
         scope: &str,
         state: &str,
         challenge: &str,
-    ) -> Result<String, String> {
-        let mut u = url::Url::parse(&self.authorize_endpoint())
-            .map_err(|e| format!("bad authority URL: {e}"))?;
+    ) -> Result<String, SetupError> {
+        let mut u =
+            url::Url::parse(&self.authorize_endpoint()).map_err(SetupError::BadAuthority)?;
         u.query_pairs_mut()
             .append_pair("client_id", client_id)
             .append_pair("response_type", "code")

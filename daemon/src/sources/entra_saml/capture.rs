@@ -39,11 +39,7 @@ impl EntraSaml {
             self.cfg.browser.as_deref(),
             endpoints::env_var(&self.env, "PATH"),
         )?;
-        let req = AuthnRequest::new(
-            &self.cfg.app_identifier,
-            silent,
-            time::OffsetDateTime::now_utc(),
-        );
+        let req = AuthnRequest::new(&self.cfg.app_identifier, silent, self.clock.now_utc());
         let url = req.redirect_url(&self.authority, &self.cfg.tenant, "rolecall");
         let captured = browser::capture(&CaptureRequest {
             browser: exe,

@@ -49,7 +49,7 @@ impl EntraSaml {
         response: SamlResponse,
         request_id: Option<&str>,
     ) -> Result<(), SamlError> {
-        let now_t = time::OffsetDateTime::now_utc();
+        let now_t = self.clock.now_utc();
         let exp = Expectations {
             app_identifier: &self.cfg.app_identifier,
             in_response_to: request_id,

@@ -1,5 +1,13 @@
 //! The Identity Center `/authorize` URL of the PKCE flow.
 
+/// The OIDC endpoint does not make an `/authorize` URL.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad OIDC endpoint {endpoint:?}: {source}")]
+pub struct BadEndpoint {
+    endpoint: String,
+    source: url::ParseError,
+}
+
 /// `{oidc}/authorize?response_type=code&client_id=…&redirect_uri=…&state=…&code_challenge=…
 /// &code_challenge_method=S256&scopes=sso%3Aaccount%3Aaccess`, as the AWS CLI v2 sends it.
 pub fn authorize_url(
@@ -9,12 +17,15 @@ pub fn authorize_url(
     state: &str,
     challenge: &str,
     scope: &str,
-) -> Result<String, String> {
+) -> Result<String, BadEndpoint> {
     let mut u = url::Url::parse(&format!(
         "{}/authorize",
         oidc_endpoint.trim_end_matches('/')
     ))
-    .map_err(|e| format!("bad OIDC endpoint {oidc_endpoint:?}: {e}"))?;
+    .map_err(|source| BadEndpoint {
+        endpoint: oidc_endpoint.to_string(),
+        source,
+    })?;
     u.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)

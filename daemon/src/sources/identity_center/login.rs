@@ -24,7 +24,7 @@ impl IdentityCenter {
                 if r != self.cfg.start_url {
                     tracing::info!(source = %self.name, from = %self.cfg.start_url, to = %r, "start URL resolved through its redirect");
                 }
-                Ok::<_, String>(r)
+                Ok::<_, start_url::StartUrlError>(r)
             })
             .await
             .map_err(|e| SourceError::Upstream {

@@ -15,9 +15,31 @@ pub fn is_canonical(start_url: &str) -> bool {
     host_ok && u.path().trim_end_matches('/').ends_with("/start")
 }
 
+/// Why a start URL could not be resolved; one line for the user.
+#[derive(Debug, thiserror::Error)]
+pub enum StartUrlError {
+    #[error("cannot build an HTTP client: {0}")]
+    HttpClient(reqwest::Error),
+    #[error("cannot reach start URL {url}: {why}")]
+    Unreachable { url: String, why: &'static str },
+    #[error("start URL {0} redirects without a Location")]
+    NoLocation(String),
+    #[error("{0}")]
+    BadUrl(url::ParseError),
+    #[error("start URL {0} redirects to an unusable Location")]
+    BadLocation(String),
+    #[error("start URL {0} redirects to a non-HTTP URL")]
+    NotHttp(String),
+    /// The redirect would downgrade to plain http off loopback.
+    #[error("{0}")]
+    Insecure(String),
+    #[error("start URL {url} answered HTTP {status}")]
+    Status { url: String, status: u16 },
+}
+
 /// Follows the one redirect of a custom-domain start URL (a plain GET, not followed further).
 /// A 2xx answer means the URL is its own canonical form. Errors are one line for the user.
-pub async fn resolve(start_url: &str) -> Result<String, String> {
+pub async fn resolve(start_url: &str) -> Result<String, StartUrlError> {
     if is_canonical(start_url) {
         return Ok(start_url.to_string());
     }
@@ -28,43 +50,47 @@ pub async fn resolve(start_url: &str) -> Result<String, String> {
         .connect_timeout(Duration::from_secs(3))
         .timeout(Duration::from_secs(10))
         .build()
-        .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
+        .map_err(StartUrlError::HttpClient)?;
     let resp = client
         .get(start_url)
         .send()
         .await
-        .map_err(|e| format!("cannot reach start URL {start_url}: {}", short(&e)))?;
+        .map_err(|e| StartUrlError::Unreachable {
+            url: start_url.to_string(),
+            why: short(&e),
+        })?;
     let status = resp.status();
     if status.is_redirection() {
         let loc = resp
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| format!("start URL {start_url} redirects without a Location"))?;
+            .ok_or_else(|| StartUrlError::NoLocation(start_url.to_string()))?;
         return parse_redirect(start_url, loc);
     }
     if status.is_success() {
         return Ok(start_url.to_string());
     }
-    Err(format!(
-        "start URL {start_url} answered HTTP {}",
-        status.as_u16()
-    ))
+    Err(StartUrlError::Status {
+        url: start_url.to_string(),
+        status: status.as_u16(),
+    })
 }
 
 /// The canonical start URL a redirect of `start_url` to `location` names (relative Locations
 /// resolve against `start_url`). Pure, so the fuzz targets reach it without a server.
-pub fn parse_redirect(start_url: &str, location: &str) -> Result<String, String> {
-    let base = url::Url::parse(start_url).map_err(|e| e.to_string())?;
+pub fn parse_redirect(start_url: &str, location: &str) -> Result<String, StartUrlError> {
+    let base = url::Url::parse(start_url).map_err(StartUrlError::BadUrl)?;
     let next = base
         .join(location)
-        .map_err(|_| format!("start URL {start_url} redirects to an unusable Location"))?;
+        .map_err(|_| StartUrlError::BadLocation(start_url.to_string()))?;
     if next.scheme() != "https" && next.scheme() != "http" {
-        return Err(format!("start URL {start_url} redirects to a non-HTTP URL"));
+        return Err(StartUrlError::NotHttp(start_url.to_string()));
     }
     // The resolved URL keys the stored session and is opened in the browser: a redirect
     // may not downgrade it to plain http off loopback.
-    crate::endpoints::check_transport(&next, &format!("the redirect of start URL {start_url} to"))?;
+    crate::endpoints::check_transport(&next, &format!("the redirect of start URL {start_url} to"))
+        .map_err(StartUrlError::Insecure)?;
     // Drop any query (sign-in hints): the start URL is the bare portal address.
     let mut next = next;
     next.set_query(None);
@@ -72,13 +98,13 @@ pub fn parse_redirect(start_url: &str, location: &str) -> Result<String, String>
     Ok(next.to_string().trim_end_matches('/').to_string())
 }
 
-fn short(e: &reqwest::Error) -> String {
+fn short(e: &reqwest::Error) -> &'static str {
     if e.is_timeout() {
-        "timed out".into()
+        "timed out"
     } else if e.is_connect() {
-        "connection failed".into()
+        "connection failed"
     } else {
-        "request failed".into()
+        "request failed"
     }
 }
 
@@ -138,15 +164,23 @@ mod tests {
         assert!(resolve(&u)
             .await
             .unwrap_err()
+            .to_string()
             .contains("without a Location"));
         let u = serve(404, None).await;
-        assert!(resolve(&u).await.unwrap_err().contains("HTTP 404"));
+        assert!(resolve(&u)
+            .await
+            .unwrap_err()
+            .to_string()
+            .contains("HTTP 404"));
         // A redirect to plain http off loopback is refused (the session would be keyed to it
         // and the browser sent there).
         let u = serve(302, Some("http://sso.attacker.example/start")).await;
-        let e = resolve(&u).await.unwrap_err();
+        let e = resolve(&u).await.unwrap_err().to_string();
         assert!(e.contains("plain http"), "{e}");
-        let e = resolve("http://127.0.0.1:1/start").await.unwrap_err();
+        let e = resolve("http://127.0.0.1:1/start")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("cannot reach"), "{e}");
         // Canonical URLs are never fetched (port 1 would refuse).
         assert_eq!(
