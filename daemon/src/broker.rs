@@ -19,6 +19,7 @@ use tokio::sync::watch;
 
 mod chain;
 pub mod clock;
+mod login;
 pub mod snapshot;
 pub mod whoami;
 
@@ -196,30 +197,12 @@ fn profile_account(profile: &ProfileConfig) -> String {
 }
 
 fn not_signed_in(source: &str) -> ErrorBody {
-    ErrorBody::new(
-        ErrorCode::NotSignedIn,
-        format!("not signed in to source '{source}'"),
-    )
-    .with_hint(format!("rolecall login {source}"))
+    crate::wire_error::not_signed_in(source)
 }
 
 /// The error a caller sees for a failed fetch.
 pub fn fetch_error_body(source: &str, err: &SourceError) -> ErrorBody {
-    match err {
-        SourceError::NeedsLogin(_) => not_signed_in(source),
-        SourceError::LoginCancelled(m) => ErrorBody::new(
-            ErrorCode::LoginFailed,
-            format!("sign-in to source '{source}' did not complete: {m}"),
-        )
-        .with_hint(format!("rolecall login {source}")),
-        SourceError::AccessDenied(m) => ErrorBody::new(ErrorCode::AccessDenied, m.clone()),
-        SourceError::Upstream { message, .. } => {
-            ErrorBody::new(ErrorCode::Upstream, message.clone())
-                .with_hint("rolecall status".to_string())
-        }
-        SourceError::Config(m) => ErrorBody::new(ErrorCode::ConfigInvalid, m.clone()),
-        SourceError::Internal(m) => ErrorBody::new(ErrorCode::Internal, m.clone()),
-    }
+    crate::wire_error::source_error(source, err, crate::wire_error::Stage::Fetch)
 }
 
 /// Two fetches of one profile's credentials are at least this far apart (seconds) when short

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod names;
 pub mod output;
 pub mod paths;
+pub mod request;
 pub mod snapshot;
 pub mod timefmt;
 pub mod trust;

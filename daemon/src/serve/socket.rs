@@ -6,9 +6,12 @@
 //! refusing peers of another uid, request size limits, and a graceful stop that finishes the
 //! replies in flight. What each route does lives in [`router`].
 
+mod control;
 pub mod router;
 
-use crate::app::App;
+pub use control::Control;
+
+use crate::shutdown::stopped;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -114,22 +117,22 @@ pub fn activated_listener() -> Result<Option<std::os::unix::net::UnixListener>, 
 
 /// Serves the socket API until the app's shutdown is requested, then lets replies in flight
 /// finish (bounded by [`DRAIN_TIMEOUT`]).
-pub async fn serve(listener: UnixListener, app: Arc<App>) {
-    let mut shutdown = app.shutdown_signal();
+pub async fn serve(listener: UnixListener, app: Arc<dyn Control>) {
+    let mut shutdown = app.shutdown().signal();
     let permits = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut conns = JoinSet::new();
     let my_uid = rolecall_proto::paths::current_uid();
     loop {
         while conns.try_join_next().is_some() {}
         let permit = tokio::select! {
-            _ = crate::app::stopped(&mut shutdown) => break,
+            _ = stopped(&mut shutdown) => break,
             p = Arc::clone(&permits).acquire_owned() => match p {
                 Ok(p) => p,
                 Err(_) => break,
             },
         };
         let stream = tokio::select! {
-            _ = crate::app::stopped(&mut shutdown) => break,
+            _ = stopped(&mut shutdown) => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
                 Err(e) => {
@@ -157,7 +160,7 @@ pub async fn serve(listener: UnixListener, app: Arc<App>) {
             }
         };
         let app = Arc::clone(&app);
-        let mut stop = app.shutdown_signal();
+        let mut stop = app.shutdown().signal();
         conns.spawn(async move {
             let _permit = permit;
             let svc_app = Arc::clone(&app);
@@ -187,7 +190,7 @@ pub async fn serve(listener: UnixListener, app: Arc<App>) {
                         tracing::debug!(error = %e, "socket connection ended with an error");
                     }
                 }
-                _ = crate::app::stopped(&mut stop) => {
+                _ = stopped(&mut stop) => {
                     conn.as_mut().graceful_shutdown();
                     let _ = conn.await;
                 }
