@@ -23,8 +23,8 @@ mod login;
 pub mod snapshot;
 pub mod whoami;
 
-#[cfg(test)]
-mod fake;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
 

@@ -32,6 +32,8 @@ pub struct Listeners {
     pub socket: std::os::unix::net::UnixListener,
     /// The socket's path, as `status` shows it.
     pub socket_path: PathBuf,
+    /// The socket file is removed when the daemon stops (not one systemd passed and keeps).
+    pub remove_socket: bool,
     pub container: Option<std::net::TcpListener>,
     pub imds: Option<std::net::TcpListener>,
 }
@@ -133,7 +135,7 @@ pub async fn run(
         env: Arc::clone(&deps.env),
         browser: Arc::clone(&deps.browser),
         config_path: config.path,
-        socket_path: listeners.socket_path,
+        socket_path: listeners.socket_path.clone(),
         started_at: deps.clock.now(),
         shutdown: stop.clone(),
     });
@@ -185,6 +187,10 @@ pub async fn run(
         }
     }
     stop.request();
+    // Nothing listens any more: leave nothing a client could mistake for a live daemon.
+    if listeners.remove_socket {
+        let _ = std::fs::remove_file(&listeners.socket_path);
+    }
     for h in background {
         if tokio::time::timeout(TASK_STOP_TIMEOUT, h).await.is_err() {
             tracing::warn!("a background task did not stop within {TASK_STOP_TIMEOUT:?}");

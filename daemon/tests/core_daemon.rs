@@ -1,22 +1,15 @@
 //! Black-box tests of the real `rolecalld` binary: each test starts it on a temporary runtime
 //! dir, state dir and config, and talks to it over its Unix socket with a tiny HTTP client.
 
-mod skip;
-use skip::skip;
+mod rig;
+use rig::{request, skip, Daemon};
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn rolecalld_bin() -> PathBuf {
-    match std::env::var_os("ROLECALL_BIN_DIR") {
-        Some(d) => PathBuf::from(d).join("rolecalld"),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_rolecalld")),
-    }
-}
 
 const GOOD_CONFIG: &str = r#"[daemon]
 container_listen = "127.0.0.1:0"
@@ -32,171 +25,6 @@ source = "corp"
 account = "111111111111"
 role = "Dev"
 "#;
-
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-/// One request on a fresh connection (`Connection: close`), the raw reply parsed.
-fn request_raw(socket: &Path, raw: &[u8]) -> Reply {
-    let mut s = UnixStream::connect(socket).expect("connect to the daemon socket");
-    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    s.write_all(raw).unwrap();
-    let mut buf = Vec::new();
-    let _ = s.read_to_end(&mut buf);
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP reply: {text:?}"));
-    let mut lines = head.lines();
-    let status = lines
-        .next()
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .expect("status line");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-        .collect();
-    Reply {
-        status,
-        headers,
-        body: body.to_string(),
-    }
-}
-
-fn request(socket: &Path, method: &str, path: &str, body: Option<&str>) -> Reply {
-    let body = body.unwrap_or("");
-    let raw = format!(
-        "{method} {path} HTTP/1.1\r\nHost: rolecalld\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    request_raw(socket, raw.as_bytes())
-}
-
-struct Daemon {
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Daemon {
-    fn runtime(&self) -> PathBuf {
-        self.dir.path().join("run")
-    }
-    fn socket(&self) -> PathBuf {
-        self.runtime().join("rolecalld.sock")
-    }
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("config.toml")
-    }
-    fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    fn command(&self) -> Command {
-        let mut c = Command::new(rolecalld_bin());
-        c.env("ROLECALL_RUNTIME_DIR", self.runtime())
-            .env("ROLECALL_STATE_DIR", self.state())
-            .env("ROLECALL_CONFIG", self.config())
-            .env("HOME", self.dir.path())
-            .env_remove("LISTEN_FDS")
-            .env_remove("LISTEN_PID")
-            .env_remove("AWS_ENDPOINT_URL")
-            .stdin(Stdio::null());
-        c
-    }
-
-    /// A temp dir with `config` (none when `None`), nothing started.
-    fn prepare(config: Option<&str>) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        if let Some(c) = config {
-            std::fs::write(dir.path().join("config.toml"), c).unwrap();
-        }
-        Daemon { dir, child: None }
-    }
-
-    fn start(config: Option<&str>) -> Self {
-        let mut d = Self::prepare(config);
-        d.spawn_foreground();
-        d
-    }
-
-    fn spawn_foreground(&mut self) {
-        let child = self
-            .command()
-            .arg("--foreground")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start rolecalld");
-        self.child = Some(child);
-        self.wait_ready();
-    }
-
-    fn wait_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if UnixStream::connect(self.socket()).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        panic!("rolecalld did not come up on {}", self.socket().display());
-    }
-
-    fn get(&self, path: &str) -> Reply {
-        request(&self.socket(), "GET", path, None)
-    }
-
-    fn post(&self, path: &str, body: Option<&str>) -> Reply {
-        request(&self.socket(), "POST", path, body)
-    }
-
-    /// Waits for the daemon process to exit; its stderr and status.
-    fn wait_exit(&mut self, within: Duration) -> Output {
-        let mut child = self.child.take().expect("a running daemon");
-        let deadline = Instant::now() + within;
-        loop {
-            if child.try_wait().unwrap().is_some() {
-                return child.wait_with_output().unwrap();
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("rolecalld did not exit within {within:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // A daemonized instance is not our child: stop it through its socket.
-        if UnixStream::connect(self.socket()).is_ok() {
-            let _ = request(&self.socket(), "POST", "/v1/shutdown", None);
-        }
-    }
-}
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

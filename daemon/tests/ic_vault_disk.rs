@@ -2,8 +2,8 @@
 //! memory keeps the old value. Uses a tiny tmpfs, so it needs root (CI runs as root); elsewhere
 //! it says it was skipped.
 
-mod skip;
-use skip::skip;
+mod rig;
+use rig::skip;
 
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::SecretStore;

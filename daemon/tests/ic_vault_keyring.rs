@@ -2,14 +2,14 @@
 //! gnome-keyring on it (no user's keyring is touched). Its own test binary, because the keyring
 //! crate picks its store once per process.
 
-mod skip;
-use skip::skip;
+mod rig;
+use rig::{skip, wait_until};
 
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, KEY_FILE, STORE_FILE};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Kills (and reaps) the child processes this test started, whatever happens.
 struct Kids(Vec<Child>);
@@ -22,13 +22,9 @@ impl Drop for Kids {
     }
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+
+/// How long the keyring pieces may take to come up or go.
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn key_lives_in_the_secret_service_and_survives_a_restart() {
@@ -62,7 +58,7 @@ fn key_lives_in_the_secret_service_and_survives_a_restart() {
             .spawn()
             .unwrap(),
     );
-    wait_until("the bus socket", || bus_path.exists());
+    wait_until("the bus socket", WAIT, || bus_path.exists());
     let mut gk = Command::new("gnome-keyring-daemon")
         .args(["--foreground", "--unlock", "--components=secrets"])
         .env("DBUS_SESSION_BUS_ADDRESS", &address)
@@ -81,7 +77,7 @@ fn key_lives_in_the_secret_service_and_survives_a_restart() {
         .write_all(b"test-password")
         .unwrap();
     kids.0.push(gk);
-    wait_until("org.freedesktop.secrets on the bus", || {
+    wait_until("org.freedesktop.secrets on the bus", WAIT, || {
         Command::new("dbus-send")
             .args([
                 &format!("--bus={address}"),

@@ -179,6 +179,7 @@ fn run(args: Args) -> Result<(), String> {
     let listeners = Listeners {
         socket: listener,
         socket_path: socket_path.clone(),
+        remove_socket: owns_socket,
         container: None,
         imds: None,
     };
@@ -196,9 +197,6 @@ fn run(args: Args) -> Result<(), String> {
     // Stop every task first (a background refresh could otherwise write the snapshot again
     // after it was removed), then leave nothing a client could mistake for a live daemon.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    if owns_socket {
-        let _ = std::fs::remove_file(&socket_path);
-    }
     SnapshotWriter::new(paths::snapshot_path()).remove();
     let _ = std::fs::remove_file(paths::pid_path());
     drop(pid_lock);
