@@ -6,6 +6,7 @@
 //! probing the socket and find it answering. The daemon itself also refuses to run twice.
 
 use crate::client::{self, is_not_listening, ClientError};
+use rolecall_proto::request::Request;
 use rolecall_proto::{paths, HEADER_PROTOCOL, PROTOCOL_VERSION};
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -95,7 +96,7 @@ pub fn replace_incompatible(socket: &Path) -> Result<(), ClientError> {
     let lock = StartLock::open(&paths::start_lock_path())?;
     let _held = lock.lock(LOCK_WAIT)?;
     if let Some(s) = probe(socket)? {
-        let reply = client::exchange(s, "GET", "/v1/version", None)?;
+        let reply = client::exchange(s, &Request::Version, None)?;
         let same = reply
             .header(HEADER_PROTOCOL)
             .and_then(|p| p.parse::<u32>().ok())
@@ -125,10 +126,7 @@ pub fn stop(socket: &Path) -> Result<Option<u32>, ClientError> {
                 .ok()
                 .and_then(|p| p.pid)
                 .filter(|&p| client::peer::is_our_daemon(p));
-            (
-                client::exchange(s, "POST", "/v1/shutdown", None).is_ok(),
-                pid,
-            )
+            (client::exchange(s, &Request::Shutdown, None).is_ok(), pid)
         }
         None => return Ok(None),
     };

@@ -16,7 +16,10 @@ use std::time::{Duration, Instant};
 /// One request on a fresh connection: (status, JSON body).
 async fn call_async(socket: PathBuf, method: &'static str, path: String) -> (u16, Value) {
     let r = rig::request_async(&socket, method, &path).await;
-    (r.status, serde_json::from_str(&r.body).unwrap_or(Value::Null))
+    (
+        r.status,
+        serde_json::from_str(&r.body).unwrap_or(Value::Null),
+    )
 }
 
 struct Rig {
@@ -206,9 +209,10 @@ async fn auto_login_single_flight_whoami_and_restart() {
     let (_, status) = call_async(socket.clone(), "GET", "/v1/status".into()).await;
     assert_eq!(status["sources"][0]["signed_in"], true, "{status}");
     let expires = status["profiles"][0]["expires"].as_i64().unwrap();
-    let snap: Value =
-        serde_json::from_slice(&std::fs::read(rig.daemon.dir.path().join("run/status.json")).unwrap())
-            .unwrap();
+    let snap: Value = serde_json::from_slice(
+        &std::fs::read(rig.daemon.dir.path().join("run/status.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(snap["profiles"]["dev"]["expires"].as_i64(), Some(expires));
     assert_eq!(snap["profiles"]["dev"]["needs_login"], false);
     // Nothing secret in the snapshot or the log.

@@ -22,7 +22,6 @@ impl Drop for Kids {
     }
 }
 
-
 /// How long the keyring pieces may take to come up or go.
 const WAIT: Duration = Duration::from_secs(10);
 

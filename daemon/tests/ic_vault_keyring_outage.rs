@@ -7,7 +7,7 @@
 //! because the keyring crate picks its store once per process.
 
 mod rig;
-use rig::{Kid, wait_until};
+use rig::{wait_until, Kid};
 
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, VaultError, KEY_FILE, STORE_FILE};
@@ -15,8 +15,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-
 
 fn secrets_owned(address: &str) -> bool {
     Command::new("dbus-send")
@@ -57,7 +55,9 @@ fn keyring_daemon(address: &str, home: &Path) -> Kid {
 
 fn stop(kid: Kid, address: &str) {
     drop(kid);
-    wait_until("the secret service to leave", WAIT, || !secrets_owned(address));
+    wait_until("the secret service to leave", WAIT, || {
+        !secrets_owned(address)
+    });
 }
 
 fn files(dir: &Path) -> Vec<String> {

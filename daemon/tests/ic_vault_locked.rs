@@ -5,7 +5,7 @@
 //! process.
 
 mod rig;
-use rig::{skip, Kid, wait_until};
+use rig::{skip, wait_until, Kid};
 
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, STORE_FILE};
@@ -13,8 +13,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-
 
 fn name_owned(address: &str, owned: bool) -> impl FnMut() -> bool + '_ {
     move || {
@@ -98,7 +96,11 @@ fn locked_keyring_is_a_clear_error_and_nothing_is_lost() {
         assert_eq!(s.key_source(), KeySource::Keyring);
         s.put("ic/corp/token", &"kept").unwrap();
         drop(gk);
-        wait_until("the secret service to leave", WAIT, name_owned(&address, false));
+        wait_until(
+            "the secret service to leave",
+            WAIT,
+            name_owned(&address, false),
+        );
     }
     let before = std::fs::read(state.join(STORE_FILE)).unwrap();
 

@@ -29,7 +29,11 @@ impl Clock for ManualClock {
 struct SeenUrls(Mutex<Vec<String>>);
 
 impl Browser for SeenUrls {
-    fn open(&self, url: &str, _env: &rolecall_daemon::endpoints::EnvSnapshot) -> Result<(), OpenError> {
+    fn open(
+        &self,
+        url: &str,
+        _env: &rolecall_daemon::endpoints::EnvSnapshot,
+    ) -> Result<(), OpenError> {
         self.0.lock().unwrap().push(url.to_string());
         Ok(())
     }
@@ -57,7 +61,12 @@ role = "Dev"
 "#;
 
 fn access_key(socket: &Path) -> String {
-    let r = rig::request(socket, "GET", "/v1/credentials/dev?via=credential_process", None);
+    let r = rig::request(
+        socket,
+        "GET",
+        "/v1/credentials/dev?via=credential_process",
+        None,
+    );
     assert_eq!(r.status, 200, "{}", r.body);
     r.json()["AccessKeyId"].as_str().unwrap().to_string()
 }
@@ -124,8 +133,14 @@ fn serves_refreshes_and_stops_cleanly_in_process() {
 
     // The container endpoint listens on the port the test bound.
     let status = rig::request(&socket, "GET", "/v1/status", None).json();
-    let listen = status["daemon"]["container_listen"].as_str().unwrap().to_string();
-    assert!(listen.starts_with("127.0.0.1:") && !listen.ends_with(":0"), "{listen}");
+    let listen = status["daemon"]["container_listen"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        listen.starts_with("127.0.0.1:") && !listen.ends_with(":0"),
+        "{listen}"
+    );
 
     // 45 minutes later the one-hour credentials are due: the scheduler fetches new ones
     // before anyone asks, and the socket serves those without another fetch.
@@ -138,9 +153,8 @@ fn serves_refreshes_and_stops_cleanly_in_process() {
 
     // Shutdown: run() returns, every task it started has ended, the socket is gone.
     stop.send(()).unwrap();
-    let result = runtime.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), daemon).await
-    });
+    let result =
+        runtime.block_on(async { tokio::time::timeout(Duration::from_secs(10), daemon).await });
     let outcome = result.expect("run() returns once asked to stop").unwrap();
     assert!(outcome.is_ok(), "{outcome:?}");
     let alive = runtime.metrics().num_alive_tasks();

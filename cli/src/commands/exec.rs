@@ -18,6 +18,7 @@ use crate::client::Client;
 use anyhow::bail;
 use rolecall_proto::api::{MintTokenReply, MintTokenRequest, OkReply, RevokeTokenRequest};
 use rolecall_proto::audit::Interface;
+use rolecall_proto::request::Request;
 use std::process::Command;
 
 /// Removed from the child's environment: each would be tried before, or conflict with, the
@@ -64,8 +65,8 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
         // Sign in first when needed (waiting at a terminal, failing with the hint otherwise), so
         // the command does not start only to meet credential errors.
         super::env::credentials(&client, &a.profile, Interface::Exec)?;
-        let reply: MintTokenReply = client.post(
-            "/v1/container/tokens",
+        let reply: MintTokenReply = client.send_json(
+            &Request::MintToken,
             &MintTokenRequest {
                 profile: a.profile.clone(),
                 bound_pid: Some(std::process::id()),
@@ -87,8 +88,8 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
     if let Some(id) = token_id {
         // Best effort: the daemon also revokes it once this process is gone.
         if let Ok(c) = Client::connect(false) {
-            let _ = c.delete::<_, OkReply>(
-                "/v1/container/tokens",
+            let _ = c.send_json::<_, OkReply>(
+                &Request::RevokeTokens,
                 &RevokeTokenRequest {
                     id: Some(id),
                     profile: None,

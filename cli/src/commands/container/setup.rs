@@ -26,6 +26,7 @@ use crate::cli::ContainerSetupArgs;
 use crate::client::Client;
 use anyhow::{bail, Context as _};
 use rolecall_proto::api::Status;
+use rolecall_proto::request::Request;
 use std::io::Write as _;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -136,7 +137,7 @@ fn listener(a: &ContainerSetupArgs) -> anyhow::Result<SocketAddr> {
         Some(t) => t.clone(),
         None => Client::connect(false)
             .ok()
-            .and_then(|c| c.get::<Status>("/v1/status").ok())
+            .and_then(|c| c.send::<Status>(&Request::Status).ok())
             .and_then(|s| s.daemon.container_listen)
             .unwrap_or_else(|| {
                 eprintln!("rolecall: rolecalld is not running here; assuming its listener is {DEFAULT_LISTEN} (use --to to choose)");
