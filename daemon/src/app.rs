@@ -197,26 +197,6 @@ impl App {
         let _ = self.audit.set(log);
     }
 
-    /// Records credentials handed out over the socket. `via` is what the client says it is
-    /// (`credential_process`, `exec`, `env`); who it is comes from the kernel.
-    pub fn audit_socket(
-        &self,
-        profile: &str,
-        via: Option<&str>,
-        peer: Option<SocketPeer>,
-        creds: &RoleCredentials,
-    ) {
-        let Some(log) = self.audit.get() else { return };
-        let caller = match peer {
-            Some(p) => audit::caller::socket(p.uid, p.pid),
-            None => rolecall_proto::audit::Caller::default(),
-        };
-        let interface = rolecall_proto::audit::Interface::from_via(via);
-        let mut h = audit::handout(interface, profile, creds, caller, None);
-        h.role = self.broker.profile(profile).map(|p| p.role);
-        log.record(h);
-    }
-
     /// Signs out of one source (or all) and revokes the container tokens minted under it: a
     /// token must not outlive the session it was handed out under.
     pub async fn logout(&self, source: Option<&str>) -> Result<(), ErrorBody> {
@@ -299,6 +279,8 @@ impl Control for App {
         App::status(self).await
     }
 
+    /// Records credentials handed out over the socket. `via` is what the client says it is
+    /// (`credential_process`, `exec`, `env`); who it is comes from the kernel.
     fn audit_socket(
         &self,
         profile: &str,
@@ -306,7 +288,15 @@ impl Control for App {
         peer: Option<SocketPeer>,
         creds: &RoleCredentials,
     ) {
-        App::audit_socket(self, profile, via, peer, creds);
+        let Some(log) = self.audit.get() else { return };
+        let caller = match peer {
+            Some(p) => audit::caller::socket(p.uid, p.pid),
+            None => rolecall_proto::audit::Caller::default(),
+        };
+        let interface = rolecall_proto::audit::Interface::from_via(via);
+        let mut h = audit::handout(interface, profile, creds, caller, None);
+        h.role = self.broker.profile(profile).map(|p| p.role);
+        log.record(h);
     }
 }
 

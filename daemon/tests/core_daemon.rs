@@ -2,7 +2,7 @@
 //! dir, state dir and config, and talks to it over its Unix socket with a tiny HTTP client.
 
 mod rig;
-use rig::{request, skip, Daemon};
+use rig::{request, skip, Daemon, GOOD_CONFIG};
 
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -10,21 +10,6 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const GOOD_CONFIG: &str = r#"[daemon]
-container_listen = "127.0.0.1:0"
-secret_store = "file"
-
-[sources.corp]
-kind = "identity-center"
-start_url = "http://127.0.0.1:9/start"
-region = "eu-west-1"
-
-[profiles.dev]
-source = "corp"
-account = "111111111111"
-role = "Dev"
-"#;
 
 fn mode(p: &Path) -> u32 {
     std::fs::metadata(p).unwrap().permissions().mode() & 0o777

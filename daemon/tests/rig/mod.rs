@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 mod skip;
+pub mod sources;
 
 #[allow(unused_imports)] // not every test file skips
 pub use skip::skip;
@@ -17,6 +18,23 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+/// A config with one identity-center source that is never reached (a closed loopback port)
+/// and one profile of it, the file store and an ephemeral container port.
+pub const GOOD_CONFIG: &str = r#"[daemon]
+container_listen = "127.0.0.1:0"
+secret_store = "file"
+
+[sources.corp]
+kind = "identity-center"
+start_url = "http://127.0.0.1:9/start"
+region = "eu-west-1"
+
+[profiles.dev]
+source = "corp"
+account = "111111111111"
+role = "Dev"
+"#;
 
 /// The `rolecalld` under test: the one in `ROLECALL_BIN_DIR` (the suite's), else cargo's.
 pub fn rolecalld_bin() -> PathBuf {
