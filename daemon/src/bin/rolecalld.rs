@@ -16,6 +16,39 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// Why the daemon did not start (or stopped with an error); the text is the one line the
+/// starter sees after `rolecalld: `.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Listen(#[from] socket::ListenError),
+    #[error("cannot open the pid file {}: {source}", path.display())]
+    PidFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("rolecalld is already running (pid {pid})")]
+    AlreadyRunning { pid: String },
+    #[error("cannot lock the pid file {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: nix::errno::Errno,
+    },
+    #[error("cannot write the pid file: {0}")]
+    WritePid(std::io::Error),
+    #[error("{what} failed: {source}")]
+    Detach {
+        what: &'static str,
+        source: nix::errno::Errno,
+    },
+    #[error("cannot open /dev/null: {0}")]
+    DevNull(std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Run(#[from] rolecall_daemon::RunError),
+}
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rolecalld",
@@ -66,7 +99,7 @@ fn forbid_core_dumps() {
 
 /// Takes the single-instance lock: an exclusive `flock` on the pid file, held for the
 /// daemon's life (the descriptor survives the fork).
-fn lock_pid_file(path: &Path) -> Result<nix::fcntl::Flock<File>, String> {
+fn lock_pid_file(path: &Path) -> Result<nix::fcntl::Flock<File>, StartError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -74,20 +107,26 @@ fn lock_pid_file(path: &Path) -> Result<nix::fcntl::Flock<File>, String> {
         .truncate(false)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("cannot open the pid file {}: {e}", path.display()))?;
+        .map_err(|source| StartError::PidFile {
+            path: path.into(),
+            source,
+        })?;
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(lock),
         Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
-            Err(format!(
-                "rolecalld is already running (pid {})",
-                pid.trim()
+            Err(StartError::AlreadyRunning {
+                pid: pid
+                    .trim()
                     .parse::<u32>()
-                    .map_or("unknown".into(), |p| p.to_string())
-            ))
+                    .map_or("unknown".into(), |p| p.to_string()),
+            })
         }
-        Err((_, e)) => Err(format!("cannot lock the pid file {}: {e}", path.display())),
+        Err((_, source)) => Err(StartError::Lock {
+            path: path.into(),
+            source,
+        }),
     }
 }
 
@@ -101,20 +140,21 @@ fn write_pid(lock: &mut nix::fcntl::Flock<File>) -> std::io::Result<()> {
 
 /// Detaches from the starting terminal and session: fork, setsid, fork again, `/` as the
 /// working directory, stdio on /dev/null. Must run while the process has one thread.
-fn daemonize() -> Result<(), String> {
+fn daemonize() -> Result<(), StartError> {
     use nix::unistd::{fork, setsid, ForkResult};
     // SAFETY: no other thread exists yet (no runtime, no logging thread); the children only
     // continue single-threaded start-up.
-    match unsafe { fork() }.map_err(|e| format!("fork failed: {e}"))? {
+    let detach = |what| move |source| StartError::Detach { what, source };
+    match unsafe { fork() }.map_err(detach("fork"))? {
         ForkResult::Parent { .. } => {
             // SAFETY: _exit ends the process without running destructors that belong to the child.
             unsafe { libc::_exit(0) }
         }
         ForkResult::Child => {}
     }
-    setsid().map_err(|e| format!("setsid failed: {e}"))?;
+    setsid().map_err(detach("setsid"))?;
     // SAFETY: as above.
-    match unsafe { fork() }.map_err(|e| format!("fork failed: {e}"))? {
+    match unsafe { fork() }.map_err(detach("fork"))? {
         ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
         ForkResult::Child => {}
     }
@@ -123,15 +163,15 @@ fn daemonize() -> Result<(), String> {
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+        .map_err(StartError::DevNull)?;
     use std::os::fd::AsRawFd;
     for fd in 0..=2 {
-        nix::unistd::dup2(devnull.as_raw_fd(), fd).map_err(|e| format!("dup2 failed: {e}"))?;
+        nix::unistd::dup2(devnull.as_raw_fd(), fd).map_err(detach("dup2"))?;
     }
     Ok(())
 }
 
-fn run(args: Args) -> Result<(), String> {
+fn run(args: Args) -> Result<(), StartError> {
     let config_path = args.config.clone().unwrap_or_else(paths::config_file);
     // Reloads happen after daemonizing changed the working directory to `/`.
     let config_path = std::path::absolute(&config_path).unwrap_or(config_path);
@@ -158,7 +198,7 @@ fn run(args: Args) -> Result<(), String> {
         // which `rolecall daemon stop` then verifies before it ever signals it.
         socket::claim_peer_credentials(&listener)?;
     }
-    write_pid(&mut pid_lock).map_err(|e| format!("cannot write the pid file: {e}"))?;
+    write_pid(&mut pid_lock).map_err(StartError::WritePid)?;
     if let Err(e) = logging::init(&paths::log_path(), args.foreground) {
         eprintln!(
             "rolecalld: cannot open the log {}: {e}",
@@ -175,7 +215,7 @@ fn run(args: Args) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(StartError::Runtime)?;
     let listeners = Listeners {
         socket: listener,
         socket_path: socket_path.clone(),
@@ -201,7 +241,7 @@ fn run(args: Args) -> Result<(), String> {
     let _ = std::fs::remove_file(paths::pid_path());
     drop(pid_lock);
     tracing::info!("rolecalld stopped");
-    result.map_err(|e| e.to_string())
+    Ok(result?)
 }
 
 /// Resolves on SIGTERM or SIGINT (SIGHUP, a reload, is the library's).
