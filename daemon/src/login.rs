@@ -73,7 +73,8 @@ pub struct LoginCoordinator {
     finish_hooks: Mutex<Vec<FinishHook>>,
 }
 
-fn idle(source: &str) -> LoginState {
+/// The state of a source with no login running (the start of every login's progress).
+pub fn idle(source: &str) -> LoginState {
     LoginState {
         source: source.to_string(),
         phase: LoginPhase::Idle,

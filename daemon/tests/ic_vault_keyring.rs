@@ -77,18 +77,7 @@ fn key_lives_in_the_secret_service_and_survives_a_restart() {
         .unwrap();
     kids.0.push(gk);
     wait_until("org.freedesktop.secrets on the bus", WAIT, || {
-        Command::new("dbus-send")
-            .args([
-                &format!("--bus={address}"),
-                "--print-reply",
-                "--dest=org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus.NameHasOwner",
-                "string:org.freedesktop.secrets",
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
-            .unwrap_or(false)
+        rig::keyring::secrets_owned(&address)
     });
     // Only this test binary's own process environment: the keyring crate reads it.
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &address);

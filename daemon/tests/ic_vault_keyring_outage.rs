@@ -7,6 +7,7 @@
 //! because the keyring crate picks its store once per process.
 
 mod rig;
+use rig::keyring::secrets_owned;
 use rig::{wait_until, Kid};
 
 use rolecall_daemon::config::SecretStoreKind;
@@ -15,21 +16,6 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-fn secrets_owned(address: &str) -> bool {
-    Command::new("dbus-send")
-        .args([
-            &format!("--bus={address}"),
-            "--print-reply",
-            "--dest=org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus.NameHasOwner",
-            "string:org.freedesktop.secrets",
-        ])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
-        .unwrap_or(false)
-}
 
 fn keyring_daemon(address: &str, home: &Path) -> Kid {
     let mut child = Command::new("gnome-keyring-daemon")

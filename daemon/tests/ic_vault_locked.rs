@@ -15,20 +15,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 fn name_owned(address: &str, owned: bool) -> impl FnMut() -> bool + '_ {
-    move || {
-        Command::new("dbus-send")
-            .args([
-                &format!("--bus={address}"),
-                "--print-reply",
-                "--dest=org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus.NameHasOwner",
-                "string:org.freedesktop.secrets",
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true") == owned)
-            .unwrap_or(false)
-    }
+    move || rig::keyring::secrets_owned(address) == owned
 }
 
 fn keyring_daemon(address: &str, home: &Path, unlock: Option<&[u8]>) -> Kid {

@@ -6,6 +6,7 @@
 //! expected here (hence the allow below); everything in it is used by some test file.
 #![allow(dead_code)]
 
+pub mod keyring;
 mod skip;
 pub mod sources;
 

@@ -9,15 +9,8 @@ use tokio::sync::watch;
 /// The channel a source publishes its login's progress on, starting as a pending login.
 pub fn progress(source: &str) -> (watch::Sender<LoginState>, watch::Receiver<LoginState>) {
     watch::channel(LoginState {
-        source: source.into(),
         phase: LoginPhase::Pending,
-        flow: None,
-        verification_uri: None,
-        verification_uri_complete: None,
-        user_code: None,
-        browser_opened: false,
-        error: None,
-        session_expires: None,
+        ..rolecall_daemon::login::idle(source)
     })
 }
 
