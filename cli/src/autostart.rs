@@ -5,15 +5,16 @@
 //! holder re-checks the socket, starts ONE daemon and waits for its socket; the others keep
 //! probing the socket and find it answering. The daemon itself also refuses to run twice.
 
+mod lock;
+mod spawn;
+
 use crate::client::{self, is_not_listening, ClientError};
+use lock::StartLock;
+use rolecall_proto::request::Request;
 use rolecall_proto::{paths, HEADER_PROTOCOL, PROTOCOL_VERSION};
-use std::fs::{DirBuilder, File, OpenOptions};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use spawn::{open_start_err, spawn_detached, START_ERR_NAME};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 /// How long a freshly started daemon may take to open its socket.
@@ -95,7 +96,7 @@ pub fn replace_incompatible(socket: &Path) -> Result<(), ClientError> {
     let lock = StartLock::open(&paths::start_lock_path())?;
     let _held = lock.lock(LOCK_WAIT)?;
     if let Some(s) = probe(socket)? {
-        let reply = client::exchange(s, "GET", "/v1/version", None)?;
+        let reply = client::exchange(s, &Request::Version, None)?;
         let same = reply
             .header(HEADER_PROTOCOL)
             .and_then(|p| p.parse::<u32>().ok())
@@ -125,10 +126,7 @@ pub fn stop(socket: &Path) -> Result<Option<u32>, ClientError> {
                 .ok()
                 .and_then(|p| p.pid)
                 .filter(|&p| client::peer::is_our_daemon(p));
-            (
-                client::exchange(s, "POST", "/v1/shutdown", None).is_ok(),
-                pid,
-            )
+            (client::exchange(s, &Request::Shutdown, None).is_ok(), pid)
         }
         None => return Ok(None),
     };
@@ -231,285 +229,5 @@ fn start_and_wait(socket: &Path) -> Result<UnixStream, ClientError> {
         }
         std::thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(20));
-    }
-}
-
-/// The file (in the runtime dir) that keeps the daemon's start-up errors.
-const START_ERR_NAME: &str = "rolecalld.start.err";
-
-/// Opens a fresh `rolecalld.start.err`: whatever is at the path is removed first (a stale file
-/// of an earlier start; removing a symlink removes the link, never its target), then the file
-/// is created with `O_EXCL|O_NOFOLLOW`, so that nothing planted there can redirect the write
-/// (and its truncation) to another file.
-fn open_start_err(path: &Path) -> std::io::Result<File> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            return Err(std::io::Error::other(format!(
-                "{} is a directory",
-                path.display()
-            )))
-        }
-        Ok(_) => std::fs::remove_file(path)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
-    OpenOptions::new()
-        .create_new(true)
-        .write(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-}
-
-/// Spawns the daemon in its own session with stdin/stdout on /dev/null, so that it outlives this
-/// process and a Ctrl-C in the terminal never reaches it.
-fn spawn_detached(bin: &Path, stderr: Option<File>) -> Result<Child, ClientError> {
-    let mut cmd = crate::spawn::command(bin);
-    cmd.env_clear()
-        .envs(daemon_env(std::env::vars_os()))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr.map_or_else(Stdio::null, Stdio::from));
-    // SAFETY: setsid is async-signal-safe and touches no memory of the parent.
-    unsafe {
-        cmd.pre_exec(|| {
-            if libc::setsid() == -1 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    cmd.spawn()
-        .map_err(|e| ClientError::StartFailed(format!("cannot run {}: {e}", bin.display())))
-}
-
-/// Variables the autostarted daemon keeps from the shell that happened to start it.
-const DAEMON_ENV: &[&str] = &[
-    "HOME",
-    "USER",
-    "LOGNAME",
-    "PATH",
-    "SHELL",
-    "LANG",
-    "LANGUAGE",
-    "TZ",
-    "TMPDIR",
-    // The browser: where and how to open it (sign-in pages, the SAML capture window).
-    "BROWSER",
-    "DISPLAY",
-    "WAYLAND_DISPLAY",
-    "XAUTHORITY",
-    "DBUS_SESSION_BUS_ADDRESS",
-    "SSH_CONNECTION",
-    "SSH_TTY",
-];
-/// Prefixes of the variables it keeps too: locale, XDG dirs, rolecall's own settings.
-const DAEMON_ENV_PREFIXES: &[&str] = &["LC_", "XDG_", "ROLECALL_"];
-
-/// The environment of an autostarted daemon: an allow-list, the way a service manager would
-/// start it. The daemon outlives the shell and serves every later request, so nothing of one
-/// shell's session may steer it: `AWS_ENDPOINT_URL*` (a LocalStack shell would receive every
-/// later refresh token and assertion), `SSL_CERT_FILE`, proxy variables, `RUST_LOG`,
-/// `LD_PRELOAD` and the like are dropped. Endpoint overrides belong in the config file.
-fn daemon_env(
-    vars: impl Iterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
-) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
-    vars.filter(|(k, _)| {
-        k.to_str().is_some_and(|k| {
-            DAEMON_ENV.contains(&k) || DAEMON_ENV_PREFIXES.iter().any(|p| k.starts_with(p))
-        })
-    })
-    .collect()
-}
-
-/// The start-up lock file, created 0600 in a 0700 runtime dir (the daemon refuses a runtime dir
-/// others can read, so we create it the way it wants).
-struct StartLock {
-    file: File,
-}
-
-/// Held lock; released when dropped.
-struct Held<'a>(&'a File);
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        // SAFETY: the fd is valid for the lifetime of the borrowed File.
-        unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
-    }
-}
-
-impl StartLock {
-    fn open(path: &Path) -> Result<StartLock, ClientError> {
-        if let Some(dir) = path.parent() {
-            DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|e| {
-                    ClientError::StartFailed(format!("cannot create {}: {e}", dir.display()))
-                })?;
-            // An existing directory is taken as it is by `create`: check it before opening
-            // anything in it.
-            if let rolecall_proto::trust::DirState::Untrusted(why) =
-                rolecall_proto::trust::runtime_dir_state(dir)
-            {
-                return Err(ClientError::Refused(why));
-            }
-        }
-        // std opens with O_CLOEXEC, so the daemon we spawn never inherits (and holds) the lock.
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(path)
-            .map_err(|e| {
-                ClientError::StartFailed(format!("cannot open {}: {e}", path.display()))
-            })?;
-        Ok(StartLock { file })
-    }
-
-    fn try_lock(&self) -> Result<Option<Held<'_>>, ClientError> {
-        // SAFETY: flock on a valid fd.
-        let r = unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if r == 0 {
-            return Ok(Some(Held(&self.file)));
-        }
-        let e = std::io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) | Some(libc::EINTR) => Ok(None),
-            _ => Err(ClientError::StartFailed(format!(
-                "cannot lock {}: {e}",
-                paths::start_lock_path().display()
-            ))),
-        }
-    }
-
-    fn lock(&self, wait: Duration) -> Result<Held<'_>, ClientError> {
-        let deadline = crate::clock::monotonic() + wait;
-        loop {
-            if let Some(h) = self.try_lock()? {
-                return Ok(h);
-            }
-            if crate::clock::monotonic() >= deadline {
-                return Err(ClientError::StartFailed(format!(
-                    "another rolecall held {} for {}s",
-                    paths::start_lock_path().display(),
-                    wait.as_secs()
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_start_lock_is_exclusive_between_open_files_and_released_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run/start.lock");
-        let a = StartLock::open(&path).unwrap();
-        let b = StartLock::open(&path).unwrap();
-        let held = a.try_lock().unwrap().expect("first lock");
-        assert!(
-            b.try_lock().unwrap().is_none(),
-            "second holder while the first holds it"
-        );
-        assert!(b.lock(Duration::from_millis(50)).is_err());
-        drop(held);
-        assert!(b.try_lock().unwrap().is_some());
-        use std::os::unix::fs::PermissionsExt;
-        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode(&path), 0o600);
-        assert_eq!(mode(path.parent().unwrap()), 0o700);
-    }
-
-    #[test]
-    fn start_err_never_follows_a_planted_symlink() {
-        let dir = tempfile::tempdir().unwrap();
-        let victim = dir.path().join("victim");
-        std::fs::write(&victim, "precious").unwrap();
-        let err = dir.path().join(START_ERR_NAME);
-        std::os::unix::fs::symlink(&victim, &err).unwrap();
-        let mut f = open_start_err(&err).unwrap();
-        std::io::Write::write_all(&mut f, b"rolecalld: boom\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
-        assert!(!std::fs::symlink_metadata(&err).unwrap().is_symlink());
-        assert_eq!(std::fs::read_to_string(&err).unwrap(), "rolecalld: boom\n");
-        // A stale file of an earlier start is replaced, not appended to.
-        let mut f = open_start_err(&err).unwrap();
-        std::io::Write::write_all(&mut f, b"second\n").unwrap();
-        assert_eq!(std::fs::read_to_string(&err).unwrap(), "second\n");
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&err).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-    }
-
-    #[test]
-    fn the_daemon_gets_an_allow_listed_environment() {
-        let vars = [
-            ("HOME", "/home/u"),
-            ("PATH", "/usr/bin"),
-            ("LC_TIME", "C"),
-            ("XDG_RUNTIME_DIR", "/run/user/1"),
-            ("ROLECALL_CONFIG", "/c"),
-            ("DISPLAY", ":0"),
-            ("BROWSER", "firefox"),
-            ("AWS_ENDPOINT_URL", "http://127.0.0.1:4566"),
-            ("AWS_ENDPOINT_URL_STS", "https://evil.example"),
-            ("AWS_PROFILE", "x"),
-            ("SSL_CERT_FILE", "/tmp/ca.pem"),
-            ("HTTPS_PROXY", "http://proxy:3128"),
-            ("https_proxy", "http://proxy:3128"),
-            ("RUST_LOG", "trace"),
-            ("LD_PRELOAD", "/tmp/x.so"),
-        ];
-        let kept: Vec<String> = daemon_env(vars.iter().map(|(k, v)| (k.into(), v.into())))
-            .into_iter()
-            .map(|(k, _)| k.into_string().unwrap())
-            .collect();
-        assert_eq!(
-            kept,
-            [
-                "HOME",
-                "PATH",
-                "LC_TIME",
-                "XDG_RUNTIME_DIR",
-                "ROLECALL_CONFIG",
-                "DISPLAY",
-                "BROWSER"
-            ]
-        );
-    }
-
-    #[test]
-    fn one_of_many_threads_takes_the_lock_at_a_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("run/start.lock");
-        let inside = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let max = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let threads: Vec<_> = (0..16)
-            .map(|_| {
-                let (path, inside, max) = (path.clone(), inside.clone(), max.clone());
-                std::thread::spawn(move || {
-                    let l = StartLock::open(&path).unwrap();
-                    let _h = l.lock(Duration::from_secs(10)).unwrap();
-                    let now = inside.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                    max.fetch_max(now, std::sync::atomic::Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(2));
-                    inside.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert_eq!(max.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 }

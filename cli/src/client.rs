@@ -2,10 +2,12 @@
 //!
 //! ```ignore
 //! let client = Client::connect(autostart)?;          // starts rolecalld when needed
-//! let status: Status = client.get("/v1/status")?;
-//! let state: LoginState = client.post(&format!("/v1/login/{}", path_segment(src)), &req)?;
+//! let status: Status = client.send(&Request::Status)?;
+//! let state: LoginState = client.send_json(&Request::Login { source }, &req)?;
 //! ```
 //!
+//! - Requests are [`Request`]s of `rolecall_proto`: the path, method and query are written
+//!   once, there, for the daemon's router and for this client.
 //! - One request per Unix-socket connection (`Connection: close`); the first request reuses the
 //!   connection `connect` opened, so a warm `credential-process` costs one connect.
 //! - A non-2xx reply becomes [`ClientError::Api`] carrying the daemon's [`ErrorBody`]; its
@@ -22,6 +24,7 @@ pub mod http;
 pub mod peer;
 
 use rolecall_proto::api::{ErrorBody, ErrorReply};
+pub use rolecall_proto::request::Request;
 use rolecall_proto::{paths, HEADER_PROTOCOL, PROTOCOL_VERSION};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -98,19 +101,6 @@ impl From<http::HttpError> for ClientError {
     }
 }
 
-/// Percent-encodes one path segment (a profile or source name) for a request path.
-pub fn path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// Whether a connect error means "nobody is listening" (absent or stale socket), as opposed to
 /// a socket we may not use.
 pub(crate) fn is_not_listening(e: &io::Error) -> bool {
@@ -123,15 +113,14 @@ pub(crate) fn is_not_listening(e: &io::Error) -> bool {
 /// Sends one request on `stream` and reads the reply. No protocol check, no error mapping.
 pub(crate) fn exchange(
     mut stream: UnixStream,
-    method: &str,
-    path: &str,
+    request: &Request,
     body: Option<&[u8]>,
 ) -> Result<Response, ClientError> {
     stream
-        .write_all(&http::encode_request(method, path, body))
+        .write_all(&http::encode_request(request, body))
         .map_err(ClientError::Io)?;
     let mut reader = BufReader::with_capacity(8 * 1024, stream);
-    Ok(http::read_response(&mut reader, method == "HEAD")?)
+    Ok(http::read_response(&mut reader, false)?)
 }
 
 /// A connection to the daemon.
@@ -184,41 +173,24 @@ impl Client {
         self.read_timeout.set(timeout);
     }
 
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        decode(self.request("GET", path, None)?)
+    /// Sends a request without a body and decodes the reply.
+    pub fn send<T: DeserializeOwned>(&self, request: &Request) -> Result<T, ClientError> {
+        decode(self.request(request, None)?)
     }
 
-    pub fn post<B: Serialize + ?Sized, T: DeserializeOwned>(
+    /// Sends a request with a JSON body and decodes the reply.
+    pub fn send_json<B: Serialize + ?Sized, T: DeserializeOwned>(
         &self,
-        path: &str,
+        request: &Request,
         body: &B,
     ) -> Result<T, ClientError> {
         let bytes = encode(body)?;
-        decode(self.request("POST", path, Some(&bytes))?)
-    }
-
-    /// POST without a body (`/v1/shutdown`, `/v1/reload`).
-    pub fn post_empty<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
-        decode(self.request("POST", path, None)?)
-    }
-
-    pub fn delete<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &B,
-    ) -> Result<T, ClientError> {
-        let bytes = encode(body)?;
-        decode(self.request("DELETE", path, Some(&bytes))?)
+        decode(self.request(request, Some(&bytes))?)
     }
 
     /// Sends one request and returns the raw reply, whatever its status. Checks the protocol
     /// number and replaces an incompatible daemon (once) when autostart is on.
-    pub fn request(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<&[u8]>,
-    ) -> Result<Response, ClientError> {
+    pub fn request(&self, request: &Request, body: Option<&[u8]>) -> Result<Response, ClientError> {
         let stream = match self.pending.borrow_mut().take() {
             Some(s) => s,
             None => open(&self.socket, self.autostart)?,
@@ -227,7 +199,7 @@ impl Client {
         if let Some(t) = self.read_timeout.get() {
             stream.set_read_timeout(Some(t)).map_err(ClientError::Io)?;
         }
-        let reply = exchange(stream, method, path, body)?;
+        let reply = exchange(stream, request, body)?;
         if !self.check_protocol {
             return Ok(reply);
         }
@@ -242,7 +214,7 @@ impl Client {
         }
         self.replaced.set(true);
         crate::autostart::replace_incompatible(&self.socket)?;
-        self.request(method, path, body)
+        self.request(request, body)
     }
 }
 
@@ -370,10 +342,15 @@ mod tests {
             chunked.into_bytes(),
         ]);
         let c = Client::connect_to(dir.path().join("s.sock"), false).unwrap();
-        let ok: OkReply = c.get("/v1/status").unwrap();
+        let ok: OkReply = c.send(&Request::Status).unwrap();
         assert!(ok.ok);
         let e = c
-            .post::<_, OkReply>("/v1/login/corp", &OkReply { ok: false })
+            .send_json::<_, OkReply>(
+                &Request::Login {
+                    source: "corp".into(),
+                },
+                &OkReply { ok: false },
+            )
             .unwrap_err();
         let ClientError::Api { error: body } = &e else {
             panic!("not an API error: {e}")
@@ -394,7 +371,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\nx-rolecall-protocol: 999\r\ncontent-length: 11\r\n\r\n{\"ok\":true}".to_vec(),
         ]);
         let c = Client::connect_to(dir.path().join("s.sock"), false).unwrap();
-        let e = c.get::<OkReply>("/v1/version").unwrap_err();
+        let e = c.send::<OkReply>(&Request::Version).unwrap_err();
         assert!(matches!(e, ClientError::ProtocolMismatch { .. }), "{e}");
         h.join().unwrap();
     }
@@ -419,7 +396,7 @@ mod tests {
             b"HTTP/1.1 500 Oops\r\ncontent-length: 3\r\n\r\nabc".to_vec()
         ]);
         let c = Client::connect_to(dir.path().join("s.sock"), false).unwrap();
-        let e = c.get::<OkReply>("/v1/status").unwrap_err();
+        let e = c.send::<OkReply>(&Request::Status).unwrap_err();
         assert!(
             e.to_string().contains("status 500 without an error body"),
             "{e}"
@@ -445,11 +422,5 @@ mod tests {
             .err()
             .expect("refused");
         assert!(e.to_string().contains("is a symlink"), "{e}");
-    }
-
-    #[test]
-    fn path_segments_are_encoded() {
-        assert_eq!(path_segment("dev-admin_1.x~"), "dev-admin_1.x~");
-        assert_eq!(path_segment("a b/c?d"), "a%20b%2Fc%3Fd");
     }
 }

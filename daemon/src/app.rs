@@ -5,13 +5,15 @@ use crate::audit::{self, AuditLog};
 use crate::broker::{Broker, CredentialRequest, Registry};
 use crate::config::{self, LoadedConfig, SourceConfig};
 use crate::endpoints::EnvSnapshot;
+use crate::opener::Browser;
 use crate::serve::container::{ContainerState, CredentialProvider, ProfileInfo};
+use crate::serve::socket::{Control, SocketPeer};
+use crate::shutdown::Shutdown;
 use crate::sources::{RoleCredentials, Source, SourceError};
 use rolecall_proto::api::{DaemonStatus, ErrorBody, Status};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use tokio::sync::watch;
 
 /// Builds the source named by the first argument from its config.
 pub type SourceFactory =
@@ -22,9 +24,12 @@ pub struct AppParts {
     pub broker: Arc<Broker>,
     pub factory: SourceFactory,
     pub env: Arc<EnvSnapshot>,
+    pub browser: Arc<dyn Browser>,
     pub config_path: PathBuf,
     pub socket_path: PathBuf,
     pub started_at: i64,
+    /// The stop signal every task of this daemon watches.
+    pub shutdown: Shutdown,
 }
 
 #[derive(Debug, Default)]
@@ -39,13 +44,14 @@ pub struct App {
     broker: Arc<Broker>,
     factory: SourceFactory,
     env: Arc<EnvSnapshot>,
+    browser: Arc<dyn Browser>,
     config_path: PathBuf,
     socket_path: PathBuf,
     started_at: i64,
     config_state: Mutex<ConfigState>,
     // Serialises reloads (SIGHUP and `POST /v1/reload` may race).
     reload_lock: Mutex<()>,
-    shutdown: watch::Sender<bool>,
+    shutdown: Shutdown,
     container: RwLock<Option<Arc<ContainerState>>>,
     audit: OnceLock<AuditLog>,
 }
@@ -56,12 +62,13 @@ impl App {
             broker: parts.broker,
             factory: parts.factory,
             env: parts.env,
+            browser: parts.browser,
             config_path: parts.config_path,
             socket_path: parts.socket_path,
             started_at: parts.started_at,
             config_state: Mutex::new(ConfigState::default()),
             reload_lock: Mutex::new(()),
-            shutdown: watch::channel(false).0,
+            shutdown: parts.shutdown,
             container: RwLock::new(None),
             audit: OnceLock::new(),
         })
@@ -167,19 +174,9 @@ impl App {
         Ok(())
     }
 
-    /// Asks every server to stop (finishing replies in flight).
-    pub fn request_shutdown(&self) {
-        self.shutdown.send_replace(true);
-    }
-
-    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
-        self.shutdown.subscribe()
-    }
-
-    /// Resolves once shutdown was requested.
-    pub async fn shutdown_requested(&self) {
-        let mut rx = self.shutdown.subscribe();
-        let _ = rx.wait_for(|stop| *stop).await;
+    /// The stop signal: asking it stops every server (finishing replies in flight).
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
     }
 
     pub fn set_container(&self, state: Arc<ContainerState>) {
@@ -198,26 +195,6 @@ impl App {
     /// not be opened, which the daemon log says).
     pub fn set_audit(&self, log: AuditLog) {
         let _ = self.audit.set(log);
-    }
-
-    /// Records credentials handed out over the socket. `via` is what the client says it is
-    /// (`credential_process`, `exec`, `env`); who it is comes from the kernel.
-    pub fn audit_socket(
-        &self,
-        profile: &str,
-        via: Option<&str>,
-        peer: Option<crate::serve::socket::SocketPeer>,
-        creds: &RoleCredentials,
-    ) {
-        let Some(log) = self.audit.get() else { return };
-        let caller = match peer {
-            Some(p) => audit::caller::socket(p.uid, p.pid),
-            None => rolecall_proto::audit::Caller::default(),
-        };
-        let interface = rolecall_proto::audit::Interface::from_via(via);
-        let mut h = audit::handout(interface, profile, creds, caller, None);
-        h.role = self.broker.profile(profile).map(|p| p.role);
-        log.record(h);
     }
 
     /// Signs out of one source (or all) and revokes the container tokens minted under it: a
@@ -267,10 +244,60 @@ impl App {
     }
 }
 
-/// Resolves once `rx` (from [`App::shutdown_signal`]) says stop. Holds no borrow of the
-/// channel's value, so it can sit in a `select!` whose other branch awaits.
-pub async fn stopped(rx: &mut watch::Receiver<bool>) {
-    let _ = rx.wait_for(|stop| *stop).await;
+/// What the socket API reads of the daemon, as the servers name it.
+#[async_trait::async_trait]
+impl Control for App {
+    fn broker(&self) -> &Arc<Broker> {
+        &self.broker
+    }
+
+    fn env(&self) -> &Arc<EnvSnapshot> {
+        &self.env
+    }
+
+    fn browser(&self) -> &Arc<dyn Browser> {
+        &self.browser
+    }
+
+    fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    fn container(&self) -> Option<Arc<ContainerState>> {
+        App::container(self)
+    }
+
+    fn reload(&self) -> Result<(), config::ConfigError> {
+        App::reload(self)
+    }
+
+    async fn logout(&self, source: Option<&str>) -> Result<(), ErrorBody> {
+        App::logout(self, source).await
+    }
+
+    async fn status(&self) -> Status {
+        App::status(self).await
+    }
+
+    /// Records credentials handed out over the socket. `via` is what the client says it is
+    /// (`credential_process`, `exec`, `env`); who it is comes from the kernel.
+    fn audit_socket(
+        &self,
+        profile: &str,
+        via: Option<&str>,
+        peer: Option<SocketPeer>,
+        creds: &RoleCredentials,
+    ) {
+        let Some(log) = self.audit.get() else { return };
+        let caller = match peer {
+            Some(p) => audit::caller::socket(p.uid, p.pid),
+            None => rolecall_proto::audit::Caller::default(),
+        };
+        let interface = rolecall_proto::audit::Interface::from_via(via);
+        let mut h = audit::handout(interface, profile, creds, caller, None);
+        h.role = self.broker.profile(profile).map(|p| p.role);
+        log.record(h);
+    }
 }
 
 /// The container endpoint (and IMDS) get credentials through the broker: the same cache and

@@ -20,14 +20,15 @@ mod chain;
 mod credentials;
 mod errors;
 mod flight;
+mod login;
 pub mod scoped;
 mod session;
 pub mod snapshot;
 mod status;
 pub mod whoami;
 
-#[cfg(test)]
-mod fake;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fake;
 #[cfg(test)]
 mod tests;
 

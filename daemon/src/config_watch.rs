@@ -5,7 +5,8 @@
 //! over the old one, and a config may be a symlink into a dotfiles repository — `stat` of the
 //! path sees all of these. One `stat` a second costs nothing; no notify dependency.
 
-use crate::app::{self, App};
+use crate::app::App;
+use crate::shutdown::stopped;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::Arc;
@@ -45,13 +46,13 @@ fn stamp(path: &Path) -> Option<Stamp> {
 pub async fn run(app: Arc<App>, poll: Duration) {
     let path = app.config_path().to_path_buf();
     let mut last = stamp(&path);
-    let mut stop = app.shutdown_signal();
+    let mut stop = app.shutdown().signal();
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = tick.tick() => {}
-            _ = app::stopped(&mut stop) => return,
+            _ = stopped(&mut stop) => return,
         }
         let now = stamp(&path);
         if now == last {

@@ -155,6 +155,7 @@ async fn signin_token(
 pub async fn console(
     broker: &Arc<Broker>,
     env: &EnvSnapshot,
+    browser: &dyn crate::opener::Browser,
     req: &ConsoleRequest,
 ) -> Result<ConsoleReply, ErrorBody> {
     let profile = req.profile.as_str();
@@ -195,7 +196,7 @@ pub async fn console(
     let dest = destination(&region, req.service.as_deref());
     let url = login_url(&federation, &dest, &token);
     if req.open {
-        crate::opener::open_url(&url, env).map_err(|e| {
+        browser.open(&url, env).map_err(|e| {
             ErrorBody::new(
                 ErrorCode::Unsupported,
                 format!("cannot open a browser: {e}"),

@@ -19,9 +19,14 @@ pub mod login;
 pub mod notify;
 pub mod opener;
 pub mod refresh;
+mod run;
 pub mod saml;
 pub mod serve;
 pub mod setup_check;
+pub mod shutdown;
 pub mod sources;
 pub mod spawn;
 pub mod vault;
+pub mod wire_error;
+
+pub use run::{run, Deps, Listeners, RunConfig, RunError, Secrets};

@@ -8,7 +8,7 @@
 //! a cap; an explicit `rolecall login` always starts one.
 
 use crate::sources::{LoginOptions, SessionState, Source, SourceError};
-use rolecall_proto::api::{ErrorBody, ErrorCode, LoginPhase, LoginState};
+use rolecall_proto::api::{LoginPhase, LoginState};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -73,7 +73,8 @@ pub struct LoginCoordinator {
     finish_hooks: Mutex<Vec<FinishHook>>,
 }
 
-fn idle(source: &str) -> LoginState {
+/// The state of a source with no login running (the start of every login's progress).
+pub fn idle(source: &str) -> LoginState {
     LoginState {
         source: source.to_string(),
         phase: LoginPhase::Idle,
@@ -84,31 +85,6 @@ fn idle(source: &str) -> LoginState {
         browser_opened: false,
         error: None,
         session_expires: None,
-    }
-}
-
-/// The error a failed login reports.
-pub fn login_error_body(source: &str, err: &SourceError) -> ErrorBody {
-    let hint = format!("rolecall login {source}");
-    match err {
-        SourceError::LoginCancelled(m) => ErrorBody::new(
-            ErrorCode::LoginFailed,
-            format!("sign-in to source '{source}' did not complete: {m}"),
-        )
-        .with_hint(hint),
-        SourceError::NeedsLogin(m) => ErrorBody::new(
-            ErrorCode::LoginFailed,
-            format!("sign-in to source '{source}' failed: {m}"),
-        )
-        .with_hint(hint),
-        SourceError::AccessDenied(m) => ErrorBody::new(ErrorCode::AccessDenied, m.clone()),
-        SourceError::Upstream { message, .. } => ErrorBody::new(
-            ErrorCode::LoginFailed,
-            format!("sign-in to source '{source}' failed: {message}"),
-        )
-        .with_hint(hint),
-        SourceError::Config(m) => ErrorBody::new(ErrorCode::ConfigInvalid, m.clone()),
-        SourceError::Internal(m) => ErrorBody::new(ErrorCode::Internal, m.clone()),
     }
 }
 
@@ -285,7 +261,11 @@ impl LoginCoordinator {
                         .min(self.settings.backoff_cap);
                     s.backoff_until = Some(crate::clock::monotonic() + backoff);
                     st.phase = LoginPhase::Failed;
-                    st.error = Some(login_error_body(&name, e));
+                    st.error = Some(crate::wire_error::source_error(
+                        &name,
+                        e,
+                        crate::wire_error::Stage::Login,
+                    ));
                 }
             }
             s.tx.send_replace(st.clone());

@@ -19,6 +19,21 @@ pub enum OpenError {
     Insecure(String),
 }
 
+/// Opens URLs for the user, injected into the daemon so that a test can see what would open.
+pub trait Browser: Send + Sync + 'static {
+    fn open(&self, url: &str, env: &EnvSnapshot) -> Result<(), OpenError>;
+}
+
+/// The user's browser, through [`open_url`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SystemBrowser;
+
+impl Browser for SystemBrowser {
+    fn open(&self, url: &str, env: &EnvSnapshot) -> Result<(), OpenError> {
+        open_url(url, env)
+    }
+}
+
 /// Whether a browser counts as available: `$BROWSER` is set, or there is a display (X11 or
 /// Wayland on Unix; always on macOS and Windows) and the session is not over SSH.
 pub fn browser_available(env: &EnvSnapshot) -> bool {

@@ -7,53 +7,28 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
+mod rig;
+use rig::Daemon;
+
 use rolecall_sandbox::pending::{Decision, Selector};
 use rolecall_sandbox::{RunningSandbox, SandboxOptions};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::os::unix::fs::PermissionsExt;
-use std::os::unix::net::UnixStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-fn rolecalld_bin() -> PathBuf {
-    match std::env::var_os("ROLECALL_BIN_DIR") {
-        Some(d) => PathBuf::from(d).join("rolecalld"),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_rolecalld")),
-    }
-}
-
 /// One request on a fresh connection: (status, JSON body).
-fn call(socket: &Path, method: &str, path: &str) -> (u16, Value) {
-    let mut s = UnixStream::connect(socket).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: rolecalld\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).unwrap();
-    let (head, body) = buf.split_once("\r\n\r\n").expect("HTTP reply");
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap();
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
 async fn call_async(socket: PathBuf, method: &'static str, path: String) -> (u16, Value) {
-    tokio::task::spawn_blocking(move || call(&socket, method, &path))
-        .await
-        .unwrap()
+    let r = rig::request_async(&socket, method, &path).await;
+    (
+        r.status,
+        serde_json::from_str(&r.body).unwrap_or(Value::Null),
+    )
 }
 
 struct Rig {
     sb: RunningSandbox,
-    dir: tempfile::TempDir,
-    daemon: Option<Child>,
+    daemon: Daemon,
 }
 
 impl Rig {
@@ -61,8 +36,6 @@ impl Rig {
         let sb = rolecall_sandbox::start(SandboxOptions::default())
             .await
             .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let (start_url, region) = {
             let d = sb.sandbox.dir();
             (
@@ -90,49 +63,36 @@ region = "eu-west-1"
 "#,
             sb.base_url
         );
-        std::fs::write(dir.path().join("config.toml"), config).unwrap();
         let mut rig = Rig {
             sb,
-            dir,
-            daemon: None,
+            daemon: Daemon::prepare(Some(&config)),
         };
         rig.start_daemon();
         rig
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("run/rolecalld.sock")
+        self.daemon.socket()
     }
 
     fn start_daemon(&mut self) {
-        let child = Command::new(rolecalld_bin())
+        // Its log is not read here: a pipe nobody drains would stall a chatty daemon.
+        let child = self
+            .daemon
+            .command()
             .arg("--foreground")
-            .env("ROLECALL_RUNTIME_DIR", self.dir.path().join("run"))
-            .env("ROLECALL_STATE_DIR", self.dir.path().join("state"))
-            .env("ROLECALL_CONFIG", self.dir.path().join("config.toml"))
-            .env("HOME", self.dir.path())
-            .env_remove("BROWSER")
-            .env_remove("DISPLAY")
-            .env_remove("WAYLAND_DISPLAY")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_ENDPOINT_URL_STS")
-            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        self.daemon = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while UnixStream::connect(self.socket()).is_err() {
-            assert!(Instant::now() < deadline, "rolecalld did not come up");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        self.daemon.child = Some(child);
+        self.daemon.wait_ready();
     }
 
     async fn stop_daemon(&mut self) {
         let (status, _) = call_async(self.socket(), "POST", "/v1/shutdown".into()).await;
         assert_eq!(status, 200);
-        let mut child = self.daemon.take().unwrap();
+        let mut child = self.daemon.child.take().unwrap();
         let status = tokio::task::spawn_blocking(move || child.wait())
             .await
             .unwrap()
@@ -145,22 +105,13 @@ region = "eu-west-1"
     }
 }
 
-impl Drop for Rig {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.daemon.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn auto_login_single_flight_whoami_and_restart() {
     let mut rig = Rig::new().await;
     let socket = rig.socket();
 
     // Before anything is asked, the prompt snapshot already says a login is needed.
-    let snap_path = rig.dir.path().join("run/status.json");
+    let snap_path = rig.daemon.dir.path().join("run/status.json");
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let snap: Value = std::fs::read(&snap_path)
@@ -262,9 +213,10 @@ async fn auto_login_single_flight_whoami_and_restart() {
     let (_, status) = call_async(socket.clone(), "GET", "/v1/status".into()).await;
     assert_eq!(status["sources"][0]["signed_in"], true, "{status}");
     let expires = status["profiles"][0]["expires"].as_i64().unwrap();
-    let snap: Value =
-        serde_json::from_slice(&std::fs::read(rig.dir.path().join("run/status.json")).unwrap())
-            .unwrap();
+    let snap: Value = serde_json::from_slice(
+        &std::fs::read(rig.daemon.dir.path().join("run/status.json")).unwrap(),
+    )
+    .unwrap();
     assert_eq!(snap["profiles"]["dev"]["expires"].as_i64(), Some(expires));
     assert_eq!(snap["profiles"]["dev"]["needs_login"], false);
     // Nothing secret in the snapshot or the log.
@@ -272,7 +224,7 @@ async fn auto_login_single_flight_whoami_and_restart() {
         let (_, c) = call_async(socket.clone(), "GET", "/v1/credentials/dev".into()).await;
         c["SecretAccessKey"].as_str().unwrap().to_string()
     };
-    let log = std::fs::read_to_string(rig.dir.path().join("state/rolecalld.log")).unwrap();
+    let log = std::fs::read_to_string(rig.daemon.dir.path().join("state/rolecalld.log")).unwrap();
     assert!(!log.contains(&secret));
     assert!(!snap.to_string().contains(&secret));
 

@@ -6,19 +6,19 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
-use rolecall_daemon::config::{
-    FlowKind, IdentityCenterConfig, ProfileConfig, SecretStoreKind, SourceConfig,
-};
+mod rig;
+use rig::sources::{now, profile, progress};
+
+use rolecall_daemon::config::{FlowKind, IdentityCenterConfig, SecretStoreKind, SourceConfig};
 use rolecall_daemon::sources::{
     build, LoginOptions, SessionState, Source, SourceContext, SourceError,
 };
 use rolecall_daemon::vault::SecretStore;
-use rolecall_proto::api::{LoginPhase, LoginState};
+use rolecall_proto::api::LoginState;
 use rolecall_sandbox::pending::{Decision, Selector};
 use rolecall_sandbox::{RunningSandbox, SandboxOptions};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 const ALICE: &str = "alice@contoso.onmicrosoft.com";
 
@@ -83,45 +83,10 @@ fn rig_with(sb: RunningSandbox, flow: Option<FlowKind>, env: &[(&str, String)]) 
     }
 }
 
-fn progress() -> (watch::Sender<LoginState>, watch::Receiver<LoginState>) {
-    watch::channel(LoginState {
-        source: "corp".into(),
-        phase: LoginPhase::Pending,
-        flow: None,
-        verification_uri: None,
-        verification_uri_complete: None,
-        user_code: None,
-        browser_opened: false,
-        error: None,
-        session_expires: None,
-    })
-}
-
-fn profile(account: &str, role: &str) -> ProfileConfig {
-    ProfileConfig {
-        source: "corp".into(),
-        account: Some(account.into()),
-        account_name: None,
-        role: role.into(),
-        principal: None,
-        region: None,
-        warm: false,
-        duration: None,
-        ..Default::default()
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
 /// Runs a device login, approving (or denying) its user code through the sandbox once the
 /// source has published it.
 async fn device_login(rig: &Rig, decision: Decision) -> (Result<(), SourceError>, LoginState) {
-    let (tx, mut rx) = progress();
+    let (tx, mut rx) = progress("corp");
     let src = rig.source.clone();
     let login = tokio::spawn(async move {
         let r = src
@@ -135,16 +100,7 @@ async fn device_login(rig: &Rig, decision: Decision) -> (Result<(), SourceError>
             .await;
         (r, tx.borrow().clone())
     });
-    let code = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(c) = rx.borrow_and_update().user_code.clone() {
-                return c;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .expect("user code published");
+    let code = rig::sources::user_code(&mut rx).await;
     let n = rig.sb.sandbox.pending.decide(
         &Selector {
             user_code: Some(code),
@@ -177,7 +133,7 @@ async fn device_flow_with_approval_then_role_credentials() {
     assert_eq!(rig.source.session_state().await, SessionState::NeedsLogin);
     match rig
         .source
-        .credentials(&profile("111111111111", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
         .await
     {
         Err(SourceError::NeedsLogin(m)) => assert!(m.contains("'corp'"), "{m}"),
@@ -207,7 +163,7 @@ async fn device_flow_with_approval_then_role_credentials() {
 
     let c = rig
         .source
-        .credentials(&profile("111111111111", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
         .await
         .unwrap();
     assert_eq!(c.account_id, "111111111111");
@@ -242,7 +198,7 @@ async fn device_code_expiry_fails_the_login_clearly() {
         l.device_code_secs = 2;
     }
     let rig = rig_with(sb, Some(FlowKind::Device), &[]);
-    let (tx, _rx) = progress();
+    let (tx, _rx) = progress("corp");
     let r = tokio::time::timeout(
         Duration::from_secs(20),
         rig.source.login(LoginOptions::default(), &tx),
@@ -267,7 +223,7 @@ fn curl_browser() -> (&'static str, String) {
 async fn pkce_flow_through_a_browser_command() {
     // $BROWSER set and no flow configured: PKCE is chosen by itself.
     let rig = rig_with(sandbox(true).await, None, &[curl_browser()]);
-    let (tx, _rx) = progress();
+    let (tx, _rx) = progress("corp");
     rig.source
         .login(LoginOptions::default(), &tx)
         .await
@@ -298,7 +254,7 @@ async fn pkce_flow_through_a_browser_command() {
 
     let c = rig
         .source
-        .credentials(&profile("222222222222", "DeveloperPowerUser"))
+        .credentials(&profile("corp", Some("222222222222"), "DeveloperPowerUser"))
         .await
         .unwrap();
     assert_eq!(c.account_id, "222222222222");
@@ -313,7 +269,7 @@ async fn access_token_near_expiry_is_renewed_with_the_refresh_token() {
     let creates = rig.count("ssooidc:CreateToken");
     // Under 5 minutes left: renewed before the portal call.
     rig.source
-        .credentials(&profile("111111111111", "DeveloperReadOnly"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperReadOnly"))
         .await
         .unwrap();
     assert_eq!(rig.count("ssooidc:CreateToken"), creates + 1);
@@ -328,7 +284,7 @@ async fn concurrent_callers_share_one_renewal() {
     sb.sandbox.lifetimes.write().unwrap().access_token_secs = 120;
     let rig = signed_in(sb).await;
     let creates = rig.count("ssooidc:CreateToken");
-    let p = profile("111111111111", "DeveloperReadOnly");
+    let p = profile("corp", Some("111111111111"), "DeveloperReadOnly");
     let calls: Vec<_> = (0..6).map(|_| rig.source.credentials(&p)).collect();
     for r in futures::future::join_all(calls).await {
         r.unwrap();
@@ -347,7 +303,7 @@ async fn portal_refusing_the_token_triggers_one_renewal() {
     rig.sb.sandbox.clock.advance(3600 + 60);
     let c = rig
         .source
-        .credentials(&profile("111111111111", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
         .await
         .unwrap();
     assert_eq!(c.account_id, "111111111111");
@@ -361,7 +317,7 @@ async fn expired_refresh_token_means_needs_login() {
     rig.sb.sandbox.clock.advance(9 * 3600);
     match rig
         .source
-        .credentials(&profile("111111111111", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
         .await
     {
         Err(SourceError::NeedsLogin(m)) => {
@@ -405,7 +361,7 @@ async fn unassigned_role_is_access_denied() {
     let rig = signed_in(sandbox(false).await).await;
     match rig
         .source
-        .credentials(&profile("333333333333", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("333333333333"), "DeveloperAdmin"))
         .await
     {
         Err(SourceError::AccessDenied(m)) => {
@@ -437,7 +393,7 @@ async fn throttling_beyond_retries_is_a_retryable_upstream_error() {
     let before = rig.count("sso:GetRoleCredentials");
     match rig
         .source
-        .credentials(&profile("111111111111", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
         .await
     {
         Err(SourceError::Upstream { retryable, .. }) => assert!(retryable),
@@ -447,7 +403,7 @@ async fn throttling_beyond_retries_is_a_retryable_upstream_error() {
     assert_eq!(rig.count("sso:GetRoleCredentials"), before + 3);
     rig.sb.sandbox.faults.clear();
     rig.source
-        .credentials(&profile("111111111111", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
         .await
         .unwrap();
 }
@@ -499,7 +455,7 @@ async fn logout_ends_the_portal_session_and_keeps_the_registration() {
     assert_eq!(rig.source.session_state().await, SessionState::NeedsLogin);
     assert!(matches!(
         rig.source
-            .credentials(&profile("111111111111", "DeveloperAdmin"))
+            .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
             .await,
         Err(SourceError::NeedsLogin(_))
     ));
@@ -537,7 +493,7 @@ async fn session_survives_a_restart_through_the_vault() {
         SessionState::SignedIn { .. }
     ));
     again
-        .credentials(&profile("111111111111", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
         .await
         .unwrap();
 }
@@ -576,7 +532,7 @@ async fn no_secret_reaches_the_logs() {
     let sb = sandbox(true).await;
     sb.sandbox.lifetimes.write().unwrap().access_token_secs = 120;
     let rig = rig_with(sb, None, &[curl_browser()]);
-    let (tx, _rx) = progress();
+    let (tx, _rx) = progress("corp");
     rig.source
         .login(LoginOptions::default(), &tx)
         .await
@@ -585,7 +541,7 @@ async fn no_secret_reaches_the_logs() {
     // A renewal, role credentials, then a revoked session and a logout: every path that logs.
     let c = rig
         .source
-        .credentials(&profile("111111111111", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
         .await
         .unwrap();
     let renewed = rig.token().unwrap();
@@ -624,7 +580,7 @@ async fn revoked_refresh_token_means_needs_login() {
     // The access token has under 5 minutes left, so the renewal is tried, and refused.
     match rig
         .source
-        .credentials(&profile("111111111111", "DeveloperAdmin"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperAdmin"))
         .await
     {
         Err(SourceError::NeedsLogin(m)) => {
@@ -640,7 +596,7 @@ async fn revoked_refresh_token_means_needs_login() {
 async fn pkce_denied_in_the_browser_is_cancelled() {
     let sb = sandbox(false).await;
     let rig = rig_with(sb, Some(FlowKind::Pkce), &[curl_browser()]);
-    let (tx, mut rx) = progress();
+    let (tx, mut rx) = progress("corp");
     let src = rig.source.clone();
     let login = tokio::spawn(async move { src.login(LoginOptions::default(), &tx).await });
     // Wait until the browser has reached the sandbox's sign-in step, then refuse it there.
@@ -728,7 +684,7 @@ async fn a_newer_token_in_the_aws_cli_cache_is_taken_instead_of_renewing() {
 
     let creates = rig.count("ssooidc:CreateToken");
     rig.source
-        .credentials(&profile("111111111111", "DeveloperReadOnly"))
+        .credentials(&profile("corp", Some("111111111111"), "DeveloperReadOnly"))
         .await
         .unwrap();
     assert_eq!(

@@ -6,8 +6,8 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
-mod skip;
-use skip::skip;
+mod rig;
+use rig::skip;
 
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::SecretStore;

@@ -6,14 +6,14 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
-mod skip;
-use skip::skip;
+mod rig;
+use rig::{skip, wait_until};
 
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, KEY_FILE, STORE_FILE};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Kills (and reaps) the child processes this test started, whatever happens.
 struct Kids(Vec<Child>);
@@ -26,13 +26,8 @@ impl Drop for Kids {
     }
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+/// How long the keyring pieces may take to come up or go.
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn key_lives_in_the_secret_service_and_survives_a_restart() {
@@ -66,7 +61,7 @@ fn key_lives_in_the_secret_service_and_survives_a_restart() {
             .spawn()
             .unwrap(),
     );
-    wait_until("the bus socket", || bus_path.exists());
+    wait_until("the bus socket", WAIT, || bus_path.exists());
     let mut gk = Command::new("gnome-keyring-daemon")
         .args(["--foreground", "--unlock", "--components=secrets"])
         .env("DBUS_SESSION_BUS_ADDRESS", &address)
@@ -85,19 +80,8 @@ fn key_lives_in_the_secret_service_and_survives_a_restart() {
         .write_all(b"test-password")
         .unwrap();
     kids.0.push(gk);
-    wait_until("org.freedesktop.secrets on the bus", || {
-        Command::new("dbus-send")
-            .args([
-                &format!("--bus={address}"),
-                "--print-reply",
-                "--dest=org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus.NameHasOwner",
-                "string:org.freedesktop.secrets",
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
-            .unwrap_or(false)
+    wait_until("org.freedesktop.secrets on the bus", WAIT, || {
+        rig::keyring::secrets_owned(&address)
     });
     // Only this test binary's own process environment: the keyring crate reads it.
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &address);

@@ -10,43 +10,16 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
+mod rig;
+use rig::keyring::secrets_owned;
+use rig::{wait_until, Kid};
+
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, VaultError, KEY_FILE, STORE_FILE};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Kid(Child);
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn secrets_owned(address: &str) -> bool {
-    Command::new("dbus-send")
-        .args([
-            &format!("--bus={address}"),
-            "--print-reply",
-            "--dest=org.freedesktop.DBus",
-            "/org/freedesktop/DBus",
-            "org.freedesktop.DBus.NameHasOwner",
-            "string:org.freedesktop.secrets",
-        ])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true"))
-        .unwrap_or(false)
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn keyring_daemon(address: &str, home: &Path) -> Kid {
     let mut child = Command::new("gnome-keyring-daemon")
@@ -64,7 +37,7 @@ fn keyring_daemon(address: &str, home: &Path) -> Kid {
     stdin.write_all(b"test-password").unwrap();
     drop(stdin);
     let kid = Kid(child);
-    wait_until("org.freedesktop.secrets on the bus", || {
+    wait_until("org.freedesktop.secrets on the bus", WAIT, || {
         secrets_owned(address)
     });
     kid
@@ -72,7 +45,9 @@ fn keyring_daemon(address: &str, home: &Path) -> Kid {
 
 fn stop(kid: Kid, address: &str) {
     drop(kid);
-    wait_until("the secret service to leave", || !secrets_owned(address));
+    wait_until("the secret service to leave", WAIT, || {
+        !secrets_owned(address)
+    });
 }
 
 fn files(dir: &Path) -> Vec<String> {
@@ -87,6 +62,9 @@ fn files(dir: &Path) -> Vec<String> {
 fn header_kind(dir: &Path) -> u8 {
     std::fs::read(dir.join(STORE_FILE)).unwrap()[8]
 }
+
+/// How long the keyring pieces may take to come up or go.
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn keyring_outage_keeps_the_store_and_moves_happen_only_as_configured() {
@@ -144,7 +122,7 @@ fn keyring_outage_keeps_the_store_and_moves_happen_only_as_configured() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap());
-    wait_until("the bus socket", || bus_path.exists());
+    wait_until("the bus socket", WAIT, || bus_path.exists());
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &address);
 
     // 1. A store sealed with the keyring's key.

@@ -8,47 +8,18 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
-mod skip;
-use skip::skip;
+mod rig;
+use rig::{skip, wait_until, Kid};
 
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{KeySource, SecretStore, STORE_FILE};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-struct Kid(Child);
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + Duration::from_secs(10);
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 fn name_owned(address: &str, owned: bool) -> impl FnMut() -> bool + '_ {
-    move || {
-        Command::new("dbus-send")
-            .args([
-                &format!("--bus={address}"),
-                "--print-reply",
-                "--dest=org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus.NameHasOwner",
-                "string:org.freedesktop.secrets",
-            ])
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).contains("boolean true") == owned)
-            .unwrap_or(false)
-    }
+    move || rig::keyring::secrets_owned(address) == owned
 }
 
 fn keyring_daemon(address: &str, home: &Path, unlock: Option<&[u8]>) -> Kid {
@@ -74,6 +45,9 @@ fn keyring_daemon(address: &str, home: &Path, unlock: Option<&[u8]>) -> Kid {
     drop(stdin);
     Kid(child)
 }
+
+/// How long the keyring pieces may take to come up or go.
+const WAIT: Duration = Duration::from_secs(10);
 
 #[test]
 fn locked_keyring_is_a_clear_error_and_nothing_is_lost() {
@@ -102,24 +76,28 @@ fn locked_keyring_is_a_clear_error_and_nothing_is_lost() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap());
-    wait_until("the bus socket", || bus_path.exists());
+    wait_until("the bus socket", WAIT, || bus_path.exists());
     std::env::set_var("DBUS_SESSION_BUS_ADDRESS", &address);
 
     let state = tmp.path().join("state");
     {
         let gk = keyring_daemon(&address, &home, Some(b"pw"));
-        wait_until("the secret service", name_owned(&address, true));
+        wait_until("the secret service", WAIT, name_owned(&address, true));
         let s = SecretStore::open(&state, SecretStoreKind::Keyring).unwrap();
         assert_eq!(s.key_source(), KeySource::Keyring);
         s.put("ic/corp/token", &"kept").unwrap();
         drop(gk);
-        wait_until("the secret service to leave", name_owned(&address, false));
+        wait_until(
+            "the secret service to leave",
+            WAIT,
+            name_owned(&address, false),
+        );
     }
     let before = std::fs::read(state.join(STORE_FILE)).unwrap();
 
     // The same keyring, now locked (no --unlock), and nobody to answer the unlock prompt.
     let _gk = keyring_daemon(&address, &home, None);
-    wait_until("the secret service", name_owned(&address, true));
+    wait_until("the secret service", WAIT, name_owned(&address, true));
     let (tx, rx) = std::sync::mpsc::channel();
     let st = state.clone();
     std::thread::spawn(move || {

@@ -7,20 +7,20 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
+mod rig;
+
 use aws_credential_types::Credentials;
 use rolecall_daemon::config::{
     EntraOidcConfig, FlowKind, OidcTokenKind, ProfileConfig, SecretStoreKind, SourceConfig,
 };
 use rolecall_daemon::sources::{build, LoginOptions, SourceContext};
 use rolecall_daemon::vault::SecretStore;
-use rolecall_proto::api::{LoginPhase, LoginState};
 use rolecall_sandbox::pending::{Decision, Selector};
 use rolecall_sandbox::SandboxOptions;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 const ROLE: &str = "arn:aws:iam::444444444444:role/EntraOidcDeveloper";
 const ALICE: &str = "alice@contoso.onmicrosoft.com";
@@ -106,29 +106,10 @@ async fn moto_sts_accepts_the_sandbox_issued_id_token() {
     ctx.login_timeout = Duration::from_secs(20);
     let source = build("headless", &SourceConfig::EntraOidc(cfg), &ctx).unwrap();
 
-    let (tx, mut rx) = watch::channel(LoginState {
-        source: "headless".into(),
-        phase: LoginPhase::Pending,
-        flow: None,
-        verification_uri: None,
-        verification_uri_complete: None,
-        user_code: None,
-        browser_opened: false,
-        error: None,
-        session_expires: None,
-    });
+    let (tx, mut rx) = rig::sources::progress("headless");
     let src = source.clone();
     let login = tokio::spawn(async move { src.login(LoginOptions::default(), &tx).await });
-    let code = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(c) = rx.borrow_and_update().user_code.clone() {
-                return c;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .unwrap();
+    let code = rig::sources::user_code(&mut rx).await;
     let sel = Selector {
         user_code: Some(code),
         ..Selector::default()

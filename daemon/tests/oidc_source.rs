@@ -6,6 +6,9 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
+mod rig;
+use rig::sources::{now, progress};
+
 use rolecall_daemon::config::{
     EntraOidcConfig, FlowKind, OidcTokenKind, ProfileConfig, SecretStoreKind, SourceConfig,
 };
@@ -13,13 +16,12 @@ use rolecall_daemon::sources::{
     build, LoginOptions, SessionState, Source, SourceContext, SourceError,
 };
 use rolecall_daemon::vault::SecretStore;
-use rolecall_proto::api::{LoginPhase, LoginState};
+use rolecall_proto::api::LoginState;
 use rolecall_sandbox::entra::EntraState;
 use rolecall_sandbox::pending::{Decision, Selector};
 use rolecall_sandbox::{RunningSandbox, SandboxOptions};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
 
 const ALICE: &str = "alice@contoso.onmicrosoft.com";
 const BOB: &str = "bob@contoso.onmicrosoft.com";
@@ -100,45 +102,17 @@ fn rig(sb: RunningSandbox) -> Rig {
     rig_cfg(sb, cfg, &[])
 }
 
-fn progress() -> (watch::Sender<LoginState>, watch::Receiver<LoginState>) {
-    watch::channel(LoginState {
-        source: "headless".into(),
-        phase: LoginPhase::Pending,
-        flow: None,
-        verification_uri: None,
-        verification_uri_complete: None,
-        user_code: None,
-        browser_opened: false,
-        error: None,
-        session_expires: None,
-    })
-}
-
 fn profile(role: &str, duration: Option<Duration>) -> ProfileConfig {
     ProfileConfig {
-        source: "headless".into(),
-        account: None,
-        account_name: None,
-        role: role.into(),
-        principal: None,
-        region: None,
-        warm: false,
         duration,
-        ..Default::default()
+        ..rig::sources::profile("headless", None, role)
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
 }
 
 /// Runs a device login (`--no-browser`), deciding its user code through the sandbox once the
 /// source has published it.
 async fn device_login(rig: &Rig, decision: Decision) -> (Result<(), SourceError>, LoginState) {
-    let (tx, mut rx) = progress();
+    let (tx, mut rx) = progress("headless");
     let src = rig.source.clone();
     let login = tokio::spawn(async move {
         let opts = LoginOptions {
@@ -148,16 +122,7 @@ async fn device_login(rig: &Rig, decision: Decision) -> (Result<(), SourceError>
         let r = src.login(opts, &tx).await;
         (r, tx.borrow().clone())
     });
-    let code = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(c) = rx.borrow_and_update().user_code.clone() {
-                return c;
-            }
-            rx.changed().await.unwrap();
-        }
-    })
-    .await
-    .expect("user code published");
+    let code = rig::sources::user_code(&mut rx).await;
     let sel = Selector {
         user_code: Some(code),
         ..Selector::default()
@@ -237,7 +202,7 @@ async fn pkce_through_a_browser_command() {
         "curl -sSfL --max-time 20 -o /dev/null %s".to_string(),
     );
     let rig = rig_cfg(sb, cfg, &[browser]);
-    let (tx, _rx) = progress();
+    let (tx, _rx) = progress("headless");
     rig.source
         .login(LoginOptions::default(), &tx)
         .await
@@ -357,7 +322,7 @@ async fn expired_device_code_fails_clearly() {
     let mut cfg = config(&sb, PUBLIC_APP);
     cfg.flow = Some(FlowKind::Device);
     let rig = rig_cfg(sb, cfg, &[]);
-    let (tx, _rx) = progress();
+    let (tx, _rx) = progress("headless");
     // The sandbox's device code lives 2 s; its clock jumps past that while the source polls.
     let clock = rig.sb.sandbox.clone();
     tokio::spawn(async move {
@@ -383,7 +348,7 @@ async fn public_client_flows_off_is_explained() {
     let mut cfg = config(&sb, CONFIDENTIAL_APP);
     cfg.flow = Some(FlowKind::Device);
     let rig = rig_cfg(sb, cfg, &[]);
-    let (tx, _rx) = progress();
+    let (tx, _rx) = progress("headless");
     let r = tokio::time::timeout(
         Duration::from_secs(20),
         rig.source.login(LoginOptions::default(), &tx),
@@ -413,7 +378,7 @@ async fn wrong_state_on_the_callback_is_refused_and_nothing_stored() {
         &[("BROWSER", "true".into())],
         Duration::from_secs(3),
     );
-    let (tx, mut rx) = progress();
+    let (tx, mut rx) = progress("headless");
     let src = r.source.clone();
     let login = tokio::spawn(async move { src.login(LoginOptions::default(), &tx).await });
     let url = tokio::time::timeout(Duration::from_secs(10), async {

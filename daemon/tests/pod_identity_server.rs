@@ -4,6 +4,10 @@
 //! out fixed keys per profile; the SDKs against the real daemon are in
 //! `tests/py/test_e2e_container.py` and `tests/js/pod_identity.test.mjs`.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_daemon::serve::container::{
     serve_container, ContainerState, CredentialProvider, ProfileInfo, TokenStore,
 };

@@ -7,26 +7,13 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
+mod rig;
+use rig::{rolecalld_bin, Kid};
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn rolecalld_bin() -> PathBuf {
-    match std::env::var_os("ROLECALL_BIN_DIR") {
-        Some(d) => PathBuf::from(d).join("rolecalld"),
-        None => PathBuf::from(env!("CARGO_BIN_EXE_rolecalld")),
-    }
-}
-
-struct Kid(Child);
-impl Drop for Kid {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 const NOBODY: u32 = 65534;
 

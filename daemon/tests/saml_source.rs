@@ -7,20 +7,21 @@
 // clippy.toml is for product code.
 #![allow(clippy::disallowed_methods)]
 
+mod rig;
+use rig::sources::{now, profile, progress};
+
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use rolecall_daemon::config::{BrowserMode, EntraSamlConfig, ProfileConfig, SecretStoreKind};
+use rolecall_daemon::config::{BrowserMode, EntraSamlConfig, SecretStoreKind};
 use rolecall_daemon::sources::entra_saml::{EntraSaml, Timeouts};
 use rolecall_daemon::sources::{
     LoginOptions, RoleCredentials, SessionState, Source, SourceContext, SourceError,
 };
 use rolecall_daemon::vault::SecretStore;
-use rolecall_proto::api::{LoginPhase, LoginState};
 use rolecall_sandbox::{RunningSandbox, SandboxOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::watch;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const TENANT: &str = "contoso.onmicrosoft.com";
@@ -118,37 +119,9 @@ fn timeouts(login_secs: u64) -> Timeouts {
     }
 }
 
-fn progress() -> watch::Sender<LoginState> {
-    watch::channel(LoginState {
-        source: "legacy".into(),
-        phase: LoginPhase::Pending,
-        flow: None,
-        verification_uri: None,
-        verification_uri_complete: None,
-        user_code: None,
-        browser_opened: false,
-        error: None,
-        session_expires: None,
-    })
-    .0
-}
-
-fn profile(role: &str) -> ProfileConfig {
-    ProfileConfig {
-        source: "legacy".into(),
-        account: None,
-        account_name: None,
-        role: role.into(),
-        principal: None,
-        region: None,
-        warm: false,
-        duration: None,
-        ..Default::default()
-    }
-}
-
 async fn login(s: &EntraSaml) -> Result<(), SourceError> {
-    s.login(LoginOptions::default(), &progress()).await
+    s.login(LoginOptions::default(), &progress("legacy").0)
+        .await
 }
 
 async fn paste(s: &EntraSaml, b64: &str) -> Result<(), SourceError> {
@@ -156,7 +129,7 @@ async fn paste(s: &EntraSaml, b64: &str) -> Result<(), SourceError> {
         saml_response: Some(b64.into()),
         ..LoginOptions::default()
     };
-    s.login(opts, &progress()).await
+    s.login(opts, &progress("legacy").0).await
 }
 
 /// Who STS says the credentials are (the real SDK client, signed with them).
@@ -192,7 +165,7 @@ async fn capture_both_roles_then_silent_renewal_then_session_gone() {
     let r = rig(true).await;
     let s = r.source();
     assert_eq!(s.session_state().await, SessionState::NeedsLogin);
-    let tx = progress();
+    let tx = progress("legacy").0;
     let started = Instant::now();
     s.login(LoginOptions::default(), &tx).await.unwrap();
     eprintln!("browser capture took {:?}", started.elapsed());
@@ -206,8 +179,11 @@ async fn capture_both_roles_then_silent_renewal_then_session_gone() {
 
     // Both roles from the one assertion. EntraAdmin's MaxSessionDuration (1h) is below the
     // assertion's SessionDuration (4h): one refusal, one retry at 3600.
-    let admin = s.credentials(&profile(ADMIN)).await.unwrap();
-    let ro = s.credentials(&profile(RO)).await.unwrap();
+    let admin = s
+        .credentials(&profile("legacy", None, ADMIN))
+        .await
+        .unwrap();
+    let ro = s.credentials(&profile("legacy", None, RO)).await.unwrap();
     assert_eq!(r.count("entra:Saml"), 1, "one capture serves every profile");
     assert_eq!(r.count("sts:AssumeRoleWithSAML"), 3);
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
@@ -237,7 +213,7 @@ async fn capture_both_roles_then_silent_renewal_then_session_gone() {
         SessionState::SignedIn { .. }
     ));
     // Both profiles at once: one headless capture serves them.
-    let (p_ro, p_admin) = (profile(RO), profile(ADMIN));
+    let (p_ro, p_admin) = (profile("legacy", None, RO), profile("legacy", None, ADMIN));
     let started = Instant::now();
     let (again, admin2) = tokio::join!(s2.credentials(&p_ro), s2.credentials(&p_admin));
     eprintln!(
@@ -254,12 +230,15 @@ async fn capture_both_roles_then_silent_renewal_then_session_gone() {
     // they are gone the silent attempt gets NoPassive → the user is needed.
     r.admin("entra/revoke", serde_json::json!({})).await;
     let s3 = r.source();
-    let kept = s3.credentials(&profile(RO)).await.unwrap();
+    let kept = s3.credentials(&profile("legacy", None, RO)).await.unwrap();
     assert_eq!(kept.access_key_id, again.access_key_id);
     assert_eq!(r.count("entra:Saml"), 2);
     vault_of(&r).remove_prefix("saml/legacy/creds/").unwrap();
     let s3 = r.source();
-    let e = s3.credentials(&profile(RO)).await.unwrap_err();
+    let e = s3
+        .credentials(&profile("legacy", None, RO))
+        .await
+        .unwrap_err();
     assert!(matches!(e, SourceError::NeedsLogin(_)), "{e:?}");
     assert!(e.to_string().contains("sign in again"), "{e}");
     assert!(r.sb.sandbox.pending.list().is_empty());
@@ -283,13 +262,16 @@ async fn sts_refusing_a_second_use_gets_a_fresh_silent_capture_per_role() {
     login(&s).await.unwrap();
     assert_eq!(r.count("entra:Saml"), 1);
 
-    let admin = s.credentials(&profile(ADMIN)).await.unwrap();
+    let admin = s
+        .credentials(&profile("legacy", None, ADMIN))
+        .await
+        .unwrap();
     assert_eq!(
         r.count("entra:Saml"),
         1,
         "the first role uses the login's assertion"
     );
-    let ro = s.credentials(&profile(RO)).await.unwrap();
+    let ro = s.credentials(&profile("legacy", None, RO)).await.unwrap();
     assert_eq!(
         r.count("entra:Saml"),
         2,
@@ -302,7 +284,7 @@ async fn sts_refusing_a_second_use_gets_a_fresh_silent_capture_per_role() {
         .await
         .contains(":assumed-role/EntraReadOnly/alice@"));
     // Asked again while the fresh assertion is held: used once already, so another capture.
-    let ro2 = s.credentials(&profile(RO)).await.unwrap();
+    let ro2 = s.credentials(&profile("legacy", None, RO)).await.unwrap();
     assert_ne!(ro2.access_key_id, ro.access_key_id);
     assert_eq!(r.count("entra:Saml"), 3);
     assert!(
@@ -366,7 +348,7 @@ async fn browser_missing_dead_pipe_or_exiting_are_clear_errors() {
         no_browser: true,
         ..LoginOptions::default()
     };
-    let e = s.login(opts, &progress()).await.unwrap_err();
+    let e = s.login(opts, &progress("legacy").0).await.unwrap_err();
     assert!(matches!(e, SourceError::Config(_)), "{e:?}");
     assert!(
         e.to_string().contains("rolecall login legacy --paste"),
@@ -452,9 +434,12 @@ async fn paste_checks_everything_but_in_response_to_and_refuses_replays() {
         .map(|c| format!("{}\n", std::str::from_utf8(c).unwrap()))
         .collect();
     paste(&s, &wrapped).await.unwrap();
-    let c = s.credentials(&profile(RO)).await.unwrap();
+    let c = s.credentials(&profile("legacy", None, RO)).await.unwrap();
     assert!(caller_arn(&r.sb, &c).await.contains("EntraReadOnly"));
-    let e = s.credentials(&profile(ADMIN)).await.unwrap_err();
+    let e = s
+        .credentials(&profile("legacy", None, ADMIN))
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, SourceError::AccessDenied(_)) && e.to_string().contains("does not grant"),
         "{e}"
@@ -507,7 +492,7 @@ async fn moto_server_redeems_a_single_role_assertion() {
     paste(&s, &signed_response(vec![format!("{role},{idp}")]))
         .await
         .unwrap();
-    let mut p = profile(role);
+    let mut p = profile("legacy", None, role);
     p.duration = Some(Duration::from_secs(1800));
     let c = s.credentials(&p).await.unwrap();
     assert!(c.access_key_id.starts_with("ASIA"), "{}", c.access_key_id);
@@ -533,13 +518,16 @@ async fn encrypted_assertions_are_passed_to_sts_as_they_are() {
         "</samlp:Response>"
     );
     paste(&s, &STANDARD.encode(doc)).await.unwrap();
-    let e = s.credentials(&profile(RO)).await.unwrap_err();
+    let e = s
+        .credentials(&profile("legacy", None, RO))
+        .await
+        .unwrap_err();
     assert!(
         matches!(e, SourceError::Config(_)) && e.to_string().contains("principal"),
         "{e}"
     );
     assert_eq!(r.count("sts:AssumeRoleWithSAML"), 0);
-    let mut p = profile(RO);
+    let mut p = profile("legacy", None, RO);
     p.principal = Some(IDP.into());
     // The sandbox's STS does not decrypt: its refusal proves the assertion reached it as is.
     let e = s.credentials(&p).await.unwrap_err();
@@ -552,10 +540,6 @@ fn vault_of(r: &Rig) -> Arc<SecretStore> {
     SecretStore::open(&r.tmp.path().join("state"), SecretStoreKind::File).unwrap()
 }
 
-fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
-
 /// Credentials from a pasted response can only be renewed by another sign-in: they are kept in
 /// the secret store, served after a restart with no STS call, still served (while valid) once
 /// they are too short for refresh-ahead, announced as the session's end, and dropped on logout.
@@ -565,7 +549,7 @@ async fn stored_credentials_survive_a_restart_and_go_on_logout() {
     let s = r.source();
     let b64 = signed_response(vec![format!("{IDP},{RO}"), format!("{IDP},{ADMIN}")]);
     paste(&s, &b64).await.unwrap();
-    let ro = s.credentials(&profile(RO)).await.unwrap();
+    let ro = s.credentials(&profile("legacy", None, RO)).await.unwrap();
     let sts_calls = r.count("sts:AssumeRoleWithSAML");
     assert_eq!(s.session_end().await, Some(ro.expiration));
 
@@ -594,7 +578,7 @@ async fn stored_credentials_survive_a_restart_and_go_on_logout() {
     // A restart: nothing in memory, no browser session. The stored credentials are served.
     let s2 = r.source();
     assert_eq!(s2.session_state().await, SessionState::NeedsLogin);
-    let again = s2.credentials(&profile(RO)).await.unwrap();
+    let again = s2.credentials(&profile("legacy", None, RO)).await.unwrap();
     assert_eq!(again.access_key_id, ro.access_key_id);
     assert_eq!(
         again.secret_access_key.as_str(),
@@ -605,7 +589,7 @@ async fn stored_credentials_survive_a_restart_and_go_on_logout() {
     assert_eq!(r.count("sts:AssumeRoleWithSAML"), sts_calls, "no STS call");
     assert_eq!(s2.session_end().await, Some(ro.expiration));
     // A profile naming another SAML provider does not get them.
-    let mut other = profile(RO);
+    let mut other = profile("legacy", None, RO);
     other.principal = Some("arn:aws:iam::333333333333:saml-provider/Other".into());
     assert!(matches!(
         s2.credentials(&other).await.unwrap_err(),
@@ -621,11 +605,17 @@ async fn stored_credentials_survive_a_restart_and_go_on_logout() {
         .role_credentials_secs = Some(900);
     let b64 = signed_response(vec![format!("{IDP},{ADMIN}")]);
     paste(&s2, &b64).await.unwrap();
-    let admin = s2.credentials(&profile(ADMIN)).await.unwrap();
+    let admin = s2
+        .credentials(&profile("legacy", None, ADMIN))
+        .await
+        .unwrap();
     assert!((admin.expiration - now() - 900).abs() < 30);
     let sts_calls = r.count("sts:AssumeRoleWithSAML");
     let s3 = r.source();
-    let again = s3.credentials(&profile(ADMIN)).await.unwrap();
+    let again = s3
+        .credentials(&profile("legacy", None, ADMIN))
+        .await
+        .unwrap();
     assert_eq!(again.access_key_id, admin.access_key_id);
     assert_eq!(r.count("sts:AssumeRoleWithSAML"), sts_calls);
     // The latest end of what is stored.
@@ -637,7 +627,9 @@ async fn stored_credentials_survive_a_restart_and_go_on_logout() {
     assert!(vault_of(&r).keys().is_empty(), "{:?}", vault_of(&r).keys());
     let s4 = r.source();
     assert!(matches!(
-        s4.credentials(&profile(RO)).await.unwrap_err(),
+        s4.credentials(&profile("legacy", None, RO))
+            .await
+            .unwrap_err(),
         SourceError::NeedsLogin(_)
     ));
     assert_eq!(s4.session_end().await, None);
@@ -652,8 +644,11 @@ async fn restart_after_a_browser_sign_in_needs_no_capture() {
     let s = r.source();
     assert_eq!(s.session_end().await, None);
     login(&s).await.unwrap();
-    let admin = s.credentials(&profile(ADMIN)).await.unwrap();
-    let ro = s.credentials(&profile(RO)).await.unwrap();
+    let admin = s
+        .credentials(&profile("legacy", None, ADMIN))
+        .await
+        .unwrap();
+    let ro = s.credentials(&profile("legacy", None, RO)).await.unwrap();
     let (captures, sts_calls) = (r.count("entra:Saml"), r.count("sts:AssumeRoleWithSAML"));
     assert_eq!(captures, 1);
     let end = s.session_end().await.unwrap();
@@ -662,7 +657,7 @@ async fn restart_after_a_browser_sign_in_needs_no_capture() {
     // A restart, with sign-ins needing the user left pending: nothing may reach the browser.
     r.sb.sandbox.set_auto_approve(false);
     let s2 = r.source();
-    let (p_admin, p_ro) = (profile(ADMIN), profile(RO));
+    let (p_admin, p_ro) = (profile("legacy", None, ADMIN), profile("legacy", None, RO));
     let (a2, r2) = tokio::join!(s2.credentials(&p_admin), s2.credentials(&p_ro));
     let (a2, r2) = (a2.unwrap(), r2.unwrap());
     assert_eq!(a2.access_key_id, admin.access_key_id);

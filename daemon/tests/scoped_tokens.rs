@@ -4,6 +4,10 @@
 //! (a daemon restart) — never the profile's own. The provider hands out fixed keys; the real
 //! daemon, CLI and boto3 against the sandbox are in `tests/py/test_e2e_scoped.py`.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_daemon::serve::container::{
     serve_container, ContainerState, CredentialProvider, ProfileInfo, StoredToken, TokenStore,
     TokenVault,

@@ -2,6 +2,10 @@
 //! beside an intact store; the next open removes it and reads the store as it was. A torn
 //! (truncated) store file is reported, set aside and never crashes the daemon.
 
+// Tests drive real processes, clocks and environments directly; the one-home rule of
+// clippy.toml is for product code.
+#![allow(clippy::disallowed_methods)]
+
 use rolecall_daemon::config::SecretStoreKind;
 use rolecall_daemon::vault::{SecretStore, STORE_FILE};
 use std::os::unix::fs::PermissionsExt;

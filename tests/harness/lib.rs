@@ -14,7 +14,7 @@ pub mod http;
 pub mod install;
 pub mod sandbox;
 // The suite's skip convention (shared with daemon/tests: one file, included by path).
-#[path = "../../daemon/tests/skip/mod.rs"]
+#[path = "../../daemon/tests/rig/skip.rs"]
 mod skip_convention;
 pub mod world;
 

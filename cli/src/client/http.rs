@@ -6,6 +6,7 @@
 //! `credential-process` runs on every AWS call. Sizes are bounded so that a confused peer cannot
 //! make the CLI allocate without limit.
 
+use rolecall_proto::request::{Method, Request};
 use std::fmt;
 use std::io::{self, BufRead, Read, Write};
 
@@ -68,7 +69,8 @@ fn malformed<T>(what: impl Into<String>) -> Result<T, HttpError> {
 }
 
 /// Serialises a request into one buffer, so that it leaves in a single `write`.
-pub fn encode_request(method: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> {
+pub fn encode_request(request: &Request, body: Option<&[u8]>) -> Vec<u8> {
+    let (method, path) = (request.method(), request.path());
     let body_len = body.map_or(0, <[u8]>::len);
     let mut out = Vec::with_capacity(160 + path.len() + body_len);
     // `Connection: close`: one request per connection keeps the client trivially correct, and
@@ -84,7 +86,7 @@ pub fn encode_request(method: &str, path: &str, body: Option<&[u8]>) -> Vec<u8> 
             b.len()
         );
         out.extend_from_slice(b);
-    } else if method != "GET" && method != "HEAD" {
+    } else if method != Method::Get {
         out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     } else {
         out.extend_from_slice(b"\r\n");
@@ -360,13 +362,16 @@ mod tests {
 
     #[test]
     fn requests_carry_host_and_length() {
-        let r = encode_request("POST", "/v1/login/corp", Some(b"{}"));
+        let login = Request::Login {
+            source: "corp".into(),
+        };
+        let r = encode_request(&login, Some(b"{}"));
         let text = String::from_utf8(r).unwrap();
         assert!(text.starts_with("POST /v1/login/corp HTTP/1.1\r\nHost: localhost\r\n"));
         assert!(text.contains("Content-Length: 2\r\n\r\n{}"));
-        let g = String::from_utf8(encode_request("GET", "/v1/status", None)).unwrap();
+        let g = String::from_utf8(encode_request(&Request::Status, None)).unwrap();
         assert!(g.ends_with("\r\n\r\n") && !g.contains("Content-Length"));
-        let p = String::from_utf8(encode_request("POST", "/v1/shutdown", None)).unwrap();
+        let p = String::from_utf8(encode_request(&Request::Shutdown, None)).unwrap();
         assert!(p.ends_with("Content-Length: 0\r\n\r\n"));
     }
 }

@@ -6,6 +6,7 @@
 use crate::cli::ConsoleArgs;
 use crate::client::Client;
 use rolecall_proto::api::{ConsoleReply, ConsoleRequest};
+use rolecall_proto::request::Request;
 use std::io::Write;
 
 pub fn run(a: &ConsoleArgs, autostart: bool) -> anyhow::Result<i32> {
@@ -17,7 +18,7 @@ pub fn run(a: &ConsoleArgs, autostart: bool) -> anyhow::Result<i32> {
         session_duration: a.session_duration,
         open: !a.print,
     };
-    let reply: ConsoleReply = client.post("/v1/console", &req)?;
+    let reply: ConsoleReply = client.send_json(&Request::Console, &req)?;
     match (a.print, reply.url) {
         (true, Some(url)) => {
             let mut out = std::io::stdout().lock();

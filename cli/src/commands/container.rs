@@ -24,6 +24,7 @@ use rolecall_proto::api::{
     MintTokenReply, MintTokenRequest, OkReply, RenewTokenReply, RenewTokenRequest,
     RevokeTokenRequest,
 };
+use rolecall_proto::request::Request;
 use std::io::Write as _;
 use std::path::Path;
 
@@ -48,8 +49,8 @@ pub fn run(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
         bail!("--format k8s uses the Pod Identity address; drop --relative");
     }
     let client = Client::connect(autostart)?;
-    let reply: MintTokenReply = client.post(
-        "/v1/container/tokens",
+    let reply: MintTokenReply = client.send_json(
+        &Request::MintToken,
         &MintTokenRequest {
             profile: profile.clone(),
             bound_pid: None,
@@ -98,8 +99,8 @@ pub fn run(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
 
 fn renew(profile: &str, autostart: bool) -> anyhow::Result<i32> {
     let client = Client::connect(autostart)?;
-    let reply: RenewTokenReply = client.post(
-        "/v1/container/tokens/renew",
+    let reply: RenewTokenReply = client.send_json(
+        &Request::RenewTokens,
         &RenewTokenRequest {
             profile: profile.to_string(),
         },
@@ -285,7 +286,7 @@ fn revoke(a: &ContainerArgs, autostart: bool) -> anyhow::Result<i32> {
         (None, false) => bail!("name the profile whose tokens to revoke, or --all"),
     };
     let client = Client::connect(autostart)?;
-    let _: OkReply = client.delete("/v1/container/tokens", &req)?;
+    let _: OkReply = client.send_json(&Request::RevokeTokens, &req)?;
     match &req.profile {
         Some(p) => eprintln!("rolecall: revoked the container tokens of '{p}'"),
         None => eprintln!("rolecall: revoked all container tokens"),

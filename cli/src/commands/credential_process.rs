@@ -5,9 +5,10 @@
 //! runs on every AWS call, so it reads no config and makes one socket round trip when warm.
 
 use crate::cli::ProfileArg;
-use crate::client::{path_segment, Client, ClientError};
+use crate::client::{Client, ClientError};
 use rolecall_proto::api::{LoginPhase, LoginState, Status};
 use rolecall_proto::output::ProcessCredentials;
+use rolecall_proto::request::Request;
 use std::io::Write;
 use std::time::Duration;
 
@@ -18,15 +19,20 @@ pub fn run(a: &ProfileArg, autostart: bool) -> anyhow::Result<i32> {
     // SAFETY: isatty only inspects the descriptor.
     let interactive = unsafe { libc::isatty(0) } == 1;
     let client = Client::connect(autostart)?;
-    let path = format!(
-        "/v1/credentials/{}?interactive={}&via=credential_process",
-        path_segment(&a.profile),
-        u8::from(interactive)
-    );
+    let request = Request::Credentials {
+        profile: a.profile.clone(),
+        interactive,
+        wait: None,
+        via: Some(
+            rolecall_proto::audit::Interface::CredentialProcess
+                .as_str()
+                .to_string(),
+        ),
+    };
     let creds: ProcessCredentials = if interactive {
-        fetch_interactive(&client, &path)?
+        fetch_interactive(&client, &request)?
     } else {
-        client.get(&path)?
+        client.send(&request)?
     };
     let mut line = serde_json::to_vec(&creds)?;
     line.push(b'\n');
@@ -37,14 +43,17 @@ pub fn run(a: &ProfileArg, autostart: bool) -> anyhow::Result<i32> {
 /// A person at a terminal (the `aws` CLI in a shell): the daemon holds the request while a
 /// sign-in runs. When the reply is slow, say which sign-in we wait for — with the URL and code
 /// of a device-flow login, which the user could not see otherwise.
-fn fetch_interactive(client: &Client, path: &str) -> Result<ProcessCredentials, ClientError> {
+fn fetch_interactive(
+    client: &Client,
+    request: &Request,
+) -> Result<ProcessCredentials, ClientError> {
     let (tx, rx) = std::sync::mpsc::channel::<()>();
     let noter = std::thread::spawn(move || {
         if rx.recv_timeout(NOTE_AFTER).is_err() {
             describe_pending_logins();
         }
     });
-    let result = client.get(path);
+    let result = client.send(request);
     let _ = tx.send(());
     let _ = noter.join();
     result
@@ -57,14 +66,17 @@ fn describe_pending_logins() {
         return;
     };
     c.set_read_timeout(Some(Duration::from_secs(2)));
-    let Ok(status) = c.get::<Status>("/v1/status") else {
+    let Ok(status) = c.send::<Status>(&Request::Status) else {
         return;
     };
     for s in status.sources.iter().filter(|s| s.login_in_progress) {
         let state = Client::connect(false).ok().and_then(|c| {
             c.set_read_timeout(Some(Duration::from_secs(2)));
-            c.get::<LoginState>(&format!("/v1/login/{}?wait=0", path_segment(&s.name)))
-                .ok()
+            c.send::<LoginState>(&Request::LoginState {
+                source: s.name.clone(),
+                wait: Some(0),
+            })
+            .ok()
         });
         match state {
             Some(st) if st.phase == LoginPhase::Pending && st.user_code.is_some() => {

@@ -9,6 +9,7 @@ use crate::cli::{DaemonArgs, DaemonCommand};
 use crate::client::{Client, ClientError};
 use rolecall_proto::api::{OkReply, Status, VersionReply};
 use rolecall_proto::paths;
+use rolecall_proto::request::Request;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
@@ -33,7 +34,7 @@ fn start() -> anyhow::Result<i32> {
     let (_, started) = autostart::ensure_running_report(&socket)?;
     // Through a checking client: a daemon of another protocol number is replaced here.
     let client = Client::connect_to(socket, true)?;
-    let v: VersionReply = client.get("/v1/version")?;
+    let v: VersionReply = client.send(&Request::Version)?;
     if started {
         println!("Started rolecalld (pid {}, version {})", v.pid, v.version);
     } else {
@@ -56,7 +57,7 @@ fn stop() -> anyhow::Result<i32> {
     };
     client.set_read_timeout(Some(Duration::from_secs(5)));
     let pid = client
-        .get::<VersionReply>("/v1/version")
+        .send::<VersionReply>(&Request::Version)
         .ok()
         .map(|v| v.pid)
         .or_else(pid_from_file);
@@ -80,9 +81,9 @@ fn reload() -> anyhow::Result<i32> {
         Err(e) => return Err(e.into()),
     };
     client.set_read_timeout(Some(Duration::from_secs(10)));
-    let s: Status = client.get("/v1/status")?;
+    let s: Status = client.send(&Request::Status)?;
     // A config error comes back as one located line (file:line:column: what); it exits 1.
-    client.post_empty::<OkReply>("/v1/reload")?;
+    client.send::<OkReply>(&Request::Reload)?;
     println!("rolecalld reloaded {}", s.daemon.config);
     Ok(0)
 }
@@ -105,7 +106,7 @@ fn status() -> anyhow::Result<i32> {
         Err(e) => return Err(e.into()),
     };
     client.set_read_timeout(Some(Duration::from_secs(5)));
-    let s: Status = client.get("/v1/status")?;
+    let s: Status = client.send(&Request::Status)?;
     let d = &s.daemon;
     let now = crate::clock::system_now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -5,10 +5,11 @@
 //! long-running programs); `AWS_CREDENTIAL_EXPIRATION` says when they end.
 
 use crate::cli::{EnvArgs, EnvFormat};
-use crate::client::{path_segment, Client};
+use crate::client::Client;
 use rolecall_proto::api::Status;
 use rolecall_proto::audit::Interface;
 use rolecall_proto::output::ProcessCredentials;
+use rolecall_proto::request::Request;
 use std::io::Write as _;
 
 pub fn run(a: &EnvArgs, autostart: bool) -> anyhow::Result<i32> {
@@ -35,7 +36,7 @@ pub(super) fn fetch(
 /// `status` has it.
 pub(super) fn fetch_region(client: &Client, profile: &str) -> Option<String> {
     client
-        .get::<Status>("/v1/status")
+        .send::<Status>(&Request::Status)
         .ok()
         .and_then(|s| s.profiles.into_iter().find(|p| p.name == profile))
         .and_then(|p| p.region)
@@ -51,12 +52,12 @@ pub(super) fn credentials(
 ) -> anyhow::Result<ProcessCredentials> {
     // SAFETY: isatty only inspects the descriptor.
     let interactive = unsafe { libc::isatty(0) } == 1;
-    Ok(client.get(&format!(
-        "/v1/credentials/{}?interactive={}&via={}",
-        path_segment(profile),
-        u8::from(interactive),
-        via.as_str()
-    ))?)
+    Ok(client.send(&Request::Credentials {
+        profile: profile.to_string(),
+        interactive,
+        wait: None,
+        via: Some(via.as_str().to_string()),
+    })?)
 }
 
 /// The variables for plain keys, in a stable order.

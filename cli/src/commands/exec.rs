@@ -21,6 +21,7 @@ use crate::client::Client;
 use anyhow::bail;
 use rolecall_proto::api::{MintTokenReply, MintTokenRequest, OkReply, RevokeTokenRequest};
 use rolecall_proto::audit::Interface;
+use rolecall_proto::request::Request;
 
 /// Removed from the child's environment: each would be tried before, or conflict with, the
 /// credentials rolecall provides. (`AWS_CONFIG_FILE` and `AWS_SHARED_CREDENTIALS_FILE` are
@@ -81,8 +82,8 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
             }
             None => {
                 super::env::credentials(&client, &a.profile, Interface::Exec)?;
-                client.post(
-                    "/v1/container/tokens",
+                client.send_json(
+                    &Request::MintToken,
                     &MintTokenRequest {
                         profile: a.profile.clone(),
                         bound_pid: Some(std::process::id()),
@@ -106,8 +107,8 @@ pub fn run(a: &ExecArgs, autostart: bool) -> anyhow::Result<i32> {
     if let Some(id) = token_id {
         // Best effort: the daemon also revokes it once this process is gone.
         if let Ok(c) = Client::connect(false) {
-            let _ = c.delete::<_, OkReply>(
-                "/v1/container/tokens",
+            let _ = c.send_json::<_, OkReply>(
+                &Request::RevokeTokens,
                 &RevokeTokenRequest {
                     id: Some(id),
                     profile: None,

@@ -5,9 +5,10 @@
 //! terminal), and long-polls until it ends. Ctrl-C only stops the waiting here.
 
 use crate::cli::{LoginArgs, LogoutArgs};
-use crate::client::{path_segment, Client};
+use crate::client::Client;
 use anyhow::{bail, Context};
 use rolecall_proto::api::{LoginPhase, LoginRequest, LoginState, LogoutRequest, OkReply, Status};
+use rolecall_proto::request::Request;
 use std::io::{IsTerminal, Read};
 use std::time::Duration;
 
@@ -30,7 +31,7 @@ pub fn run_login(a: &LoginArgs, autostart: bool) -> anyhow::Result<i32> {
     let sources = match &a.source {
         Some(s) => vec![s.clone()],
         None => {
-            let status: Status = client.get("/v1/status")?;
+            let status: Status = client.send(&Request::Status)?;
             if status.sources.is_empty() {
                 bail!(
                     "no sources are configured in {} — run: rolecall setup (or rolecall import; see: rolecall demo)",
@@ -61,8 +62,12 @@ fn first_line(s: &str) -> &str {
 }
 
 fn login_one(client: &Client, source: &str, req: &LoginRequest) -> anyhow::Result<()> {
-    let seg = path_segment(source);
-    let mut state: LoginState = client.post(&format!("/v1/login/{seg}"), req)?;
+    let mut state: LoginState = client.send_json(
+        &Request::Login {
+            source: source.to_string(),
+        },
+        req,
+    )?;
     let mut shown = Shown::default();
     let started = crate::clock::monotonic();
     loop {
@@ -86,7 +91,10 @@ fn login_one(client: &Client, source: &str, req: &LoginRequest) -> anyhow::Resul
         let early = !shown.informed() && started.elapsed() < EARLY;
         let wait = if early { 0 } else { POLL_WAIT_SECS };
         let asked = crate::clock::monotonic();
-        state = client.get(&format!("/v1/login/{seg}?wait={wait}"))?;
+        state = client.send(&Request::LoginState {
+            source: source.to_string(),
+            wait: Some(u64::from(wait)),
+        })?;
         // A daemon that answers a long-poll at once must not turn this into a busy loop.
         if state.phase == LoginPhase::Pending && asked.elapsed() < Duration::from_millis(250) {
             std::thread::sleep(Duration::from_millis(250));
@@ -97,7 +105,7 @@ fn login_one(client: &Client, source: &str, req: &LoginRequest) -> anyhow::Resul
 /// `Idle` means no login runs: either none was needed or it ended before we looked. The
 /// source's status tells which.
 fn settle_idle(client: &Client, source: &str) -> anyhow::Result<()> {
-    let status: Status = client.get("/v1/status")?;
+    let status: Status = client.send(&Request::Status)?;
     match status.sources.iter().find(|s| s.name == source) {
         Some(s) if s.signed_in => {
             eprintln!("Signed in to '{source}'{}", until(s.session_expires));
@@ -231,8 +239,8 @@ fn percent_decode(s: &str) -> String {
 
 pub fn run_logout(a: &LogoutArgs, autostart: bool) -> anyhow::Result<i32> {
     let client = Client::connect(autostart)?;
-    let _: OkReply = client.post(
-        "/v1/logout",
+    let _: OkReply = client.send_json(
+        &Request::Logout,
         &LogoutRequest {
             source: a.source.clone(),
         },

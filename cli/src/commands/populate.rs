@@ -14,9 +14,10 @@ pub use naming::sanitize as sanitize_name;
 
 use crate::awsconfig::{self, BlockProfile};
 use crate::cli::PopulateArgs;
-use crate::client::{path_segment, Client};
+use crate::client::Client;
 use anyhow::{bail, Context};
 use rolecall_proto::api::{AvailableRole, AvailableRoles, OkReply};
+use rolecall_proto::request::Request;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -51,7 +52,9 @@ pub fn run(a: &PopulateArgs, autostart: bool) -> anyhow::Result<i32> {
 
     let client = Client::connect(autostart)?;
     let listing: AvailableRoles = client
-        .get(&format!("/v1/sources/{}/roles", path_segment(&a.source)))
+        .send(&Request::Roles {
+            source: a.source.clone(),
+        })
         .context("cannot list the source's roles")?;
     let named = name_roles(&listing.roles, template, prefix, &a.source);
 
@@ -123,7 +126,7 @@ pub fn run(a: &PopulateArgs, autostart: bool) -> anyhow::Result<i32> {
     }
     if new_config != config_text {
         // The daemon re-reads its config; a failure here only delays that to its next reload.
-        if let Err(e) = client.post_empty::<OkReply>("/v1/reload") {
+        if let Err(e) = client.send::<OkReply>(&Request::Reload) {
             eprintln!("rolecall: warning: the daemon did not reload its config: {e}");
         }
     }

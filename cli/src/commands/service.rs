@@ -12,6 +12,7 @@ use crate::cli::{ServiceArgs, ServiceCommand};
 use crate::client::Client;
 use anyhow::{bail, Context};
 use rolecall_proto::api::VersionReply;
+use rolecall_proto::request::Request;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -171,7 +172,7 @@ fn running_daemon() -> Option<u32> {
     let client = Client::connect_existing().ok()?;
     client.set_read_timeout(Some(std::time::Duration::from_secs(5)));
     client
-        .get::<VersionReply>("/v1/version")
+        .send::<VersionReply>(&Request::Version)
         .ok()
         .map(|v| v.pid)
 }

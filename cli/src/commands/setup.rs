@@ -15,7 +15,8 @@ use crate::cli::{LoginArgs, PopulateArgs, ServiceArgs, ServiceCommand, SetupArgs
 use crate::client::Client;
 use anyhow::{bail, Context};
 use rolecall_proto::api::OkReply;
-use rolecall_proto::setup::{SetupCheckReply, SetupCheckRequest, ROUTE};
+use rolecall_proto::request::Request;
+use rolecall_proto::setup::{SetupCheckReply, SetupCheckRequest};
 
 pub fn run(a: &SetupArgs, autostart: bool) -> anyhow::Result<i32> {
     let asker = Asker::new(a.yes);
@@ -71,8 +72,8 @@ pub fn run(a: &SetupArgs, autostart: bool) -> anyhow::Result<i32> {
     // The service confirms the source before anything is written.
     let client = Client::connect(autostart)?;
     let reply: SetupCheckReply = client
-        .post(
-            ROUTE,
+        .send_json(
+            &Request::SetupCheck,
             &SetupCheckRequest {
                 source_toml: source.table_toml(),
             },
@@ -111,7 +112,7 @@ pub fn run(a: &SetupArgs, autostart: bool) -> anyhow::Result<i32> {
         ),
         None => println!("wrote {}", config_path.display()),
     }
-    if let Err(e) = client.post_empty::<OkReply>("/v1/reload") {
+    if let Err(e) = client.send::<OkReply>(&Request::Reload) {
         // The new file cannot be used: put the old one back rather than leave a broken config.
         if let (Some(b), Some(_)) = (&backup, &existing) {
             let _ = std::fs::copy(b, &config_path);

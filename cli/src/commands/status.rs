@@ -8,11 +8,12 @@ use crate::cli::StatusArgs;
 use crate::client::Client;
 use anyhow::Context;
 use rolecall_proto::api::Status;
+use rolecall_proto::request::Request;
 use std::io::{IsTerminal, Write};
 
 pub fn run(a: &StatusArgs, autostart: bool) -> anyhow::Result<i32> {
     let client = Client::connect(autostart)?;
-    let status: Status = client.get("/v1/status")?;
+    let status: Status = client.send(&Request::Status)?;
     let text = if a.json {
         let mut s = serde_json::to_string_pretty(&status).context("cannot encode the status")?;
         s.push('\n');

@@ -10,6 +10,7 @@ pub mod audit;
 pub mod names;
 pub mod output;
 pub mod paths;
+pub mod request;
 pub mod scope;
 pub mod setup;
 pub mod snapshot;

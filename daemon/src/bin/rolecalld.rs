@@ -6,21 +6,48 @@
 //! logging, the secret store, the sources, and serving. No network before serving.
 
 use clap::Parser;
-use rolecall_daemon::app::{self, App, AppParts, BrokerProvider, SourceFactory};
-use rolecall_daemon::broker::{Broker, RetryPolicy, SnapshotWriter, SystemClock};
-use rolecall_daemon::config::{self, SecretStoreKind};
-use rolecall_daemon::login::{LoginCoordinator, LoginSettings};
-use rolecall_daemon::serve::container::{self, ContainerState, CredentialProvider, TokenStore};
+use rolecall_daemon::broker::SnapshotWriter;
 use rolecall_daemon::serve::socket;
-use rolecall_daemon::sources::{self, SourceContext, SourceError};
-use rolecall_daemon::{config_watch, endpoints, logging, notify, refresh, vault};
+use rolecall_daemon::{config, logging, Deps, Listeners, RunConfig};
 use rolecall_proto::paths;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+
+/// Why the daemon did not start (or stopped with an error); the text is the one line the
+/// starter sees after `rolecalld: `.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error(transparent)]
+    Listen(#[from] socket::ListenError),
+    #[error("cannot open the pid file {}: {source}", path.display())]
+    PidFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("rolecalld is already running (pid {pid})")]
+    AlreadyRunning { pid: String },
+    #[error("cannot lock the pid file {}: {source}", path.display())]
+    Lock {
+        path: PathBuf,
+        source: nix::errno::Errno,
+    },
+    #[error("cannot write the pid file: {0}")]
+    WritePid(std::io::Error),
+    #[error("{what} failed: {source}")]
+    Detach {
+        what: &'static str,
+        source: nix::errno::Errno,
+    },
+    #[error("cannot open /dev/null: {0}")]
+    DevNull(std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Run(#[from] rolecall_daemon::RunError),
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -72,7 +99,7 @@ fn forbid_core_dumps() {
 
 /// Takes the single-instance lock: an exclusive `flock` on the pid file, held for the
 /// daemon's life (the descriptor survives the fork).
-fn lock_pid_file(path: &Path) -> Result<nix::fcntl::Flock<File>, String> {
+fn lock_pid_file(path: &Path) -> Result<nix::fcntl::Flock<File>, StartError> {
     let file = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -80,20 +107,26 @@ fn lock_pid_file(path: &Path) -> Result<nix::fcntl::Flock<File>, String> {
         .truncate(false)
         .mode(0o600)
         .open(path)
-        .map_err(|e| format!("cannot open the pid file {}: {e}", path.display()))?;
+        .map_err(|source| StartError::PidFile {
+            path: path.into(),
+            source,
+        })?;
     match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(lock),
         Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
             let mut pid = String::new();
             let _ = file.read_to_string(&mut pid);
-            Err(format!(
-                "rolecalld is already running (pid {})",
-                pid.trim()
+            Err(StartError::AlreadyRunning {
+                pid: pid
+                    .trim()
                     .parse::<u32>()
-                    .map_or("unknown".into(), |p| p.to_string())
-            ))
+                    .map_or("unknown".into(), |p| p.to_string()),
+            })
         }
-        Err((_, e)) => Err(format!("cannot lock the pid file {}: {e}", path.display())),
+        Err((_, source)) => Err(StartError::Lock {
+            path: path.into(),
+            source,
+        }),
     }
 }
 
@@ -107,20 +140,21 @@ fn write_pid(lock: &mut nix::fcntl::Flock<File>) -> std::io::Result<()> {
 
 /// Detaches from the starting terminal and session: fork, setsid, fork again, `/` as the
 /// working directory, stdio on /dev/null. Must run while the process has one thread.
-fn daemonize() -> Result<(), String> {
+fn daemonize() -> Result<(), StartError> {
     use nix::unistd::{fork, setsid, ForkResult};
     // SAFETY: no other thread exists yet (no runtime, no logging thread); the children only
     // continue single-threaded start-up.
-    match unsafe { fork() }.map_err(|e| format!("fork failed: {e}"))? {
+    let detach = |what| move |source| StartError::Detach { what, source };
+    match unsafe { fork() }.map_err(detach("fork"))? {
         ForkResult::Parent { .. } => {
             // SAFETY: _exit ends the process without running destructors that belong to the child.
             unsafe { libc::_exit(0) }
         }
         ForkResult::Child => {}
     }
-    setsid().map_err(|e| format!("setsid failed: {e}"))?;
+    setsid().map_err(detach("setsid"))?;
     // SAFETY: as above.
-    match unsafe { fork() }.map_err(|e| format!("fork failed: {e}"))? {
+    match unsafe { fork() }.map_err(detach("fork"))? {
         ForkResult::Parent { .. } => unsafe { libc::_exit(0) },
         ForkResult::Child => {}
     }
@@ -129,15 +163,15 @@ fn daemonize() -> Result<(), String> {
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|e| format!("cannot open /dev/null: {e}"))?;
+        .map_err(StartError::DevNull)?;
     use std::os::fd::AsRawFd;
     for fd in 0..=2 {
-        nix::unistd::dup2(devnull.as_raw_fd(), fd).map_err(|e| format!("dup2 failed: {e}"))?;
+        nix::unistd::dup2(devnull.as_raw_fd(), fd).map_err(detach("dup2"))?;
     }
     Ok(())
 }
 
-fn run(args: Args) -> Result<(), String> {
+fn run(args: Args) -> Result<(), StartError> {
     let config_path = args.config.clone().unwrap_or_else(paths::config_file);
     // Reloads happen after daemonizing changed the working directory to `/`.
     let config_path = std::path::absolute(&config_path).unwrap_or(config_path);
@@ -164,7 +198,7 @@ fn run(args: Args) -> Result<(), String> {
         // which `rolecall daemon stop` then verifies before it ever signals it.
         socket::claim_peer_credentials(&listener)?;
     }
-    write_pid(&mut pid_lock).map_err(|e| format!("cannot write the pid file: {e}"))?;
+    write_pid(&mut pid_lock).map_err(StartError::WritePid)?;
     if let Err(e) = logging::init(&paths::log_path(), args.foreground) {
         eprintln!(
             "rolecalld: cannot open the log {}: {e}",
@@ -181,287 +215,47 @@ fn run(args: Args) -> Result<(), String> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let result = runtime.block_on(serve(config_path, initial, listener, socket_path.clone()));
+        .map_err(StartError::Runtime)?;
+    let listeners = Listeners {
+        socket: listener,
+        socket_path: socket_path.clone(),
+        remove_socket: owns_socket,
+        container: None,
+        imds: None,
+    };
+    let config = RunConfig {
+        path: config_path,
+        initial,
+        state_dir: paths::state_dir(),
+        snapshot: Some(paths::snapshot_path()),
+        reload_on_hangup: true,
+        refresh: Default::default(),
+    };
+    let result = runtime.block_on(async {
+        rolecall_daemon::run(listeners, config, Deps::system(), stop_signal()).await
+    });
     // Stop every task first (a background refresh could otherwise write the snapshot again
     // after it was removed), then leave nothing a client could mistake for a live daemon.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
-    if owns_socket {
-        let _ = std::fs::remove_file(&socket_path);
-    }
     SnapshotWriter::new(paths::snapshot_path()).remove();
     let _ = std::fs::remove_file(paths::pid_path());
     drop(pid_lock);
     tracing::info!("rolecalld stopped");
-    result
+    Ok(result?)
 }
 
-/// The secret store as the sources see it: their context once the store is open, or why it
-/// is not (yet). Filled later when the store waits for the keyring.
-type StoreCell = Arc<std::sync::RwLock<Result<Arc<SourceContext>, String>>>;
-
-/// A store that could not be opened yet but may be later (the keyring does not answer).
-struct PendingStore {
-    cell: StoreCell,
-    kind: SecretStoreKind,
-    env: Arc<endpoints::EnvSnapshot>,
-    state_dir: PathBuf,
-}
-
-/// The sources' factory: the real sources over the secret store, or, while the store cannot be
-/// opened, an explanation for every source. A store that waits for the keyring comes back as
-/// a [`PendingStore`] for [`retry_store`].
-fn source_factory(
-    store_kind: SecretStoreKind,
-    env: Arc<endpoints::EnvSnapshot>,
-) -> (
-    SourceFactory,
-    Option<Arc<vault::SecretStore>>,
-    Option<PendingStore>,
-) {
-    let state_dir = paths::state_dir();
-    let (state, store, pending) = match vault::SecretStore::open(&state_dir, store_kind) {
-        Ok(store) => {
-            let ctx = SourceContext::new(Arc::clone(&store), Arc::clone(&env), state_dir.clone());
-            (Ok(Arc::new(ctx)), Some(store), false)
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "the secret store cannot be opened; sources are unavailable");
-            (Err(e.to_string()), None, e.is_retryable())
-        }
-    };
-    let cell: StoreCell = Arc::new(std::sync::RwLock::new(state));
-    let reader = Arc::clone(&cell);
-    let factory: SourceFactory = Arc::new(move |name, cfg| {
-        let state = reader.read().unwrap_or_else(|p| p.into_inner());
-        match &*state {
-            Ok(ctx) => sources::build(name, cfg, ctx),
-            Err(msg) => Err(SourceError::Config(msg.clone())),
-        }
-    });
-    let pending = pending.then(|| PendingStore {
-        cell,
-        kind: store_kind,
-        env,
-        state_dir,
-    });
-    (factory, store, pending)
-}
-
-/// Opens the store again with growing pauses (2 s up to 1 min) while the keyring does not
-/// answer; once it opens, the config is applied again so that the sources are built over it.
-/// Never gives the store up meanwhile: status shows why each source waits.
-async fn retry_store(app: Arc<App>, p: PendingStore) {
-    let mut delay = std::time::Duration::from_secs(2);
-    let mut stop = app.shutdown_signal();
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = app::stopped(&mut stop) => return,
-        }
-        let (dir, kind) = (p.state_dir.clone(), p.kind);
-        let Ok(opened) =
-            tokio::task::spawn_blocking(move || vault::SecretStore::open(&dir, kind)).await
-        else {
-            return;
-        };
-        match opened {
-            Ok(store) => {
-                let ctx = SourceContext::new(store, Arc::clone(&p.env), p.state_dir.clone());
-                *p.cell.write().unwrap_or_else(|e| e.into_inner()) = Ok(Arc::new(ctx));
-                tracing::info!("the secret store is open now; building the sources");
-                let _ = app.reload();
-                return;
-            }
-            Err(e) => {
-                let retry = e.is_retryable();
-                tracing::warn!(error = %e, retry_in_secs = delay.as_secs(), retry, "the secret store still cannot be opened");
-                *p.cell.write().unwrap_or_else(|e| e.into_inner()) = Err(e.to_string());
-                if !retry {
-                    let _ = app.reload();
-                    return;
-                }
-                delay = (delay * 2).min(std::time::Duration::from_secs(60));
-            }
-        }
-    }
-}
-
-async fn serve(
-    config_path: PathBuf,
-    initial: Result<config::LoadedConfig, config::ConfigError>,
-    listener: std::os::unix::net::UnixListener,
-    socket_path: PathBuf,
-) -> Result<(), String> {
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| format!("cannot use the socket: {e}"))?;
-    let listener = tokio::net::UnixListener::from_std(listener)
-        .map_err(|e| format!("cannot use the socket: {e}"))?;
-    let env = Arc::new(endpoints::env_snapshot());
-    let start_cfg = initial
-        .as_ref()
-        .map(|l| l.config.clone())
-        .unwrap_or_default();
-    let store_kind = start_cfg.daemon.secret_store;
-    let (factory, store, pending_store) = source_factory(store_kind, Arc::clone(&env));
-    let broker = Broker::new(
-        LoginCoordinator::new(LoginSettings::default()),
-        Arc::new(SystemClock),
-        RetryPolicy::default(),
-        Some(SnapshotWriter::new(paths::snapshot_path())),
-    );
-    let app = App::new(AppParts {
-        broker: Arc::clone(&broker),
-        factory,
-        env,
-        config_path,
-        socket_path,
-        started_at: rolecall_proto::timefmt::now_epoch(),
-    });
-    let _ = app.apply(initial);
-    broker.write_snapshot();
-    let audit = start_audit(&start_cfg);
-    if let Some(a) = &audit {
-        app.set_audit(a.clone());
-    }
-
-    let mut background = Vec::new();
-    background.push(tokio::spawn(handle_signals(Arc::clone(&app))));
-    if let Some(p) = pending_store {
-        background.push(tokio::spawn(retry_store(Arc::clone(&app), p)));
-    }
-    background.push(tokio::spawn(config_watch::run(
-        Arc::clone(&app),
-        config_watch::POLL,
-    )));
-    let provider: Arc<dyn CredentialProvider> =
-        Arc::new(BrokerProvider(Arc::clone(&broker), audit.clone()));
-    if let Some(h) = start_container(&app, &start_cfg, store, Arc::clone(&provider)).await {
-        background.push(h);
-    }
-    if let Some(h) = start_imds(&app, &start_cfg, provider).await {
-        background.push(h);
-    }
-    background.push(start_refresh(&app, &broker));
-    tracing::info!("serving");
-    socket::serve(listener, Arc::clone(&app)).await;
-    app.request_shutdown();
-    for h in background {
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), h).await;
-    }
-    if let Some(a) = audit {
-        if !a.wait_written(std::time::Duration::from_secs(2)) {
-            tracing::warn!("audit records still queued at exit were lost");
-        }
-    }
-    Ok(())
-}
-
-/// The audit log in the state dir; without it credentials are still served (the daemon log
-/// says why there is none).
-fn start_audit(cfg: &config::Config) -> Option<rolecall_daemon::audit::AuditLog> {
-    let limits =
-        rolecall_daemon::audit::Limits::new(cfg.daemon.audit_max_size, cfg.daemon.audit_files);
-    match rolecall_daemon::audit::AuditLog::start(paths::state_dir(), limits) {
-        Ok(log) => Some(log),
-        Err(e) => {
-            tracing::error!(error = %e, "no audit log: credential hand-outs are not recorded");
-            None
-        }
-    }
-}
-
-/// The refresh scheduler, with desktop notifications whose "Sign in" action starts a login.
-fn start_refresh(app: &Arc<App>, broker: &Arc<Broker>) -> tokio::task::JoinHandle<()> {
-    let desktop = notify::desktop::Desktop::new();
-    desktop.set_login_action(refresh::login_action(broker));
-    let notes = notify::Notifications::new(Arc::new(desktop));
-    let scheduler =
-        refresh::Scheduler::new(Arc::clone(broker), notes, refresh::Settings::default());
-    tokio::spawn(scheduler.run(app.shutdown_signal()))
-}
-
-/// SIGTERM and SIGINT stop the daemon; SIGHUP reloads the config.
-async fn handle_signals(app: Arc<App>) {
+/// Resolves on SIGTERM or SIGINT (SIGHUP, a reload, is the library's).
+async fn stop_signal() {
     use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+    let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers");
-        return;
+        return std::future::pending().await;
     };
-    let mut stop = app.shutdown_signal();
-    loop {
-        tokio::select! {
-            _ = term.recv() => { tracing::info!("SIGTERM: stopping"); app.request_shutdown(); }
-            _ = int.recv() => { tracing::info!("SIGINT: stopping"); app.request_shutdown(); }
-            _ = hup.recv() => {
-                tracing::info!("SIGHUP: reloading the config");
-                let _ = app.reload();
-            }
-            _ = app::stopped(&mut stop) => return,
-        }
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: stopping"),
     }
-}
-
-async fn start_container(
-    app: &Arc<App>,
-    cfg: &config::Config,
-    store: Option<Arc<vault::SecretStore>>,
-    provider: Arc<dyn CredentialProvider>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let tokens = match store {
-        Some(store) => match TokenStore::load(store) {
-            Ok(t) => t,
-            Err(e) => {
-                tracing::error!(error = %e, "container tokens cannot be loaded; starting with none");
-                TokenStore::in_memory()
-            }
-        },
-        None => TokenStore::in_memory(),
-    };
-    let listen = cfg.daemon.container_listen.clone();
-    let tcp = match tokio::net::TcpListener::bind(&listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(%listen, error = %e, "the container credentials endpoint cannot listen");
-            return None;
-        }
-    };
-    let state = Arc::new(
-        ContainerState::new(Arc::new(tokens), provider, &listen)
-            .with_token_ttl(cfg.daemon.container_token_ttl),
-    );
-    app.set_container(Arc::clone(&state));
-    let stop_app = Arc::clone(app);
-    Some(tokio::spawn(container::serve_container(
-        tcp,
-        state,
-        async move { stop_app.shutdown_requested().await },
-    )))
-}
-
-async fn start_imds(
-    app: &Arc<App>,
-    cfg: &config::Config,
-    provider: Arc<dyn CredentialProvider>,
-) -> Option<tokio::task::JoinHandle<()>> {
-    let imds = cfg.daemon.imds.as_ref()?;
-    let state = container::imds::ImdsState::new(provider, &imds.profile)?;
-    let tcp = match tokio::net::TcpListener::bind(&imds.listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            tracing::error!(listen = %imds.listen, error = %e, "the IMDS endpoint cannot listen");
-            return None;
-        }
-    };
-    let stop_app = Arc::clone(app);
-    Some(tokio::spawn(container::imds::serve_imds(
-        tcp,
-        Arc::new(state),
-        async move { stop_app.shutdown_requested().await },
-    )))
 }

@@ -1,4 +1,5 @@
-//! A scripted `Source` for the broker's and the login coordinator's unit tests.
+//! A scripted `Source` for the broker's and the login coordinator's unit tests, and (with the
+//! `test-util` feature) for the in-process lifecycle test.
 
 use super::clock::Clock;
 use crate::config::ProfileConfig;

@@ -166,7 +166,7 @@ impl Scheduler {
             tokio::select! {
                 _ = tokio::time::sleep(sleep) => {}
                 _ = self.wake.notified() => {}
-                _ = crate::app::stopped(&mut stop) => break,
+                _ = crate::shutdown::stopped(&mut stop) => break,
             }
         }
         tracing::debug!("refresh scheduler stopped");

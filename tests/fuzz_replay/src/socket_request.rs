@@ -1,37 +1,41 @@
-//! The socket API's request parsing, through the pure functions the router uses: the request
-//! target (`http::Uri`, as hyper parses it), its `/v1/…` segments and query parameters, and the
-//! JSON body of every request type. Routing itself needs a running daemon (the black-box
-//! tests cover it); everything it decides on comes from these.
+//! The socket API's request parsing: `Request::parse` (the router's one parser, shared with the
+//! typed CLI client) on the request target as hyper parses it, and the JSON body of every
+//! request type. Routing itself needs a running daemon (the black-box tests cover it);
+//! everything it decides on comes from these.
 //!
-//! Input: the request target, a NUL, then the body.
+//! Input: the method (first byte picks GET/POST/DELETE/other), the request target, a NUL,
+//! then the body.
 
-use rolecall_daemon::serve::socket::router::{segments, Query};
 use rolecall_proto::api::{
     ConsoleRequest, LoginRequest, LogoutRequest, MintTokenRequest, RenewTokenRequest,
     RevokeTokenRequest,
 };
+use rolecall_proto::request::Request;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub fn run(data: &[u8]) {
-    let (target, body) = crate::two_parts(data);
+    let Some((&m, rest)) = data.split_first() else {
+        return;
+    };
+    let method = ["GET", "POST", "DELETE", "PUT"][usize::from(m % 4)];
+    let (target, body) = crate::two_parts(rest);
     if let Ok(uri) = http::Uri::try_from(target) {
-        let path = uri.path();
-        if let Some(segs) = segments(path) {
-            // Decoded segments never smuggle a separator back into a name (no `/` survives
-            // inside a segment unless it was percent-encoded in the target).
-            let raw = path.strip_prefix("/v1/").expect("segments needs /v1/");
-            assert_eq!(segs.len(), raw.split('/').count());
-        }
-        let q = Query::parse(uri.query());
-        for key in ["interactive", "via"] {
-            if let Ok(flag) = q.flag(key) {
-                let v = q.get(key);
-                assert_eq!(flag, matches!(v, Some("1" | "true" | "yes")));
+        let target = uri
+            .path_and_query()
+            .map_or_else(|| uri.path().to_string(), |pq| pq.as_str().to_string());
+        if let Ok(request) = Request::parse(method, &target) {
+            // What the router accepted, the client writes back to the same request: names
+            // never smuggle a separator, a flag or a wait past the encoding.
+            assert_eq!(request.method().as_str(), method, "{target:?}");
+            let again = Request::parse(method, &request.path())
+                .unwrap_or_else(|e| panic!("{target:?} → {:?} is refused: {e}", request.path()));
+            assert_eq!(again, request, "{target:?} does not round-trip");
+            if let Request::Credentials { wait: Some(w), .. }
+            | Request::LoginState { wait: Some(w), .. } = &request
+            {
+                assert!(*w <= 600, "a wait beyond the cap: {w}");
             }
-        }
-        if let Ok(Some(wait)) = q.wait() {
-            assert!(wait.as_secs() <= 600, "a wait beyond the cap: {wait:?}");
         }
     }
     body_round_trips::<LoginRequest>(body);

@@ -6,10 +6,11 @@
 
 use super::check_interrupted;
 use super::env::{DemoEnv, CHAINED, PROFILES, REGION, START_URL};
-use crate::client::{http, path_segment, Client};
+use crate::client::{http, Client};
 use anyhow::{bail, Context};
 use rolecall_proto::api::{CallerIdentity, VersionReply};
 use rolecall_proto::output::{ContainerCredentials, ProcessCredentials};
+use rolecall_proto::request::Request;
 use std::io::{BufReader, IsTerminal, Write};
 use std::path::Path;
 use std::process::Output;
@@ -104,7 +105,7 @@ pub fn run_all(demo: &mut DemoEnv) -> anyhow::Result<()> {
     shell_line("rolecall daemon start");
     let o = must(demo, &["daemon", "start"])?;
     show(&o);
-    let version: VersionReply = client(demo)?.get("/v1/version")?;
+    let version: VersionReply = client(demo)?.send(&Request::Version)?;
     demo.daemon_pid = Some(version.pid);
 
     heading("Sign in (the sandbox's robot browser approves the browser step)");
@@ -129,8 +130,9 @@ pub fn run_all(demo: &mut DemoEnv) -> anyhow::Result<()> {
     println!("  (secret parts masked here only)");
 
     heading("A real AWS SDK call with those credentials: STS GetCallerIdentity");
-    let who: CallerIdentity =
-        client(demo)?.get(&format!("/v1/whoami/{}", path_segment(PROFILES[0].0)))?;
+    let who: CallerIdentity = client(demo)?.send(&Request::Whoami {
+        profile: PROFILES[0].0.to_string(),
+    })?;
     println!(
         "  Account {}\n  Arn     {}\n  UserId  {}",
         who.account, who.arn, who.user_id

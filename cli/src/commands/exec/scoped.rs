@@ -3,11 +3,12 @@
 //! tagged with a `SourceIdentity` naming the program — instead of the profile's own.
 
 use crate::cli::ExecArgs;
-use crate::client::{path_segment, Client};
+use crate::client::Client;
 use anyhow::bail;
 use rolecall_proto::api::MintTokenReply;
 use rolecall_proto::audit::Interface;
 use rolecall_proto::output::ProcessCredentials;
+use rolecall_proto::request::Request;
 use rolecall_proto::scope::{
     pack_policy, source_identity_for, ScopedTokenRequest, SessionScope, READ_ONLY_POLICY_ARN,
 };
@@ -59,13 +60,13 @@ pub fn credentials(
 ) -> anyhow::Result<ProcessCredentials> {
     // SAFETY: isatty only inspects the descriptor.
     let interactive = unsafe { libc::isatty(0) } == 1;
-    Ok(client.post(
-        &format!(
-            "/v1/scoped/{}/credentials?interactive={}&via={}",
-            path_segment(profile),
-            u8::from(interactive),
-            Interface::Exec.as_str()
-        ),
+    Ok(client.send_json(
+        &Request::ScopedCredentials {
+            profile: profile.to_string(),
+            interactive,
+            wait: None,
+            via: Some(Interface::Exec.as_str().to_string()),
+        },
         scope,
     )?)
 }
@@ -76,8 +77,10 @@ pub fn mint_token(
     profile: &str,
     scope: &SessionScope,
 ) -> anyhow::Result<MintTokenReply> {
-    Ok(client.post(
-        &format!("/v1/scoped/{}/token", path_segment(profile)),
+    Ok(client.send_json(
+        &Request::ScopedToken {
+            profile: profile.to_string(),
+        },
         &ScopedTokenRequest {
             bound_pid: Some(std::process::id()),
             scope: scope.clone(),

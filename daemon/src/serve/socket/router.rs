@@ -3,20 +3,21 @@
 //! Every reply is JSON with the `x-rolecall-version` and `x-rolecall-protocol` headers;
 //! failures are an [`ErrorReply`] with the status of its [`ErrorCode`].
 
-use crate::app::App;
+use super::Control;
+mod scoped;
 use crate::broker::{whoami, CredentialRequest};
-use crate::login::Trigger;
-use crate::sources::LoginOptions;
+use crate::shutdown::stopped;
 use bytes::Bytes;
-use http::{header, Method, StatusCode};
+use http::{header, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use rolecall_proto::api::{
-    AvailableRoles, ConsoleRequest, ErrorBody, ErrorCode, ErrorReply, LoginRequest, LogoutRequest,
+    ConsoleRequest, ErrorBody, ErrorCode, ErrorReply, LoginRequest, LogoutRequest,
     MintTokenRequest, OkReply, RenewTokenRequest, RevokeTokenRequest, VersionReply,
 };
 use rolecall_proto::output::ProcessCredentials;
+use rolecall_proto::request::{self as api, ParseError};
 use rolecall_proto::{timefmt, HEADER_PROTOCOL, HEADER_VERSION, PROTOCOL_VERSION, VERSION};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -28,10 +29,6 @@ use std::time::Duration;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Longest target (path + query).
 const MAX_TARGET_BYTES: usize = 2048;
-/// Longest long-poll a client may ask for.
-const MAX_WAIT: Duration = Duration::from_secs(600);
-
-mod scoped;
 
 type Reply = Response<Full<Bytes>>;
 
@@ -79,55 +76,6 @@ fn bad_request(msg: impl Into<String>) -> Reply {
     error(ErrorBody::new(ErrorCode::BadRequest, msg))
 }
 
-fn method_not_allowed(method: &Method, path: &str) -> Reply {
-    error_with_status(
-        StatusCode::METHOD_NOT_ALLOWED,
-        ErrorBody::new(
-            ErrorCode::BadRequest,
-            format!("{method} is not supported on {path}"),
-        ),
-    )
-}
-
-/// The query string's parameters (public for the fuzz targets).
-pub struct Query(Vec<(String, String)>);
-
-impl Query {
-    pub fn parse(q: Option<&str>) -> Self {
-        Query(
-            form_urlencoded::parse(q.unwrap_or("").as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect(),
-        )
-    }
-
-    pub fn get(&self, key: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
-    }
-
-    pub fn flag(&self, key: &str) -> Result<bool, String> {
-        match self.get(key) {
-            None => Ok(false),
-            Some("1" | "true" | "yes") => Ok(true),
-            Some("0" | "false" | "no" | "") => Ok(false),
-            Some(v) => Err(format!("{key} must be 1 or 0, got {v:?}")),
-        }
-    }
-
-    pub fn wait(&self) -> Result<Option<Duration>, String> {
-        match self.get("wait") {
-            None | Some("") => Ok(None),
-            Some(v) => v
-                .parse::<u64>()
-                .map(|s| Some(Duration::from_secs(s).min(MAX_WAIT)))
-                .map_err(|_| format!("wait must be a number of seconds, got {v:?}")),
-        }
-    }
-}
-
 /// Reads a JSON body (empty means the type's default), bounded by [`MAX_BODY_BYTES`].
 async fn read_json<T: DeserializeOwned + Default>(req: Request<Incoming>) -> Result<T, Reply> {
     Ok(read_json_opt(req).await?.unwrap_or_default())
@@ -168,58 +116,125 @@ async fn read_json_opt<T: DeserializeOwned>(req: Request<Incoming>) -> Result<Op
         .map_err(|e| bad_request(format!("malformed request body: {e}")))
 }
 
-/// Splits `/v1/a/b` into decoded segments after `v1`.
-pub fn segments(path: &str) -> Option<Vec<String>> {
-    let rest = path.strip_prefix("/v1/")?;
-    rest.split('/')
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8()
-                .ok()
-                .map(|c| c.into_owned())
-        })
-        .collect()
-}
-
-pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
+/// Answers one request: parses it into an [`api::Request`] and does what it asks.
+pub async fn route(app: &Arc<dyn Control>, req: Request<Incoming>) -> Reply {
     if req.uri().to_string().len() > MAX_TARGET_BYTES {
         return error_with_status(
             StatusCode::URI_TOO_LONG,
             ErrorBody::new(ErrorCode::BadRequest, "request target too long"),
         );
     }
-    let query = Query::parse(req.uri().query());
-    let Some(segs) = segments(&path) else {
-        return error(ErrorBody::new(
-            ErrorCode::NotFound,
-            format!("no such endpoint: {path}"),
-        ));
+    let target = req.uri().path_and_query().map_or_else(
+        || req.uri().path().to_string(),
+        |pq| pq.as_str().to_string(),
+    );
+    tracing::debug!(method = %req.method(), path = %req.uri().path(), "socket request");
+    let request = match api::Request::parse(req.method().as_str(), &target) {
+        Ok(r) => r,
+        Err(e @ ParseError::NotFound { .. }) => {
+            return error(ErrorBody::new(ErrorCode::NotFound, e.to_string()))
+        }
+        Err(e @ ParseError::MethodNotAllowed { .. }) => {
+            return error_with_status(
+                StatusCode::METHOD_NOT_ALLOWED,
+                ErrorBody::new(ErrorCode::BadRequest, e.to_string()),
+            )
+        }
+        Err(e @ ParseError::BadQuery(_)) => return bad_request(e.to_string()),
     };
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    tracing::debug!(%method, %path, "socket request");
-    match (segs.as_slice(), &method) {
-        (["version"], &Method::GET) => ok(&VersionReply {
+    let peer = req.extensions().get::<super::SocketPeer>().copied();
+    match request {
+        api::Request::Version => ok(&VersionReply {
             version: VERSION.to_string(),
             protocol: PROTOCOL_VERSION,
             pid: std::process::id(),
         }),
-        (["credentials", profile], &Method::GET) => {
-            let peer = req.extensions().get::<super::SocketPeer>().copied();
-            credentials(app, profile, &query, peer).await
+        api::Request::Credentials {
+            profile,
+            interactive,
+            wait,
+            via,
+        } => {
+            let ask = CredentialRequest {
+                interactive,
+                wait: wait.map(Duration::from_secs),
+            };
+            credentials(app, &profile, ask, via.as_deref(), peer).await
         }
-        (["login", source], &Method::POST) => login_start(app, source, req).await,
-        (["login", source], &Method::GET) => login_poll(app, source, &query).await,
-        (["logout"], &Method::POST) => match read_json::<LogoutRequest>(req).await {
-            Ok(r) => match app.logout(r.source.as_deref()).await {
-                Ok(()) => ok(&OkReply { ok: true }),
-                Err(e) => error(e),
-            },
+        api::Request::Login { source } => match read_json::<LoginRequest>(req).await {
+            Ok(body) => reply(app.broker().login(&source, body).await),
             Err(reply) => reply,
         },
-        (["status"], &Method::GET) => ok(&app.status().await),
-        (["setup", "check"], &Method::POST) => {
+        api::Request::LoginState { source, wait } => login_poll(app, &source, wait).await,
+        api::Request::Logout => match read_json::<LogoutRequest>(req).await {
+            Ok(r) => reply(
+                app.logout(r.source.as_deref())
+                    .await
+                    .map(|()| OkReply { ok: true }),
+            ),
+            Err(reply) => reply,
+        },
+        api::Request::Status => ok(&app.status().await),
+        api::Request::Reload => match app.reload() {
+            Ok(()) => ok(&OkReply { ok: true }),
+            Err(e) => error(ErrorBody::new(ErrorCode::ConfigInvalid, e.to_string())),
+        },
+        api::Request::Shutdown => {
+            tracing::info!("shutdown requested over the socket");
+            app.shutdown().request();
+            ok(&OkReply { ok: true })
+        }
+        api::Request::MintToken => {
+            let Some(c) = app.container() else {
+                return container_unavailable();
+            };
+            match read_json_required::<MintTokenRequest>(req).await {
+                Ok(r) => reply(c.mint_token(&r)),
+                Err(reply) => reply,
+            }
+        }
+        api::Request::RevokeTokens => {
+            let Some(c) = app.container() else {
+                return container_unavailable();
+            };
+            match read_json::<RevokeTokenRequest>(req).await {
+                Ok(r) => reply(c.revoke_tokens(&r)),
+                Err(reply) => reply,
+            }
+        }
+        api::Request::RenewTokens => {
+            let Some(c) = app.container() else {
+                return container_unavailable();
+            };
+            match read_json_required::<RenewTokenRequest>(req).await {
+                Ok(r) => reply(c.renew_tokens(&r)),
+                Err(reply) => reply,
+            }
+        }
+        api::Request::Whoami { profile } => {
+            reply(whoami::whoami(app.broker(), app.env(), &profile).await)
+        }
+        api::Request::Roles { source } => reply(app.broker().list_roles(&source).await),
+        api::Request::Console => match read_json_required::<ConsoleRequest>(req).await {
+            Ok(r) => reply(
+                crate::console::console(app.broker(), app.env(), app.browser().as_ref(), &r).await,
+            ),
+            Err(reply) => reply,
+        },
+        api::Request::ScopedCredentials {
+            profile,
+            interactive,
+            wait,
+            via,
+        } => {
+            let ask = CredentialRequest {
+                interactive,
+                wait: wait.map(Duration::from_secs),
+            };
+            scoped::credentials(app, &profile, ask, via.as_deref(), peer, req).await
+        }
+        api::Request::ScopedToken { profile } => scoped::token(app, &profile, req).await,
+        api::Request::SetupCheck => {
             match read_json_required::<rolecall_proto::setup::SetupCheckRequest>(req).await {
                 Ok(r) => match crate::setup_check::check(&r.source_toml, app.env()).await {
                     Ok(confirmed) => ok(&rolecall_proto::setup::SetupCheckReply { confirmed }),
@@ -228,89 +243,14 @@ pub async fn route(app: &Arc<App>, req: Request<Incoming>) -> Reply {
                 Err(reply) => reply,
             }
         }
-        (["reload"], &Method::POST) => match app.reload() {
-            Ok(()) => ok(&OkReply { ok: true }),
-            Err(e) => error(ErrorBody::new(ErrorCode::ConfigInvalid, e.to_string())),
-        },
-        (["shutdown"], &Method::POST) => {
-            tracing::info!("shutdown requested over the socket");
-            app.request_shutdown();
-            ok(&OkReply { ok: true })
-        }
-        (["container", "tokens"], &Method::POST) => {
-            let Some(c) = app.container() else {
-                return container_unavailable();
-            };
-            match read_json_required::<MintTokenRequest>(req).await {
-                Ok(r) => match c.mint_token(&r) {
-                    Ok(reply) => ok(&reply),
-                    Err(e) => error(e),
-                },
-                Err(reply) => reply,
-            }
-        }
-        (["container", "tokens"], &Method::DELETE) => {
-            let Some(c) = app.container() else {
-                return container_unavailable();
-            };
-            match read_json::<RevokeTokenRequest>(req).await {
-                Ok(r) => match c.revoke_tokens(&r) {
-                    Ok(reply) => ok(&reply),
-                    Err(e) => error(e),
-                },
-                Err(reply) => reply,
-            }
-        }
-        (["container", "tokens", "renew"], &Method::POST) => {
-            let Some(c) = app.container() else {
-                return container_unavailable();
-            };
-            match read_json_required::<RenewTokenRequest>(req).await {
-                Ok(r) => match c.renew_tokens(&r) {
-                    Ok(reply) => ok(&reply),
-                    Err(e) => error(e),
-                },
-                Err(reply) => reply,
-            }
-        }
-        (["whoami", profile], &Method::GET) => {
-            match whoami::whoami(app.broker(), app.env(), profile).await {
-                Ok(id) => ok(&id),
-                Err(e) => error(e),
-            }
-        }
-        (["sources", source, "roles"], &Method::GET) => roles(app, source).await,
-        (["scoped", profile, what], &Method::POST) => {
-            let peer = req.extensions().get::<super::SocketPeer>().copied();
-            scoped::route(app, profile, what, &query, peer, req).await
-        }
-        (["console"], &Method::POST) => match read_json_required::<ConsoleRequest>(req).await {
-            Ok(r) => match crate::console::console(app.broker(), app.env(), &r).await {
-                Ok(reply) => ok(&reply),
-                Err(e) => error(e),
-            },
-            Err(reply) => reply,
-        },
-        (
-            ["version"]
-            | ["credentials", _]
-            | ["login", _]
-            | ["logout"]
-            | ["status"]
-            | ["reload"]
-            | ["shutdown"]
-            | ["container", "tokens"]
-            | ["container", "tokens", "renew"]
-            | ["whoami", _]
-            | ["sources", _, "roles"]
-            | ["scoped", _, _]
-            | ["console"],
-            _,
-        ) => method_not_allowed(&method, &path),
-        _ => error(ErrorBody::new(
-            ErrorCode::NotFound,
-            format!("no such endpoint: {path}"),
-        )),
+    }
+}
+
+/// A handler's outcome as a reply.
+fn reply<T: Serialize>(r: Result<T, ErrorBody>) -> Reply {
+    match r {
+        Ok(v) => ok(&v),
+        Err(e) => error(e),
     }
 }
 
@@ -322,25 +262,22 @@ fn container_unavailable() -> Reply {
 }
 
 async fn credentials(
-    app: &Arc<App>,
+    app: &Arc<dyn Control>,
     profile: &str,
-    query: &Query,
+    ask: CredentialRequest,
+    via: Option<&str>,
     peer: Option<super::SocketPeer>,
 ) -> Reply {
-    let req = match (query.flag("interactive"), query.wait()) {
-        (Ok(interactive), Ok(wait)) => CredentialRequest { interactive, wait },
-        (Err(e), _) | (_, Err(e)) => return bad_request(e),
-    };
-    let mut stop = app.shutdown_signal();
-    let fetch = app.broker().credentials(profile, req);
+    let mut stop = app.shutdown().signal();
+    let fetch = app.broker().credentials(profile, ask);
     let result = tokio::select! {
         r = fetch => r,
         // A stop must not wait for a login the caller is waiting on.
-        _ = crate::app::stopped(&mut stop) => Err(ErrorBody::new(ErrorCode::Internal, "the daemon is stopping")),
+        _ = stopped(&mut stop) => Err(ErrorBody::new(ErrorCode::Internal, "the daemon is stopping")),
     };
     match result {
         Ok(c) => {
-            app.audit_socket(profile, query.get("via"), peer, &c);
+            app.audit_socket(profile, via, peer, &c);
             ok(&ProcessCredentials {
                 version: 1,
                 access_key_id: c.access_key_id.clone(),
@@ -354,66 +291,12 @@ async fn credentials(
     }
 }
 
-async fn login_start(app: &Arc<App>, source_name: &str, req: Request<Incoming>) -> Reply {
-    let body: LoginRequest = match read_json(req).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
-    let source = match app.broker().source(source_name) {
-        Ok(s) => s,
-        Err(e) => return error(e),
-    };
-    let opts = LoginOptions {
-        no_browser: body.no_browser,
-        saml_response: body.saml_response,
-    };
-    // The paste flow is a login of its own: it never joins one running in a browser.
-    let force = body.force || opts.saml_response.is_some();
-    match app
-        .broker()
-        .logins()
-        .request(source, opts, Trigger::Explicit, force)
-        .await
-    {
-        Ok(rx) => {
-            let state = rx.borrow().clone();
-            ok(&state)
-        }
-        // Explicit logins ignore the back-off; kept for completeness.
-        Err(b) => error(ErrorBody::new(
-            ErrorCode::LoginBackoff,
-            format!("try again in {}s", b.remaining.as_secs()),
-        )),
-    }
-}
-
-async fn login_poll(app: &Arc<App>, source_name: &str, query: &Query) -> Reply {
-    if let Err(e) = app.broker().source(source_name) {
-        return error(e);
-    }
-    let wait = match query.wait() {
-        Ok(w) => w.unwrap_or_default(),
-        Err(e) => return bad_request(e),
-    };
-    let logins = app.broker().logins();
-    let mut stop = app.shutdown_signal();
-    let state = tokio::select! {
-        st = logins.wait(source_name, wait) => st,
-        _ = crate::app::stopped(&mut stop) => logins.state(source_name),
-    };
-    ok(&state)
-}
-
-async fn roles(app: &Arc<App>, source_name: &str) -> Reply {
-    let source = match app.broker().source(source_name) {
-        Ok(s) => s,
-        Err(e) => return error(e),
-    };
-    match source.list_roles().await {
-        Ok(roles) => ok(&AvailableRoles {
-            source: source_name.to_string(),
-            roles,
-        }),
-        Err(e) => error(crate::broker::fetch_error_body(source_name, &e)),
-    }
+async fn login_poll(app: &Arc<dyn Control>, source: &str, wait: Option<u64>) -> Reply {
+    let mut stop = app.shutdown().signal();
+    let wait = Duration::from_secs(wait.unwrap_or_default());
+    reply(
+        app.broker()
+            .login_state(source, wait, stopped(&mut stop))
+            .await,
+    )
 }

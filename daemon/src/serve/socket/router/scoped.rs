@@ -7,8 +7,10 @@
 //! - `POST /v1/scoped/{profile}/token` with a [`ScopedTokenRequest`]: a container token served
 //!   only that scoped session's credentials.
 
-use super::{bad_request, error, ok, read_json_required, CredentialRequest, Query, Reply};
-use crate::app::App;
+use super::{container_unavailable, error, ok, read_json_required, reply, Reply};
+use crate::broker::CredentialRequest;
+use crate::serve::socket::{Control, SocketPeer};
+use crate::shutdown::stopped;
 use hyper::body::Incoming;
 use hyper::Request;
 use rolecall_proto::api::{ErrorBody, ErrorCode};
@@ -17,59 +19,38 @@ use rolecall_proto::scope::{ScopedTokenRequest, SessionScope};
 use rolecall_proto::timefmt;
 use std::sync::Arc;
 
-pub(super) async fn route(
-    app: &Arc<App>,
-    profile: &str,
-    what: &str,
-    query: &Query,
-    peer: Option<crate::serve::socket::SocketPeer>,
-    req: Request<Incoming>,
-) -> Reply {
-    match what {
-        "credentials" => match read_json_required::<SessionScope>(req).await {
-            Ok(scope) => credentials(app, profile, &scope, query, peer).await,
-            Err(reply) => reply,
-        },
-        "token" => {
-            let Some(c) = app.container() else {
-                return super::container_unavailable();
-            };
-            match read_json_required::<ScopedTokenRequest>(req).await {
-                Ok(r) => match c.mint_scoped_token(profile, r.bound_pid, r.scope) {
-                    Ok(reply) => ok(&reply),
-                    Err(e) => error(e),
-                },
-                Err(reply) => reply,
-            }
-        }
-        _ => error(ErrorBody::new(
-            ErrorCode::NotFound,
-            format!("no such endpoint: /v1/scoped/{profile}/{what}"),
-        )),
+pub(super) async fn token(app: &Arc<dyn Control>, profile: &str, req: Request<Incoming>) -> Reply {
+    let Some(c) = app.container() else {
+        return container_unavailable();
+    };
+    match read_json_required::<ScopedTokenRequest>(req).await {
+        Ok(r) => reply(c.mint_scoped_token(profile, r.bound_pid, r.scope)),
+        Err(reply) => reply,
     }
 }
 
-async fn credentials(
-    app: &Arc<App>,
+pub(super) async fn credentials(
+    app: &Arc<dyn Control>,
     profile: &str,
-    scope: &SessionScope,
-    query: &Query,
-    peer: Option<crate::serve::socket::SocketPeer>,
+    ask: CredentialRequest,
+    via: Option<&str>,
+    peer: Option<SocketPeer>,
+    req: Request<Incoming>,
 ) -> Reply {
-    let req = match (query.flag("interactive"), query.wait()) {
-        (Ok(interactive), Ok(wait)) => CredentialRequest { interactive, wait },
-        (Err(e), _) | (_, Err(e)) => return bad_request(e),
+    let scope = match read_json_required::<SessionScope>(req).await {
+        Ok(scope) => scope,
+        Err(reply) => return reply,
     };
-    let mut stop = app.shutdown_signal();
-    let fetch = app.broker().scoped_credentials(profile, scope, req);
+    let mut stop = app.shutdown().signal();
+    let fetch = app.broker().scoped_credentials(profile, &scope, ask);
     let result = tokio::select! {
         r = fetch => r,
-        _ = crate::app::stopped(&mut stop) => Err(ErrorBody::new(ErrorCode::Internal, "the daemon is stopping")),
+        _ = stopped(&mut stop) => Err(ErrorBody::new(ErrorCode::Internal, "the daemon is stopping")),
     };
     match result {
         Ok(c) => {
             // The audit line names the scope's policy hash (see `audit::handout`).
-            app.audit_socket(profile, query.get("via"), peer, &c);
+            app.audit_socket(profile, via, peer, &c);
             ok(&ProcessCredentials {
                 version: 1,
                 access_key_id: c.access_key_id.clone(),
