@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use crate::sources::RoleCredentials;
+use crate::credentials::RoleCredentials;
 
 /// Records queued at most; beyond, records are dropped (and counted).
 pub const QUEUE: usize = 4096;

@@ -31,7 +31,7 @@ use super::{LoginOptions, LoginProgress, RoleCredentials, SessionState, Source, 
 use crate::config::{EntraOidcConfig, FlowKind, OidcTokenKind, ProfileConfig};
 use crate::endpoints::{self, EnvSnapshot, Service};
 use crate::opener;
-use crate::serve::callback::CallbackError;
+use crate::sources::signin::callback::CallbackError;
 use crate::vault::SecretStore;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

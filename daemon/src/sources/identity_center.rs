@@ -27,7 +27,7 @@ use super::{LoginOptions, LoginProgress, RoleCredentials, SessionState, Source, 
 use crate::config::{FlowKind, IdentityCenterConfig, ProfileConfig};
 use crate::endpoints::{self, EnvSnapshot, Service};
 use crate::opener;
-use crate::serve::callback::CallbackError;
+use crate::sources::signin::callback::CallbackError;
 use crate::vault::SecretStore;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use rolecall_proto::api::AvailableRole;

@@ -7,19 +7,22 @@
 //! more than [`MIN_REMAINING`] left: botocore stretches IMDS credentials near expiry instead of
 //! failing, which would keep a client on dead keys.
 
-use super::limits::{self, Limits};
-use super::{closing, has_body, CredentialProvider};
+use super::handler::{closing, has_body, json_reply};
+use super::replies::Replies;
+use super::{CredentialProvider, Limits};
+use crate::credentials::render;
+use crate::httpd::{Refusal, Reply, TcpPeer};
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::Request;
 use rand::RngCore as _;
+use rolecall_proto::audit::Interface;
 use rolecall_proto::timefmt;
-use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -149,11 +152,17 @@ where
         }
     }
     let limits = state.limits.clone();
-    limits::serve(listener, limits, Arc::new(ImdsHandler { state }), shutdown).await;
+    let handler = Arc::new(ImdsHandler {
+        state,
+        replies: Replies::default(),
+    });
+    crate::httpd::serve(listener, limits, handler, shutdown).await;
 }
 
 struct ImdsHandler {
     state: Arc<ImdsState>,
+    /// The rendered credentials reply.
+    replies: Replies,
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -164,27 +173,9 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-#[derive(Serialize)]
-struct ImdsCredentials<'a> {
-    #[serde(rename = "Code")]
-    code: &'static str,
-    #[serde(rename = "LastUpdated")]
-    last_updated: String,
-    #[serde(rename = "Type")]
-    kind: &'static str,
-    #[serde(rename = "AccessKeyId")]
-    access_key_id: &'a str,
-    #[serde(rename = "SecretAccessKey")]
-    secret_access_key: &'a str,
-    #[serde(rename = "Token")]
-    token: &'a str,
-    #[serde(rename = "Expiration")]
-    expiration: String,
-}
-
 impl ImdsHandler {
-    async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Full<Bytes>> {
-        if let Err(why) = super::guard::check(req.headers(), local, IMDS_LINK_LOCAL) {
+    async fn answer(&self, req: Request<Incoming>, peer: TcpPeer) -> Reply {
+        if let Err(why) = super::guard::check(req.headers(), peer.local, IMDS_LINK_LOCAL) {
             return text(StatusCode::FORBIDDEN, why);
         }
         if has_body(&req) {
@@ -232,10 +223,7 @@ impl ImdsHandler {
         }
         match path.strip_prefix(CREDS_PREFIX) {
             Some("") => text(StatusCode::OK, self.state.role_name.clone()),
-            Some(role) if role == self.state.role_name => {
-                let caller = crate::audit::caller::tcp_request(&req, local);
-                self.credentials(caller).await
-            }
+            Some(role) if role == self.state.role_name => self.credentials(peer).await,
             _ if path == "/latest/meta-data/iam/security-credentials" => {
                 text(StatusCode::OK, self.state.role_name.clone())
             }
@@ -243,55 +231,53 @@ impl ImdsHandler {
         }
     }
 
-    async fn credentials(&self, caller: rolecall_proto::audit::Caller) -> Response<Full<Bytes>> {
-        let c = match self.state.provider.credentials(&self.state.profile).await {
-            Ok(c) => c,
+    async fn credentials(&self, peer: TcpPeer) -> Reply {
+        let now = timefmt::now_epoch();
+        let state = &self.state;
+        let imds_json = |c: &crate::credentials::RoleCredentials| render::imds_json(c, now);
+        let r = match self
+            .replies
+            .get(
+                &*state.provider,
+                &state.profile,
+                Interface::Imds,
+                now,
+                imds_json,
+            )
+            .await
+        {
+            Ok(r) => r,
             Err(e) => {
                 let status = StatusCode::from_u16(e.code.http_status())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 return text(status, e.one_line());
             }
         };
-        let now = timefmt::now_epoch();
-        if c.expiration - now <= MIN_REMAINING.as_secs() as i64 {
+        if r.expiration - now <= MIN_REMAINING.as_secs() as i64 {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "the credentials of profile '{}' have 20 minutes or less left; IMDS serves only longer-lived ones",
-                    self.state.profile
+                    state.profile
                 ),
             );
         }
-        let body = ImdsCredentials {
-            code: "Success",
-            last_updated: timefmt::rfc3339(now),
-            kind: "AWS-HMAC",
-            access_key_id: &c.access_key_id,
-            secret_access_key: &c.secret_access_key,
-            token: &c.session_token,
-            expiration: timefmt::rfc3339(c.expiration),
-        };
-        self.state.provider.audit(crate::audit::handout(
-            rolecall_proto::audit::Interface::Imds,
-            &self.state.profile,
-            &c,
-            caller,
-            None,
-        ));
-        super::json_reply(
-            StatusCode::OK,
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )
+        let mut handout = r.handout.clone();
+        handout.caller = crate::audit::caller::tcp_peer(&peer);
+        state.provider.audit(handout);
+        json_reply(StatusCode::OK, r.body.clone())
     }
 }
 
-impl limits::Handler for ImdsHandler {
+impl crate::httpd::Handler for ImdsHandler {
+    type Peer = TcpPeer;
+
     fn handle(
         &self,
         req: Request<Incoming>,
-        local: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send + '_>> {
-        Box::pin(self.answer(req, local))
+        peer: TcpPeer,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+        Box::pin(self.answer(req, peer))
     }
 
     fn timeout_reply(&self) -> Response<Full<Bytes>> {
@@ -299,8 +285,8 @@ impl limits::Handler for ImdsHandler {
     }
 
     /// IMDS has no client authentication: only loopback clients of the daemon's own user.
-    fn admit_peer(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), super::peer::Refusal> {
-        let ip = match peer.ip() {
+    fn admit(&self, mut p: TcpPeer) -> Result<TcpPeer, Refusal> {
+        let ip = match p.peer.ip() {
             IpAddr::V6(v6) => v6
                 .to_ipv4_mapped()
                 .map(IpAddr::V4)
@@ -310,10 +296,11 @@ impl limits::Handler for ImdsHandler {
         if !ip.is_loopback() {
             return Err("IMDS answers only clients on this machine's loopback");
         }
-        super::peer::check_local_user(peer, local)
+        p.uid = super::peer::check_local_user(p.peer, p.local)?;
+        Ok(p)
     }
 
-    fn refused_reply(&self, why: super::peer::Refusal) -> Response<Full<Bytes>> {
+    fn refused_reply(&self, why: Refusal) -> Reply {
         text(StatusCode::FORBIDDEN, why)
     }
 }
