@@ -162,11 +162,7 @@ impl ContainerHandler {
                 "the credentials available have expired",
             );
         }
-        let mut handout = r.handout.clone();
-        handout.caller = crate::audit::caller::tcp_peer(&peer);
-        handout.token = token;
-        self.state.provider.audit(handout);
-        json_reply(StatusCode::OK, r.body.clone())
+        r.hand_out(&*self.state.provider, &peer, token)
     }
 }
 

@@ -7,7 +7,7 @@
 //! more than [`MIN_REMAINING`] left: botocore stretches IMDS credentials near expiry instead of
 //! failing, which would keep a client on dead keys.
 
-use super::handler::{closing, has_body, json_reply};
+use super::handler::{closing, has_body};
 use super::replies::Replies;
 use super::{CredentialProvider, Limits};
 use crate::credentials::render;
@@ -262,10 +262,7 @@ impl ImdsHandler {
                 ),
             );
         }
-        let mut handout = r.handout.clone();
-        handout.caller = crate::audit::caller::tcp_peer(&peer);
-        state.provider.audit(handout);
-        json_reply(StatusCode::OK, r.body.clone())
+        r.hand_out(&*state.provider, &peer, None)
     }
 }
 

@@ -34,6 +34,22 @@ pub(crate) struct Rendered {
     pub handout: Handout,
 }
 
+impl Rendered {
+    /// Records the hand-out (with this request's caller and token) and answers the body.
+    pub fn hand_out(
+        &self,
+        provider: &dyn CredentialProvider,
+        peer: &crate::httpd::TcpPeer,
+        token: Option<rolecall_proto::audit::TokenRef>,
+    ) -> crate::httpd::Reply {
+        let mut handout = self.handout.clone();
+        handout.caller = crate::audit::caller::tcp_peer(peer);
+        handout.token = token;
+        provider.audit(handout);
+        super::handler::json_reply(http::StatusCode::OK, self.body.clone())
+    }
+}
+
 /// Rendered replies by profile, for one route.
 #[derive(Default)]
 pub(crate) struct Replies {
