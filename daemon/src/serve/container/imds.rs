@@ -12,6 +12,7 @@ use super::replies::Replies;
 use super::{CredentialProvider, Limits};
 use crate::credentials::render;
 use crate::httpd::{Refusal, Reply, TcpPeer};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
@@ -24,6 +25,7 @@ use sha2::{Digest as _, Sha256};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq as _;
@@ -46,14 +48,17 @@ pub const MAX_SESSIONS: usize = 1024;
 struct Session {
     hash: [u8; 32],
     until: Instant,
-    used: bool,
+    used: AtomicBool,
 }
 
 pub struct ImdsState {
     provider: Arc<dyn CredentialProvider>,
     profile: String,
     role_name: String,
-    sessions: Mutex<Vec<Session>>,
+    /// Read on every request without a lock; replaced whole (under `new_sessions`) by a
+    /// token request.
+    sessions: ArcSwap<Vec<Arc<Session>>>,
+    new_sessions: Mutex<()>,
     limits: Limits,
 }
 
@@ -84,7 +89,8 @@ impl ImdsState {
             provider,
             profile: profile.to_string(),
             role_name: role_name(&info.role),
-            sessions: Mutex::new(Vec::new()),
+            sessions: ArcSwap::default(),
+            new_sessions: Mutex::new(()),
             limits: Limits::default(),
         })
     }
@@ -96,17 +102,27 @@ impl ImdsState {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = Instant::now();
-        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        s.retain(|x| x.until > now);
+        let _one_writer = self.new_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s: Vec<Arc<Session>> = self
+            .sessions
+            .load()
+            .iter()
+            .filter(|x| x.until > now)
+            .cloned()
+            .collect();
         if s.len() >= MAX_SESSIONS {
-            let victim = s.iter().position(|x| !x.used).unwrap_or(0);
+            let victim = s
+                .iter()
+                .position(|x| !x.used.load(Ordering::Relaxed))
+                .unwrap_or(0);
             s.remove(victim);
         }
-        s.push(Session {
+        s.push(Arc::new(Session {
             hash,
             until: now + ttl,
-            used: false,
-        });
+            used: AtomicBool::new(false),
+        }));
+        self.sessions.store(Arc::new(s));
         token
     }
 
@@ -114,8 +130,7 @@ impl ImdsState {
     pub fn live_sessions(&self) -> usize {
         let now = Instant::now();
         self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .load()
             .iter()
             .filter(|x| x.until > now)
             .count()
@@ -125,11 +140,14 @@ impl ImdsState {
         let Some(p) = presented else { return false };
         let hash: [u8; 32] = Sha256::digest(p).into();
         let now = Instant::now();
-        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.sessions.load();
         let mut ok = subtle::Choice::from(0);
-        for x in s.iter_mut() {
+        for x in s.iter() {
             let this = x.hash.ct_eq(&hash) & subtle::Choice::from((x.until > now) as u8);
-            x.used |= bool::from(this);
+            // Written once per session: later reads leave the shared line alone.
+            if bool::from(this) && !x.used.load(Ordering::Relaxed) {
+                x.used.store(true, Ordering::Relaxed);
+            }
             ok |= this;
         }
         ok.into()
