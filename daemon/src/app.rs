@@ -331,9 +331,15 @@ impl CredentialProvider for BrokerProvider {
         })
     }
 
+    fn generation(&self) -> Option<u64> {
+        Some(self.0.generation())
+    }
+
     fn audit(&self, mut handout: rolecall_proto::audit::Handout) {
         if let Some(log) = &self.1 {
-            handout.role = self.0.profile(&handout.profile).map(|p| p.role);
+            if handout.role.is_none() {
+                handout.role = self.0.profile(&handout.profile).map(|p| p.role);
+            }
             log.record(handout);
         }
     }

@@ -3,7 +3,9 @@
 //! ([`rolecall_proto::audit`] is the format).
 //!
 //! Serving paths call [`AuditLog::record`], which only queues the record: a dedicated thread
-//! ([`writer`]) does the file I/O, so a slow disk never delays a credential. When the queue is
+//! ([`writer`]) does the file I/O, so a slow disk never delays a credential. It writes what
+//! gathered in a few milliseconds with one `write`, so a burst of hand-outs costs one system
+//! call, not one per record. When the queue is
 //! full the record is dropped and counted, and the next line written says how many were lost.
 //! Who the caller is must be read while the request is being answered (a `credential_process`
 //! exits right after), so [`caller`] runs on the serving path; it costs a few `/proc` reads.
@@ -18,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 
-use crate::sources::RoleCredentials;
+use crate::credentials::RoleCredentials;
 
 /// Records queued at most; beyond, records are dropped (and counted).
 pub const QUEUE: usize = 4096;
@@ -163,16 +165,26 @@ impl AuditLog {
     }
 }
 
+/// How long the writer lets records gather after the first one of a burst arrives: a burst
+/// (a container endpoint under load answers tens of thousands of requests a second) is then
+/// written with one `write`, and the serving threads rarely have to wake the writer.
+const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
+
 fn run_writer(mut file: writer::Writer, rx: Receiver<Record>, shared: Arc<Shared>) {
+    let mut batch = Batch::default();
     // Ends when every handle is gone (the daemon is stopping) and the queue is drained.
     while let Ok(first) = rx.recv() {
+        std::thread::sleep(BATCH_WINDOW);
         file.check_replaced();
         let mut next = Some(first);
+        let mut taken = 0;
         while let Some(rec) = next {
-            write_one(&mut file, &rec, &shared);
-            shared.pending.fetch_sub(1, Ordering::AcqRel);
+            batch.add(&mut file, &rec, &shared);
+            taken += 1;
             next = rx.try_recv().ok();
         }
+        batch.flush(&mut file, &shared);
+        shared.pending.fetch_sub(taken, Ordering::AcqRel);
         let lost = shared.dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             shared.warned.store(false, Ordering::Relaxed);
@@ -180,22 +192,45 @@ fn run_writer(mut file: writer::Writer, rx: Receiver<Record>, shared: Arc<Shared
                 time: timefmt::rfc3339(timefmt::now_epoch()),
                 count: lost,
             };
-            write_one(&mut file, &note, &shared);
+            batch.add(&mut file, &note, &shared);
+            batch.flush(&mut file, &shared);
         }
     }
 }
 
-fn write_one(file: &mut writer::Writer, rec: &Record, shared: &Shared) {
-    let mut line = match serde_json::to_vec(rec) {
-        Ok(l) => l,
-        Err(_) => return,
-    };
-    line.push(b'\n');
-    if let Err(e) = file.append(&line) {
-        shared.dropped.fetch_add(1, Ordering::Relaxed);
-        if !shared.warned.swap(true, Ordering::Relaxed) {
-            tracing::error!(error = %e, "cannot write the audit log");
+/// Lines waiting to be written together; cut where the file would rotate, so that every file
+/// still ends at a line boundary within `audit_max_size`.
+#[derive(Default)]
+struct Batch {
+    bytes: Vec<u8>,
+    lines: u64,
+}
+
+impl Batch {
+    fn add(&mut self, file: &mut writer::Writer, rec: &Record, shared: &Shared) {
+        let Ok(mut line) = serde_json::to_vec(rec) else {
+            return;
+        };
+        line.push(b'\n');
+        if self.lines > 0 && file.would_rotate(self.bytes.len() + line.len()) {
+            self.flush(file, shared);
         }
+        self.bytes.extend_from_slice(&line);
+        self.lines += 1;
+    }
+
+    fn flush(&mut self, file: &mut writer::Writer, shared: &Shared) {
+        if self.lines == 0 {
+            return;
+        }
+        if let Err(e) = file.append(&self.bytes) {
+            shared.dropped.fetch_add(self.lines, Ordering::Relaxed);
+            if !shared.warned.swap(true, Ordering::Relaxed) {
+                tracing::error!(error = %e, "cannot write the audit log");
+            }
+        }
+        self.bytes.clear();
+        self.lines = 0;
     }
 }
 

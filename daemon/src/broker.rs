@@ -107,6 +107,9 @@ struct SourceRuntime {
 pub struct Broker {
     registry: RwLock<Arc<Registry>>,
     cache: Mutex<HashMap<CacheKey, Cached>>,
+    /// Bumped whenever the cache changes: servers that keep a rendered reply reuse it only
+    /// while this holds (see [`Broker::generation`]).
+    generation: std::sync::atomic::AtomicU64,
     inflight: Mutex<HashMap<CacheKey, watch::Receiver<Option<Outcome>>>>,
     profiles: Mutex<BTreeMap<String, ProfileRuntime>>,
     sources: Mutex<BTreeMap<String, SourceRuntime>>,
@@ -131,6 +134,7 @@ impl Broker {
         let broker = Arc::new(Self {
             registry: RwLock::new(Arc::new(Registry::default())),
             cache: Mutex::new(HashMap::new()),
+            generation: std::sync::atomic::AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
             profiles: Mutex::new(BTreeMap::new()),
             sources: Mutex::new(BTreeMap::new()),
@@ -158,6 +162,18 @@ impl Broker {
         &self.clock
     }
 
+    /// Changes whenever cached credentials are stored, replaced or dropped (a fetch, a
+    /// refresh, a logout, a reload): a server may reuse what it rendered from earlier answers
+    /// while this value is unchanged.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub(super) fn cache_changed(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+    }
+
     pub fn registry(&self) -> Arc<Registry> {
         Arc::clone(&self.registry.read().unwrap_or_else(|e| e.into_inner()))
     }
@@ -173,6 +189,7 @@ impl Broker {
                     && old.config.sources.get(&k.source) == registry.config.sources.get(&k.source)
             });
         }
+        self.cache_changed();
         lock(&self.profiles).retain(|name, _| registry.config.profiles.contains_key(name));
         lock(&self.sources).retain(|name, _| registry.config.sources.contains_key(name));
         self.scoped.forget(None);

@@ -7,10 +7,10 @@
 //! request is answered, before a short-lived caller exits and its pid can be reused.
 //!
 //! TCP clients (container endpoint, IMDS): the address, and for loopback peers the uid that
-//! owns the client socket, as [`crate::serve::container::peer`] finds it.
+//! owns the client socket, as the listener found it when
+//! it admitted the connection.
 
 use rolecall_proto::audit::Caller;
-use std::net::{IpAddr, SocketAddr};
 
 /// The caller on the Unix socket with the kernel's credentials `uid` and `pid`.
 pub fn socket(uid: u32, pid: Option<i32>) -> Caller {
@@ -26,33 +26,14 @@ pub fn socket(uid: u32, pid: Option<i32>) -> Caller {
     }
 }
 
-/// The caller at `peer` of a TCP connection that arrived on `local`.
-pub fn tcp(peer: SocketAddr, local: SocketAddr) -> Caller {
-    let loopback = match peer.ip() {
-        IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    };
+/// The caller of a request on a TCP listener: the client's address, and the uid the listener
+/// found owning the client's socket when it admitted the connection (looked up once per
+/// connection, not per request).
+pub fn tcp_peer(peer: &crate::httpd::TcpPeer) -> Caller {
     Caller {
-        uid: if loopback {
-            crate::serve::container::peer::peer_uid(peer, local)
-        } else {
-            None
-        },
-        addr: Some(peer.to_string()),
+        uid: peer.uid,
+        addr: Some(peer.peer.to_string()),
         ..Caller::default()
-    }
-}
-
-/// [`tcp`] for a request of the container/IMDS listeners (which attach the client's address).
-pub fn tcp_request<B>(req: &http::Request<B>, local: SocketAddr) -> Caller {
-    match req
-        .extensions()
-        .get::<crate::serve::container::limits::Peer>()
-    {
-        Some(p) => tcp(p.0, local),
-        None => Caller::default(),
     }
 }
 

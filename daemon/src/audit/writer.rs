@@ -37,10 +37,15 @@ impl Writer {
         })
     }
 
-    /// Appends one line (one `write`), rotating first when the line would not fit.
+    /// Whether appending `len` bytes would rotate the file first.
+    pub fn would_rotate(&self, len: usize) -> bool {
+        self.size > 0 && self.size.saturating_add(len as u64) > self.limits.max_size()
+    }
+
+    /// Appends whole lines (one `write`), rotating first when they would not fit.
     pub fn append(&mut self, line: &[u8]) -> io::Result<()> {
         let len = line.len() as u64;
-        if self.size > 0 && self.size.saturating_add(len) > self.limits.max_size() {
+        if self.would_rotate(line.len()) {
             self.rotate()?;
         }
         self.file.write_all(line)?;

@@ -141,6 +141,7 @@ impl Broker {
                         },
                     );
                 }
+                self.cache_changed();
                 let mut profiles = lock(&self.profiles);
                 let p = profiles.entry(profile.to_string()).or_default();
                 p.last_refresh = Some(now);

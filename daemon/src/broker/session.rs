@@ -117,6 +117,7 @@ impl Broker {
                 .await
                 .map_err(|e| fetch_error_body(s.name(), &e))?;
             lock(&self.cache).retain(|k, _| k.source != s.name());
+            self.cache_changed();
             self.scoped.forget(Some(s.name()));
             lock(&self.sources)
                 .entry(s.name().to_string())

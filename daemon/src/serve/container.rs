@@ -17,34 +17,28 @@
 //! ([`pod_identity`]), where the token alone selects the profile.
 
 pub mod guard;
+mod handler;
 pub mod imds;
-pub mod limits;
 pub mod peer;
 pub mod pod_identity;
+mod replies;
 pub mod scoped;
 pub mod tokens;
 
-use crate::sources::RoleCredentials;
-use bytes::Bytes;
-use http::{header, Method, Response, StatusCode};
-use http_body_util::Full;
-use hyper::body::{Body as _, Incoming};
-use hyper::Request;
+use crate::credentials::RoleCredentials;
 use rolecall_proto::api::{
     ContainerTokenStatus, ErrorBody, ErrorCode, MintTokenReply, MintTokenRequest, OkReply,
     RenewTokenReply, RenewTokenRequest, RevokeTokenRequest,
 };
-use rolecall_proto::output::{ContainerCredentials, ContainerError};
 use rolecall_proto::timefmt;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::pin::Pin;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-pub use limits::Limits;
+pub use crate::httpd::Limits;
 pub use tokens::{NewToken, Revoke, StoredToken, TokenStore, TokenVault};
 
 /// The ECS link-local address that `rolecall container setup` forwards to the listener.
@@ -79,6 +73,19 @@ pub trait CredentialProvider: Send + Sync + 'static {
     /// The profile's configuration, `None` when no such profile exists.
     fn profile(&self, profile: &str) -> Option<ProfileInfo>;
 
+    /// A value that changes whenever the credentials [`CredentialProvider::credentials`] would
+    /// answer may have changed (a fetch, a refresh, a logout, a reload). While it holds, the
+    /// endpoint reuses the reply it rendered within the same second instead of asking again.
+    /// `None` (the default): ask every time.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
+    /// Records credentials the endpoint handed out (the daemon's audit log; nothing by default).
+    fn audit(&self, handout: rolecall_proto::audit::Handout) {
+        let _ = handout;
+    }
+
     /// Credentials for `profile` narrowed by `scope` (a scoped session's token), as
     /// non-interactively as [`CredentialProvider::credentials`].
     async fn scoped_credentials(
@@ -91,11 +98,6 @@ pub trait CredentialProvider: Send + Sync + 'static {
             ErrorCode::Unsupported,
             format!("profile '{profile}': this endpoint cannot serve scoped sessions"),
         ))
-    }
-
-    /// Records credentials the endpoint handed out (the daemon's audit log; nothing by default).
-    fn audit(&self, handout: rolecall_proto::audit::Handout) {
-        let _ = handout;
     }
 }
 
@@ -370,178 +372,9 @@ where
             })
         };
         let limits = state.limits.clone();
-        let handler = Arc::new(ContainerHandler { state });
-        limits::serve(listener, limits, handler, shutdown).await;
+        let handler = Arc::new(handler::ContainerHandler::new(state));
+        crate::httpd::serve(listener, limits, handler, shutdown).await;
         reaper.abort();
-    }
-}
-
-struct ContainerHandler {
-    state: Arc<ContainerState>,
-}
-
-/// A JSON reply with the headers every answer of these endpoints carries.
-pub(crate) fn json_reply(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(body)));
-    *r.status_mut() = status;
-    let h = r.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("application/json"),
-    );
-    h.insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    r
-}
-
-fn error_reply(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(&ContainerError {
-        code: code.to_string(),
-        message: message.to_string(),
-    })
-    .unwrap_or_default();
-    json_reply(status, body)
-}
-
-/// Whether the request carries a body. Nothing here takes one; hyper would otherwise read it.
-pub(crate) fn has_body(req: &Request<Incoming>) -> bool {
-    !req.body().is_end_stream()
-}
-
-/// A refusal after which the connection must not be reused (an unread body may follow).
-pub(crate) fn closing(mut r: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
-    r.headers_mut().insert(
-        header::CONNECTION,
-        header::HeaderValue::from_static("close"),
-    );
-    r
-}
-
-impl ContainerHandler {
-    async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Full<Bytes>> {
-        let forwarded = [ECS_LINK_LOCAL, pod_identity::LINK_LOCAL];
-        if let Err(why) = guard::check_any(req.headers(), local, &forwarded) {
-            return error_reply(StatusCode::FORBIDDEN, "Forbidden", why);
-        }
-        if has_body(&req) {
-            return closing(error_reply(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "BadRequest",
-                "request bodies are not accepted",
-            ));
-        }
-        if req.method() != Method::GET {
-            let mut r = error_reply(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "BadRequest",
-                "only GET is served",
-            );
-            r.headers_mut()
-                .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
-            return r;
-        }
-        if req.uri().path() == pod_identity::ROUTE {
-            return pod_identity::answer(&self.state, &req, local).await;
-        }
-        let Some(profile) = req
-            .uri()
-            .path()
-            .strip_prefix(ROUTE_PREFIX)
-            .filter(|p| !p.is_empty() && !p.contains('/'))
-            .and_then(|p| percent_encoding::percent_decode_str(p).decode_utf8().ok())
-        else {
-            return error_reply(StatusCode::NOT_FOUND, "NotFound", "no such route");
-        };
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .map(|v| v.as_bytes());
-        // One answer for a missing, wrong, revoked or other-profile token.
-        let Some(token_ref) = self
-            .state
-            .tokens
-            .verified(&profile, token, timefmt::now_epoch())
-        else {
-            return error_reply(
-                StatusCode::UNAUTHORIZED,
-                "Unauthorized",
-                "missing, expired or invalid authorization token for this profile — run: rolecall container <profile>",
-            );
-        };
-        match self.state.credentials_for(&profile, &token_ref).await {
-            Ok(c) => {
-                let reply = credentials_reply(&c);
-                if reply.status() == StatusCode::OK {
-                    self.state.provider.audit(crate::audit::handout(
-                        rolecall_proto::audit::Interface::Container,
-                        &profile,
-                        &c,
-                        crate::audit::caller::tcp_request(&req, local),
-                        Some(token_ref),
-                    ));
-                }
-                reply
-            }
-            Err(e) => {
-                let status = StatusCode::from_u16(e.code.http_status())
-                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                error_reply(status, &format!("{:?}", e.code), &e.one_line())
-            }
-        }
-    }
-}
-
-fn credentials_reply(c: &RoleCredentials) -> Response<Full<Bytes>> {
-    if c.expiration <= timefmt::now_epoch() {
-        // The broker never hands out expired keys; if it ever did, say so rather than serve them.
-        return error_reply(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "Expired",
-            "the credentials available have expired",
-        );
-    }
-    let body = ContainerCredentials {
-        access_key_id: c.access_key_id.clone(),
-        secret_access_key: c.secret_access_key.to_string(),
-        token: c.session_token.to_string(),
-        expiration: timefmt::rfc3339(c.expiration),
-        role_arn: c.role_arn.clone(),
-        account_id: c.account_id.clone(),
-    };
-    // The body holds the secret: build it once, hand the bytes to hyper.
-    json_reply(
-        StatusCode::OK,
-        serde_json::to_vec(&body).unwrap_or_default(),
-    )
-}
-
-impl limits::Handler for ContainerHandler {
-    fn handle(
-        &self,
-        req: Request<Incoming>,
-        local: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send + '_>> {
-        Box::pin(self.answer(req, local))
-    }
-
-    fn timeout_reply(&self) -> Response<Full<Bytes>> {
-        error_reply(
-            StatusCode::GATEWAY_TIMEOUT,
-            "Upstream",
-            "the credentials could not be fetched in time; try again",
-        )
-    }
-
-    /// A local client must be the daemon's own user; containers arriving through the
-    /// 169.254.170.2 DNAT come from their bridge address and are served on their token alone.
-    fn admit_peer(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), peer::Refusal> {
-        peer::check_local_user(peer, local)
-    }
-
-    fn refused_reply(&self, why: peer::Refusal) -> Response<Full<Bytes>> {
-        error_reply(StatusCode::FORBIDDEN, "Forbidden", why)
     }
 }
 

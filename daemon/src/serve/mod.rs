@@ -1,6 +1,5 @@
-//! What the daemon listens on: the socket API, the container endpoint (and IMDS), and the
-//! loopback OAuth callback. Servers do not know how credentials were obtained.
+//! What the daemon listens on: the socket API, the container endpoint (and IMDS). Servers do
+//! not know how credentials were obtained; the HTTP loop they share is [`crate::httpd`].
 
-pub mod callback;
 pub mod container;
 pub mod socket;

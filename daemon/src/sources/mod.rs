@@ -8,32 +8,8 @@ use crate::config::ProfileConfig;
 use rolecall_proto::api::{AvailableRole, LoginState};
 use std::fmt;
 use tokio::sync::watch;
-use zeroize::Zeroizing;
 
-/// Short-lived AWS role credentials.
-#[derive(Clone)]
-pub struct RoleCredentials {
-    pub access_key_id: String,
-    pub secret_access_key: Zeroizing<String>,
-    pub session_token: Zeroizing<String>,
-    /// Epoch seconds.
-    pub expiration: i64,
-    pub account_id: String,
-    pub role_arn: String,
-}
-
-impl fmt::Debug for RoleCredentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RoleCredentials")
-            .field("access_key_id", &self.access_key_id)
-            .field("secret_access_key", &"** redacted **")
-            .field("session_token", &"** redacted **")
-            .field("expiration", &self.expiration)
-            .field("account_id", &self.account_id)
-            .field("role_arn", &self.role_arn)
-            .finish()
-    }
-}
+pub use crate::credentials::RoleCredentials;
 
 /// Whether a source can fetch credentials without the user.
 #[derive(Debug, Clone, PartialEq, Eq)]

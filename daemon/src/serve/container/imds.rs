@@ -7,20 +7,25 @@
 //! more than [`MIN_REMAINING`] left: botocore stretches IMDS credentials near expiry instead of
 //! failing, which would keep a client on dead keys.
 
-use super::limits::{self, Limits};
-use super::{closing, has_body, CredentialProvider};
+use super::handler::{closing, has_body};
+use super::replies::Replies;
+use super::{CredentialProvider, Limits};
+use crate::credentials::render;
+use crate::httpd::{Refusal, Reply, TcpPeer};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
 use http::{header, HeaderValue, Method, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::Request;
 use rand::RngCore as _;
+use rolecall_proto::audit::Interface;
 use rolecall_proto::timefmt;
-use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subtle::ConstantTimeEq as _;
@@ -44,14 +49,17 @@ pub const MAX_SESSIONS: usize = 1024;
 struct Session {
     hash: [u8; 32],
     until: Instant,
-    used: bool,
+    used: AtomicBool,
 }
 
 pub struct ImdsState {
     provider: Arc<dyn CredentialProvider>,
     profile: String,
     role_name: String,
-    sessions: Mutex<Vec<Session>>,
+    /// Read on every request without a lock; replaced whole (under `new_sessions`) by a
+    /// token request.
+    sessions: ArcSwap<Vec<Arc<Session>>>,
+    new_sessions: Mutex<()>,
     limits: Limits,
 }
 
@@ -82,7 +90,8 @@ impl ImdsState {
             provider,
             profile: profile.to_string(),
             role_name: role_name(&info.role),
-            sessions: Mutex::new(Vec::new()),
+            sessions: ArcSwap::default(),
+            new_sessions: Mutex::new(()),
             limits: Limits::default(),
         })
     }
@@ -94,17 +103,27 @@ impl ImdsState {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = crate::clock::monotonic();
-        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        s.retain(|x| x.until > now);
+        let _one_writer = self.new_sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s: Vec<Arc<Session>> = self
+            .sessions
+            .load()
+            .iter()
+            .filter(|x| x.until > now)
+            .cloned()
+            .collect();
         if s.len() >= MAX_SESSIONS {
-            let victim = s.iter().position(|x| !x.used).unwrap_or(0);
+            let victim = s
+                .iter()
+                .position(|x| !x.used.load(Ordering::Relaxed))
+                .unwrap_or(0);
             s.remove(victim);
         }
-        s.push(Session {
+        s.push(Arc::new(Session {
             hash,
             until: now + ttl,
-            used: false,
-        });
+            used: AtomicBool::new(false),
+        }));
+        self.sessions.store(Arc::new(s));
         token
     }
 
@@ -112,8 +131,7 @@ impl ImdsState {
     pub fn live_sessions(&self) -> usize {
         let now = crate::clock::monotonic();
         self.sessions
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .load()
             .iter()
             .filter(|x| x.until > now)
             .count()
@@ -123,11 +141,14 @@ impl ImdsState {
         let Some(p) = presented else { return false };
         let hash: [u8; 32] = Sha256::digest(p).into();
         let now = crate::clock::monotonic();
-        let mut s = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
+        let s = self.sessions.load();
         let mut ok = subtle::Choice::from(0);
-        for x in s.iter_mut() {
+        for x in s.iter() {
             let this = x.hash.ct_eq(&hash) & subtle::Choice::from((x.until > now) as u8);
-            x.used |= bool::from(this);
+            // Written once per session: later reads leave the shared line alone.
+            if bool::from(this) && !x.used.load(Ordering::Relaxed) {
+                x.used.store(true, Ordering::Relaxed);
+            }
             ok |= this;
         }
         ok.into()
@@ -150,11 +171,17 @@ where
         }
     }
     let limits = state.limits.clone();
-    limits::serve(listener, limits, Arc::new(ImdsHandler { state }), shutdown).await;
+    let handler = Arc::new(ImdsHandler {
+        state,
+        replies: Replies::default(),
+    });
+    crate::httpd::serve(listener, limits, handler, shutdown).await;
 }
 
 struct ImdsHandler {
     state: Arc<ImdsState>,
+    /// The rendered credentials reply.
+    replies: Replies,
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -165,27 +192,9 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
     r
 }
 
-#[derive(Serialize)]
-struct ImdsCredentials<'a> {
-    #[serde(rename = "Code")]
-    code: &'static str,
-    #[serde(rename = "LastUpdated")]
-    last_updated: String,
-    #[serde(rename = "Type")]
-    kind: &'static str,
-    #[serde(rename = "AccessKeyId")]
-    access_key_id: &'a str,
-    #[serde(rename = "SecretAccessKey")]
-    secret_access_key: &'a str,
-    #[serde(rename = "Token")]
-    token: &'a str,
-    #[serde(rename = "Expiration")]
-    expiration: String,
-}
-
 impl ImdsHandler {
-    async fn answer(&self, req: Request<Incoming>, local: SocketAddr) -> Response<Full<Bytes>> {
-        if let Err(why) = super::guard::check(req.headers(), local, IMDS_LINK_LOCAL) {
+    async fn answer(&self, req: Request<Incoming>, peer: TcpPeer) -> Reply {
+        if let Err(why) = super::guard::check(req.headers(), peer.local, IMDS_LINK_LOCAL) {
             return text(StatusCode::FORBIDDEN, why);
         }
         if has_body(&req) {
@@ -233,10 +242,7 @@ impl ImdsHandler {
         }
         match path.strip_prefix(CREDS_PREFIX) {
             Some("") => text(StatusCode::OK, self.state.role_name.clone()),
-            Some(role) if role == self.state.role_name => {
-                let caller = crate::audit::caller::tcp_request(&req, local);
-                self.credentials(caller).await
-            }
+            Some(role) if role == self.state.role_name => self.credentials(peer).await,
             _ if path == "/latest/meta-data/iam/security-credentials" => {
                 text(StatusCode::OK, self.state.role_name.clone())
             }
@@ -244,55 +250,50 @@ impl ImdsHandler {
         }
     }
 
-    async fn credentials(&self, caller: rolecall_proto::audit::Caller) -> Response<Full<Bytes>> {
-        let c = match self.state.provider.credentials(&self.state.profile).await {
-            Ok(c) => c,
+    async fn credentials(&self, peer: TcpPeer) -> Reply {
+        let now = timefmt::now_epoch();
+        let state = &self.state;
+        let imds_json = |c: &crate::credentials::RoleCredentials| render::imds_json(c, now);
+        let r = match self
+            .replies
+            .get(
+                &*state.provider,
+                &state.profile,
+                Interface::Imds,
+                now,
+                imds_json,
+            )
+            .await
+        {
+            Ok(r) => r,
             Err(e) => {
                 let status = StatusCode::from_u16(e.code.http_status())
                     .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 return text(status, e.one_line());
             }
         };
-        let now = timefmt::now_epoch();
-        if c.expiration - now <= MIN_REMAINING.as_secs() as i64 {
+        if r.expiration - now <= MIN_REMAINING.as_secs() as i64 {
             return text(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!(
                     "the credentials of profile '{}' have 20 minutes or less left; IMDS serves only longer-lived ones",
-                    self.state.profile
+                    state.profile
                 ),
             );
         }
-        let body = ImdsCredentials {
-            code: "Success",
-            last_updated: timefmt::rfc3339(now),
-            kind: "AWS-HMAC",
-            access_key_id: &c.access_key_id,
-            secret_access_key: &c.secret_access_key,
-            token: &c.session_token,
-            expiration: timefmt::rfc3339(c.expiration),
-        };
-        self.state.provider.audit(crate::audit::handout(
-            rolecall_proto::audit::Interface::Imds,
-            &self.state.profile,
-            &c,
-            caller,
-            None,
-        ));
-        super::json_reply(
-            StatusCode::OK,
-            serde_json::to_vec(&body).unwrap_or_default(),
-        )
+        r.hand_out(&*state.provider, &peer, None)
     }
 }
 
-impl limits::Handler for ImdsHandler {
+impl crate::httpd::Handler for ImdsHandler {
+    type Peer = TcpPeer;
+
     fn handle(
         &self,
         req: Request<Incoming>,
-        local: SocketAddr,
-    ) -> Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send + '_>> {
-        Box::pin(self.answer(req, local))
+        peer: TcpPeer,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+        Box::pin(self.answer(req, peer))
     }
 
     fn timeout_reply(&self) -> Response<Full<Bytes>> {
@@ -300,8 +301,8 @@ impl limits::Handler for ImdsHandler {
     }
 
     /// IMDS has no client authentication: only loopback clients of the daemon's own user.
-    fn admit_peer(&self, peer: SocketAddr, local: SocketAddr) -> Result<(), super::peer::Refusal> {
-        let ip = match peer.ip() {
+    fn admit(&self, mut p: TcpPeer) -> Result<TcpPeer, Refusal> {
+        let ip = match p.peer.ip() {
             IpAddr::V6(v6) => v6
                 .to_ipv4_mapped()
                 .map(IpAddr::V4)
@@ -311,10 +312,11 @@ impl limits::Handler for ImdsHandler {
         if !ip.is_loopback() {
             return Err("IMDS answers only clients on this machine's loopback");
         }
-        super::peer::check_local_user(peer, local)
+        p.uid = super::peer::check_local_user(p.peer, p.local)?;
+        Ok(p)
     }
 
-    fn refused_reply(&self, why: super::peer::Refusal) -> Response<Full<Bytes>> {
+    fn refused_reply(&self, why: Refusal) -> Reply {
         text(StatusCode::FORBIDDEN, why)
     }
 }

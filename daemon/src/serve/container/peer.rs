@@ -14,8 +14,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// Why a peer was refused (one line for the 403 body; not secret).
-pub type Refusal = &'static str;
+pub use crate::httpd::Refusal;
 
 /// The uid that owns the client end of the connection `peer` → `local`, when it is a socket of
 /// this network namespace.
@@ -42,14 +41,15 @@ pub fn own_uid() -> u32 {
     unsafe { libc::geteuid() }
 }
 
-/// A loopback peer must be a socket of the daemon's user. Other peers are let through (the
-/// caller decides whether it serves them at all).
-pub fn check_local_user(peer: SocketAddr, local: SocketAddr) -> Result<(), Refusal> {
+/// A loopback peer must be a socket of the daemon's user; answers its uid (looked up once per
+/// connection: the audit log records it for every request of the connection). Other peers are
+/// let through with no uid (the caller decides whether it serves them at all).
+pub fn check_local_user(peer: SocketAddr, local: SocketAddr) -> Result<Option<u32>, Refusal> {
     if !unmapped(peer.ip()).is_loopback() || cfg!(not(target_os = "linux")) {
-        return Ok(());
+        return Ok(None);
     }
     match peer_uid(peer, local) {
-        Some(uid) if uid == own_uid() => Ok(()),
+        Some(uid) if uid == own_uid() => Ok(Some(uid)),
         Some(_) => Err("this endpoint serves only the user rolecalld runs as"),
         // Not found: the client is gone already, or the source address was forged.
         None => Err("the client's socket could not be identified"),

@@ -16,9 +16,8 @@ use rolecall_proto::api::{
     ConsoleRequest, ErrorBody, ErrorCode, ErrorReply, LoginRequest, LogoutRequest,
     MintTokenRequest, OkReply, RenewTokenRequest, RevokeTokenRequest, VersionReply,
 };
-use rolecall_proto::output::ProcessCredentials;
 use rolecall_proto::request::{self as api, ParseError};
-use rolecall_proto::{timefmt, HEADER_PROTOCOL, HEADER_VERSION, PROTOCOL_VERSION, VERSION};
+use rolecall_proto::{HEADER_PROTOCOL, HEADER_VERSION, PROTOCOL_VERSION, VERSION};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -278,14 +277,7 @@ async fn credentials(
     match result {
         Ok(c) => {
             app.audit_socket(profile, via, peer, &c);
-            ok(&ProcessCredentials {
-                version: 1,
-                access_key_id: c.access_key_id.clone(),
-                secret_access_key: c.secret_access_key.to_string(),
-                session_token: c.session_token.to_string(),
-                expiration: timefmt::rfc3339(c.expiration),
-                account_id: c.account_id.clone(),
-            })
+            json_response(StatusCode::OK, crate::credentials::render::process_json(&c))
         }
         Err(e) => error(e),
     }

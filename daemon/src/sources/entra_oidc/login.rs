@@ -6,9 +6,9 @@ use super::records::Session;
 use super::{EntraOidc, CALLBACK_PATH, DEFAULT_DEVICE_CODE_LIFE, DEFAULT_INTERVAL};
 use crate::config::FlowKind;
 use crate::opener;
-use crate::serve::callback::CallbackError;
 use crate::sources::common::device_poll::{DevicePoll, Poll};
 use crate::sources::signin;
+use crate::sources::signin::callback::CallbackError;
 use crate::sources::{LoginOptions, LoginProgress, SourceError};
 use std::time::Duration;
 

@@ -8,9 +8,9 @@ use super::{
 };
 use crate::config::FlowKind;
 use crate::opener;
-use crate::serve::callback::CallbackError;
 use crate::sources::common::device_poll::{DevicePoll, Poll};
 use crate::sources::signin;
+use crate::sources::signin::callback::CallbackError;
 use crate::sources::{LoginOptions, LoginProgress, SourceError};
 use std::time::Duration;
 use zeroize::Zeroizing;

@@ -7,16 +7,14 @@
 //! - `POST /v1/scoped/{profile}/token` with a [`ScopedTokenRequest`]: a container token served
 //!   only that scoped session's credentials.
 
-use super::{container_unavailable, error, ok, read_json_required, reply, Reply};
+use super::{container_unavailable, error, read_json_required, reply, Reply};
 use crate::broker::CredentialRequest;
 use crate::serve::socket::{Control, SocketPeer};
 use crate::shutdown::stopped;
 use hyper::body::Incoming;
 use hyper::Request;
 use rolecall_proto::api::{ErrorBody, ErrorCode};
-use rolecall_proto::output::ProcessCredentials;
 use rolecall_proto::scope::{ScopedTokenRequest, SessionScope};
-use rolecall_proto::timefmt;
 use std::sync::Arc;
 
 pub(super) async fn token(app: &Arc<dyn Control>, profile: &str, req: Request<Incoming>) -> Reply {
@@ -51,14 +49,10 @@ pub(super) async fn credentials(
         Ok(c) => {
             // The audit line names the scope's policy hash (see `audit::handout`).
             app.audit_socket(profile, via, peer, &c);
-            ok(&ProcessCredentials {
-                version: 1,
-                access_key_id: c.access_key_id.clone(),
-                secret_access_key: c.secret_access_key.to_string(),
-                session_token: c.session_token.to_string(),
-                expiration: timefmt::rfc3339(c.expiration),
-                account_id: c.account_id.clone(),
-            })
+            super::json_response(
+                http::StatusCode::OK,
+                crate::credentials::render::process_json(&c),
+            )
         }
         Err(e) => error(e),
     }

@@ -1,13 +1,16 @@
 //! The pieces of the interactive OAuth sign-ins that the identity-center and entra-oidc sources
 //! share: PKCE (RFC 7636, S256) verifier/challenge pairs, the unguessable `state`, the loopback
-//! redirect listener, and showing/opening the sign-in URL or the device-code page.
+//! redirect listener ([`callback`]), and showing/opening the sign-in URL or the device-code
+//! page.
+
+pub mod callback;
 
 use super::{LoginProgress, SourceError};
 use crate::endpoints::EnvSnapshot;
 use crate::opener;
-use crate::serve::callback::CallbackServer;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
+use callback::CallbackServer;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;

@@ -1,0 +1,246 @@
+//! The container endpoint's requests: the browser/Host guard, the method and body checks, the
+//! token check, and the reply (`/v1/container/<profile>`, or the Pod Identity route). Replies
+//! are rendered once per profile and second and reused ([`super::replies`]).
+
+use super::replies::Replies;
+use super::{guard, peer, pod_identity, ContainerState, ECS_LINK_LOCAL, ROUTE_PREFIX};
+use crate::credentials::{render, RoleCredentials};
+use crate::httpd::{Refusal, Reply, TcpPeer};
+use bytes::Bytes;
+use http::{header, Method, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::{Body as _, Incoming};
+use hyper::Request;
+use rolecall_proto::audit::{Interface, TokenRef};
+use rolecall_proto::output::ContainerError;
+use rolecall_proto::timefmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub(super) struct ContainerHandler {
+    pub state: Arc<ContainerState>,
+    /// Rendered `/v1/container/<profile>` replies.
+    profile_replies: Replies,
+    /// Rendered Pod Identity replies.
+    pub pod_replies: Replies,
+}
+
+/// A JSON reply with the headers every answer of these endpoints carries.
+pub(crate) fn json_reply(status: StatusCode, body: impl Into<Bytes>) -> Reply {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    r
+}
+
+pub(super) fn error_reply(status: StatusCode, code: &str, message: &str) -> Reply {
+    let body = serde_json::to_vec(&ContainerError {
+        code: code.to_string(),
+        message: message.to_string(),
+    })
+    .unwrap_or_default();
+    json_reply(status, body)
+}
+
+/// The reply to a provider error, with the status of its code.
+pub(super) fn provider_error(e: &rolecall_proto::api::ErrorBody) -> Reply {
+    let status =
+        StatusCode::from_u16(e.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    error_reply(status, &format!("{:?}", e.code), &e.one_line())
+}
+
+/// Whether the request carries a body. Nothing here takes one; hyper would otherwise read it.
+pub(crate) fn has_body(req: &Request<Incoming>) -> bool {
+    !req.body().is_end_stream()
+}
+
+/// A refusal after which the connection must not be reused (an unread body may follow).
+pub(crate) fn closing(mut r: Reply) -> Reply {
+    r.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
+    r
+}
+
+impl ContainerHandler {
+    pub fn new(state: Arc<ContainerState>) -> Self {
+        Self {
+            state,
+            profile_replies: Replies::default(),
+            pod_replies: Replies::default(),
+        }
+    }
+
+    async fn answer(&self, req: Request<Incoming>, peer: TcpPeer) -> Reply {
+        let forwarded = [ECS_LINK_LOCAL, pod_identity::LINK_LOCAL];
+        if let Err(why) = guard::check_any(req.headers(), peer.local, &forwarded) {
+            return error_reply(StatusCode::FORBIDDEN, "Forbidden", why);
+        }
+        if has_body(&req) {
+            return closing(error_reply(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "BadRequest",
+                "request bodies are not accepted",
+            ));
+        }
+        if req.method() != Method::GET {
+            let mut r = error_reply(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "BadRequest",
+                "only GET is served",
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, header::HeaderValue::from_static("GET"));
+            return r;
+        }
+        if req.uri().path() == pod_identity::ROUTE {
+            return pod_identity::answer(self, &req, peer).await;
+        }
+        let Some(profile) = req
+            .uri()
+            .path()
+            .strip_prefix(ROUTE_PREFIX)
+            .filter(|p| !p.is_empty() && !p.contains('/'))
+            .and_then(|p| percent_encoding::percent_decode_str(p).decode_utf8().ok())
+        else {
+            return error_reply(StatusCode::NOT_FOUND, "NotFound", "no such route");
+        };
+        let token = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.as_bytes());
+        let now = timefmt::now_epoch();
+        // One answer for a missing, wrong, revoked or other-profile token.
+        let Some(token_ref) = self.state.tokens.verified(&profile, token, now) else {
+            return error_reply(
+                StatusCode::UNAUTHORIZED,
+                "Unauthorized",
+                "missing, expired or invalid authorization token for this profile — run: rolecall container <profile>",
+            );
+        };
+        // A scoped session's token is served its narrowed credentials only, never the
+        // profile's rendered reply (which holds the unscoped keys).
+        if let Some(scope) = self.state.tokens.scope_of(&token_ref.id) {
+            return match self
+                .state
+                .provider
+                .scoped_credentials(&profile, &scope)
+                .await
+            {
+                Ok(c) => self.hand_out_scoped(
+                    &c,
+                    &profile,
+                    Interface::Container,
+                    now,
+                    peer,
+                    token_ref,
+                    render::container_json,
+                ),
+                Err(e) => provider_error(&e),
+            };
+        }
+        let provider = &*self.state.provider;
+        match self
+            .profile_replies
+            .get(
+                provider,
+                &profile,
+                Interface::Container,
+                now,
+                render::container_json,
+            )
+            .await
+        {
+            Ok(r) => self.hand_out(&r, now, peer, Some(token_ref)),
+            Err(e) => provider_error(&e),
+        }
+    }
+
+    /// Answers a rendered reply, unless its credentials have expired, and records the hand-out.
+    pub(super) fn hand_out(
+        &self,
+        r: &super::replies::Rendered,
+        now: i64,
+        peer: TcpPeer,
+        token: Option<TokenRef>,
+    ) -> Reply {
+        if r.expiration <= now {
+            // The broker never hands out expired keys; if it ever did, say so rather than
+            // serve them.
+            return error_reply(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Expired",
+                "the credentials available have expired",
+            );
+        }
+        r.hand_out(&*self.state.provider, &peer, token)
+    }
+
+    /// Answers a scoped session's credentials, rendered for this request alone (they are never
+    /// kept with the profile's rendered replies), and records the hand-out.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn hand_out_scoped(
+        &self,
+        c: &RoleCredentials,
+        profile: &str,
+        interface: Interface,
+        now: i64,
+        peer: TcpPeer,
+        token: TokenRef,
+        render: impl FnOnce(&RoleCredentials) -> Vec<u8>,
+    ) -> Reply {
+        let provider = &*self.state.provider;
+        let mut handout = crate::audit::handout(
+            interface,
+            profile,
+            c,
+            rolecall_proto::audit::Caller::default(),
+            None,
+        );
+        handout.time = timefmt::rfc3339(now);
+        handout.role = provider.profile(profile).map(|p| p.role);
+        let rendered = super::replies::Rendered::once(now, c.expiration, render(c), handout);
+        self.hand_out(&rendered, now, peer, Some(token))
+    }
+}
+
+impl crate::httpd::Handler for ContainerHandler {
+    type Peer = TcpPeer;
+
+    fn handle(
+        &self,
+        req: Request<Incoming>,
+        peer: TcpPeer,
+    ) -> Pin<Box<dyn Future<Output = Reply> + Send + '_>> {
+        Box::pin(self.answer(req, peer))
+    }
+
+    fn timeout_reply(&self) -> Reply {
+        error_reply(
+            StatusCode::GATEWAY_TIMEOUT,
+            "Upstream",
+            "the credentials could not be fetched in time; try again",
+        )
+    }
+
+    /// A local client must be the daemon's own user; containers arriving through the
+    /// 169.254.170.2 DNAT come from their bridge address and are served on their token alone.
+    fn admit(&self, mut p: TcpPeer) -> Result<TcpPeer, Refusal> {
+        p.uid = peer::check_local_user(p.peer, p.local)?;
+        Ok(p)
+    }
+
+    fn refused_reply(&self, why: Refusal) -> Reply {
+        error_reply(StatusCode::FORBIDDEN, "Forbidden", why)
+    }
+}

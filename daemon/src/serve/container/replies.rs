@@ -1,0 +1,208 @@
+//! Rendered replies, kept per profile and reused: the container endpoint and IMDS answer most
+//! requests with bytes rendered earlier instead of asking the broker and serialising JSON each
+//! time.
+//!
+//! A rendered reply is reused only within the epoch second it was rendered in and while the
+//! provider's generation (see [`super::CredentialProvider::generation`]) is unchanged: a fetch,
+//! a refresh, a logout or a reload changes the generation and the next request renders anew.
+//! Within one second the output is byte for byte what rendering it again would give (the only
+//! time-dependent fields, IMDS's `LastUpdated` and the audit record's `time`, have a
+//! resolution of one second), and the broker is still asked once a second per profile, which
+//! keeps its refresh-ahead and "recently used" view exact.
+//!
+//! Readers take no lock: the map is swapped whole (arc-swap) when a reply is added, which
+//! happens at most once a second per profile.
+
+use super::CredentialProvider;
+use crate::credentials::RoleCredentials;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use rolecall_proto::audit::{Handout, Interface};
+use rolecall_proto::timefmt;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// One profile's rendered reply.
+pub(crate) struct Rendered {
+    /// The epoch second it was rendered in.
+    second: i64,
+    generation: u64,
+    pub expiration: i64,
+    /// The reply body (holds the secret key and token).
+    pub body: Bytes,
+    /// The audit record of a hand-out of it, but for the caller and the token.
+    pub handout: Handout,
+}
+
+impl Rendered {
+    /// A reply rendered for one request only (a scoped session's), never kept.
+    pub fn once(now: i64, expiration: i64, body: Vec<u8>, handout: Handout) -> Self {
+        Rendered {
+            second: now,
+            generation: 0,
+            expiration,
+            body: Bytes::from(body),
+            handout,
+        }
+    }
+
+    /// Records the hand-out (with this request's caller and token) and answers the body.
+    pub fn hand_out(
+        &self,
+        provider: &dyn CredentialProvider,
+        peer: &crate::httpd::TcpPeer,
+        token: Option<rolecall_proto::audit::TokenRef>,
+    ) -> crate::httpd::Reply {
+        let mut handout = self.handout.clone();
+        handout.caller = crate::audit::caller::tcp_peer(peer);
+        handout.token = token;
+        provider.audit(handout);
+        super::handler::json_reply(http::StatusCode::OK, self.body.clone())
+    }
+}
+
+/// Rendered replies by profile, for one route.
+#[derive(Default)]
+pub(crate) struct Replies {
+    map: ArcSwap<HashMap<String, Arc<Rendered>>>,
+}
+
+impl Replies {
+    /// `profile`'s reply at `now`: reused when rendered in this second under this generation,
+    /// else rendered by `render` from the provider's credentials (errors are not kept).
+    pub async fn get(
+        &self,
+        provider: &dyn CredentialProvider,
+        profile: &str,
+        interface: Interface,
+        now: i64,
+        render: impl FnOnce(&RoleCredentials) -> Vec<u8>,
+    ) -> Result<Arc<Rendered>, rolecall_proto::api::ErrorBody> {
+        // Read before the fetch: a change during it makes the next request render again.
+        let generation = provider.generation();
+        if let Some(g) = generation {
+            if let Some(r) = self.map.load().get(profile) {
+                if r.second == now && r.generation == g {
+                    return Ok(Arc::clone(r));
+                }
+            }
+        }
+        let c = provider.credentials(profile).await?;
+        let mut handout = crate::audit::handout(
+            interface,
+            profile,
+            &c,
+            rolecall_proto::audit::Caller::default(),
+            None,
+        );
+        handout.time = timefmt::rfc3339(now);
+        handout.role = provider.profile(profile).map(|p| p.role);
+        let rendered = Arc::new(Rendered {
+            second: now,
+            generation: generation.unwrap_or_default(),
+            expiration: c.expiration,
+            body: Bytes::from(render(&c)),
+            handout,
+        });
+        if let Some(g) = generation {
+            // Entries of earlier seconds go on the way: the map holds the profiles asked for in
+            // the current second at most.
+            self.map.rcu(|map| {
+                let mut next: HashMap<String, Arc<Rendered>> = map
+                    .iter()
+                    .filter(|(_, r)| r.second == now && r.generation == g)
+                    .map(|(k, r)| (k.clone(), Arc::clone(r)))
+                    .collect();
+                next.insert(profile.to_string(), Arc::clone(&rendered));
+                next
+            });
+        }
+        Ok(rendered)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::serve::container::ProfileInfo;
+    use rolecall_proto::api::ErrorBody;
+    use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+    #[derive(Default)]
+    struct Counting {
+        fetches: AtomicUsize,
+        generation: AtomicU64,
+    }
+
+    #[async_trait::async_trait]
+    impl CredentialProvider for Counting {
+        async fn credentials(&self, _: &str) -> Result<RoleCredentials, ErrorBody> {
+            let n = self.fetches.fetch_add(1, Ordering::SeqCst);
+            Ok(RoleCredentials {
+                access_key_id: format!("ASIA{n}"),
+                secret_access_key: "s".to_string().into(),
+                session_token: "t".to_string().into(),
+                expiration: 5_000,
+                account_id: "111111111111".into(),
+                role_arn: String::new(),
+            })
+        }
+        fn profile(&self, _: &str) -> Option<ProfileInfo> {
+            Some(ProfileInfo {
+                region: None,
+                role: "Dev".into(),
+                source: "corp".into(),
+            })
+        }
+        fn generation(&self) -> Option<u64> {
+            Some(self.generation.load(Ordering::SeqCst))
+        }
+    }
+
+    fn body(c: &RoleCredentials) -> Vec<u8> {
+        c.access_key_id.as_bytes().to_vec()
+    }
+
+    #[tokio::test]
+    async fn a_reply_is_reused_within_its_second_and_generation_only() {
+        let p = Counting::default();
+        let replies = Replies::default();
+        let get = |now| replies.get(&p, "dev", Interface::Container, now, body);
+        let first = get(100).await.unwrap();
+        assert_eq!(&first.body[..], b"ASIA0");
+        assert_eq!(first.handout.time, timefmt::rfc3339(100));
+        assert_eq!(first.handout.role.as_deref(), Some("Dev"));
+        assert!(Arc::ptr_eq(&first, &get(100).await.unwrap()));
+        assert_eq!(p.fetches.load(Ordering::SeqCst), 1);
+        // The next second asks the provider again.
+        assert_eq!(&get(101).await.unwrap().body[..], b"ASIA1");
+        // So does a change of generation (a refresh, a logout) within the second.
+        p.generation.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(&get(101).await.unwrap().body[..], b"ASIA2");
+        assert_eq!(&get(101).await.unwrap().body[..], b"ASIA2");
+        assert_eq!(p.fetches.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_provider_without_a_generation_is_asked_every_time() {
+        struct Plain(Counting);
+        #[async_trait::async_trait]
+        impl CredentialProvider for Plain {
+            async fn credentials(&self, p: &str) -> Result<RoleCredentials, ErrorBody> {
+                self.0.credentials(p).await
+            }
+            fn profile(&self, p: &str) -> Option<ProfileInfo> {
+                self.0.profile(p)
+            }
+        }
+        let p = Plain(Counting::default());
+        let replies = Replies::default();
+        for _ in 0..3 {
+            replies
+                .get(&p, "dev", Interface::Imds, 7, body)
+                .await
+                .unwrap();
+        }
+        assert_eq!(p.0.fetches.load(Ordering::SeqCst), 3);
+    }
+}
