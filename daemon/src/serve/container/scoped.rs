@@ -4,7 +4,7 @@
 //! scoped session's credentials, on the profile route and the Pod Identity route alike.
 
 use super::{ContainerState, MintTokenReply};
-use crate::sources::RoleCredentials;
+use crate::credentials::RoleCredentials;
 use rolecall_proto::api::{ErrorBody, ErrorCode, MintTokenRequest};
 use rolecall_proto::audit::TokenRef;
 use rolecall_proto::scope::SessionScope;

@@ -8,7 +8,7 @@ use crate::endpoints::EnvSnapshot;
 use crate::opener::Browser;
 use crate::serve::container::ContainerState;
 use crate::shutdown::Shutdown;
-use crate::sources::RoleCredentials;
+use crate::credentials::RoleCredentials;
 use rolecall_proto::api::{ErrorBody, Status};
 use std::sync::Arc;
 
