@@ -131,23 +131,8 @@ impl ContainerHandler {
         // A scoped session's token is served its narrowed credentials only, never the
         // profile's rendered reply (which holds the unscoped keys).
         if let Some(scope) = self.state.tokens.scope_of(&token_ref.id) {
-            return match self
-                .state
-                .provider
-                .scoped_credentials(&profile, &scope)
-                .await
-            {
-                Ok(c) => self.hand_out_scoped(
-                    &c,
-                    &profile,
-                    Interface::Container,
-                    now,
-                    peer,
-                    token_ref,
-                    render::container_json,
-                ),
-                Err(e) => provider_error(&e),
-            };
+            let route = (Interface::Container, render::container_json as fn(&_) -> _);
+            return self.answer_scoped(&profile, &scope, now, peer, token_ref, route).await;
         }
         let provider = &*self.state.provider;
         match self
@@ -186,30 +171,32 @@ impl ContainerHandler {
         r.hand_out(&*self.state.provider, &peer, token)
     }
 
-    /// Answers a scoped session's credentials, rendered for this request alone (they are never
-    /// kept with the profile's rendered replies), and records the hand-out.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn hand_out_scoped(
+    /// Answers a scoped session's credentials, fetched and rendered for this request alone
+    /// (they are never kept with the profile's rendered replies), and records the hand-out.
+    pub(super) async fn answer_scoped(
         &self,
-        c: &RoleCredentials,
         profile: &str,
-        interface: Interface,
+        scope: &rolecall_proto::scope::SessionScope,
         now: i64,
         peer: TcpPeer,
         token: TokenRef,
-        render: impl FnOnce(&RoleCredentials) -> Vec<u8>,
+        (interface, render): (Interface, fn(&RoleCredentials) -> Vec<u8>),
     ) -> Reply {
         let provider = &*self.state.provider;
+        let c = match provider.scoped_credentials(profile, scope).await {
+            Ok(c) => c,
+            Err(e) => return provider_error(&e),
+        };
         let mut handout = crate::audit::handout(
             interface,
             profile,
-            c,
+            &c,
             rolecall_proto::audit::Caller::default(),
             None,
         );
         handout.time = timefmt::rfc3339(now);
         handout.role = provider.profile(profile).map(|p| p.role);
-        let rendered = super::replies::Rendered::once(now, c.expiration, render(c), handout);
+        let rendered = super::replies::Rendered::once(now, c.expiration, render(&c), handout);
         self.hand_out(&rendered, now, peer, Some(token))
     }
 }

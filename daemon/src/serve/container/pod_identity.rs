@@ -46,18 +46,8 @@ pub(super) async fn answer<B>(h: &ContainerHandler, req: &Request<B>, peer: TcpP
     // A scoped session's token is served its narrowed credentials only, as on the profile
     // route.
     if let Some(scope) = h.state.tokens.scope_of(&token_ref.id) {
-        return match h.state.provider.scoped_credentials(&profile, &scope).await {
-            Ok(c) => h.hand_out_scoped(
-                &c,
-                &profile,
-                Interface::Container,
-                now,
-                peer,
-                token_ref,
-                render::pod_identity_json,
-            ),
-            Err(e) => provider_error(&e),
-        };
+        let route = (Interface::Container, render::pod_identity_json as fn(&_) -> _);
+        return h.answer_scoped(&profile, &scope, now, peer, token_ref, route).await;
     }
     let provider = &*h.state.provider;
     match h

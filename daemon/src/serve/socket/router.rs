@@ -158,7 +158,7 @@ pub async fn route(app: &Arc<dyn Control>, req: Request<Incoming>) -> Reply {
                 interactive,
                 wait: wait.map(Duration::from_secs),
             };
-            credentials(app, &profile, ask, via.as_deref(), peer).await
+            credentials(app, &profile, ask, via.as_deref(), peer, None).await
         }
         api::Request::Login { source } => match read_json::<LoginRequest>(req).await {
             Ok(body) => reply(app.broker().login(&source, body).await),
@@ -260,15 +260,23 @@ fn container_unavailable() -> Reply {
     ))
 }
 
+/// A profile's credentials (narrowed by `scope` for a scoped session), audited, as
+/// credential_process JSON.
 async fn credentials(
     app: &Arc<dyn Control>,
     profile: &str,
     ask: CredentialRequest,
     via: Option<&str>,
     peer: Option<super::SocketPeer>,
+    scope: Option<&rolecall_proto::scope::SessionScope>,
 ) -> Reply {
     let mut stop = app.shutdown().signal();
-    let fetch = app.broker().credentials(profile, ask);
+    let fetch = async {
+        match scope {
+            Some(scope) => app.broker().scoped_credentials(profile, scope, ask).await,
+            None => app.broker().credentials(profile, ask).await,
+        }
+    };
     let result = tokio::select! {
         r = fetch => r,
         // A stop must not wait for a login the caller is waiting on.
@@ -276,6 +284,7 @@ async fn credentials(
     };
     match result {
         Ok(c) => {
+            // For a scoped session the audit line names the policy hash (`audit::handout`).
             app.audit_socket(profile, via, peer, &c);
             json_response(StatusCode::OK, crate::credentials::render::process_json(&c))
         }

@@ -7,13 +7,11 @@
 //! - `POST /v1/scoped/{profile}/token` with a [`ScopedTokenRequest`]: a container token served
 //!   only that scoped session's credentials.
 
-use super::{container_unavailable, error, read_json_required, reply, Reply};
+use super::{container_unavailable, read_json_required, reply, Reply};
 use crate::broker::CredentialRequest;
 use crate::serve::socket::{Control, SocketPeer};
-use crate::shutdown::stopped;
 use hyper::body::Incoming;
 use hyper::Request;
-use rolecall_proto::api::{ErrorBody, ErrorCode};
 use rolecall_proto::scope::{ScopedTokenRequest, SessionScope};
 use std::sync::Arc;
 
@@ -35,25 +33,8 @@ pub(super) async fn credentials(
     peer: Option<SocketPeer>,
     req: Request<Incoming>,
 ) -> Reply {
-    let scope = match read_json_required::<SessionScope>(req).await {
-        Ok(scope) => scope,
-        Err(reply) => return reply,
-    };
-    let mut stop = app.shutdown().signal();
-    let fetch = app.broker().scoped_credentials(profile, &scope, ask);
-    let result = tokio::select! {
-        r = fetch => r,
-        _ = stopped(&mut stop) => Err(ErrorBody::new(ErrorCode::Internal, "the daemon is stopping")),
-    };
-    match result {
-        Ok(c) => {
-            // The audit line names the scope's policy hash (see `audit::handout`).
-            app.audit_socket(profile, via, peer, &c);
-            super::json_response(
-                http::StatusCode::OK,
-                crate::credentials::render::process_json(&c),
-            )
-        }
-        Err(e) => error(e),
+    match read_json_required::<SessionScope>(req).await {
+        Ok(scope) => super::credentials(app, profile, ask, via, peer, Some(&scope)).await,
+        Err(reply) => reply,
     }
 }
