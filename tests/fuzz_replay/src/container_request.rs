@@ -100,13 +100,22 @@ fn rig() -> &'static Rig {
             "PUT /latest/api/token HTTP/1.1\r\nHost: {imds}\r\n\
              X-aws-ec2-metadata-token-ttl-seconds: 21600\r\nConnection: close\r\n\r\n"
         );
-        let reply = String::from_utf8(exchange(imds, put.as_bytes())).unwrap();
-        let session = reply
-            .split("\r\n\r\n")
-            .nth(1)
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| panic!("no IMDS session token: {reply:?}"))
-            .to_string();
+        // A fuzzer at nice 19 on a loaded machine can wait longer than one read timeout for
+        // its own server thread: retry before calling the rig broken.
+        let mut session = None;
+        let mut reply = String::new();
+        for _ in 0..5 {
+            reply = String::from_utf8(exchange(imds, put.as_bytes())).unwrap();
+            session = reply
+                .split("\r\n\r\n")
+                .nth(1)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string);
+            if session.is_some() {
+                break;
+            }
+        }
+        let session = session.unwrap_or_else(|| panic!("no IMDS session token: {reply:?}"));
         // A used session is the last one evicted when fuzz inputs fill the session table.
         let get = format!(
             "GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: {imds}\r\n\
