@@ -22,6 +22,8 @@ pub(super) struct PendingStore {
     kind: SecretStoreKind,
     env: Arc<EnvSnapshot>,
     state_dir: PathBuf,
+    /// The daemon's clock, which the sources read too.
+    clock: Arc<dyn crate::clock::Clock>,
 }
 
 pub(super) struct Stores {
@@ -42,7 +44,8 @@ pub(super) fn open(deps: &Deps, cfg: &Config, state_dir: &Path) -> Stores {
     let env = Arc::clone(&deps.env);
     let (state, store, retry) = match opened {
         Ok(store) => {
-            let ctx = SourceContext::new(Arc::clone(&store), Arc::clone(&env), state_dir.into());
+            let ctx = SourceContext::new(Arc::clone(&store), Arc::clone(&env), state_dir.into())
+                .with_clock(Arc::clone(&deps.clock));
             (Ok(Arc::new(ctx)), Some(store), false)
         }
         Err(e) => {
@@ -71,6 +74,7 @@ pub(super) fn open(deps: &Deps, cfg: &Config, state_dir: &Path) -> Stores {
         kind,
         env,
         state_dir: state_dir.into(),
+        clock: Arc::clone(&deps.clock),
     });
     Stores {
         factory,
@@ -97,7 +101,8 @@ pub(super) async fn retry(app: Arc<App>, p: PendingStore) {
         };
         match opened {
             Ok(store) => {
-                let ctx = SourceContext::new(store, Arc::clone(&p.env), p.state_dir.clone());
+                let ctx = SourceContext::new(store, Arc::clone(&p.env), p.state_dir.clone())
+                    .with_clock(Arc::clone(&p.clock));
                 *p.cell.write().unwrap_or_else(|e| e.into_inner()) = Ok(Arc::new(ctx));
                 tracing::info!("the secret store is open now; building the sources");
                 let _ = app.reload();

@@ -132,7 +132,9 @@ impl ContainerHandler {
         // profile's rendered reply (which holds the unscoped keys).
         if let Some(scope) = self.state.tokens.scope_of(&token_ref.id) {
             let route = (Interface::Container, render::container_json as fn(&_) -> _);
-            return self.answer_scoped(&profile, &scope, now, peer, token_ref, route).await;
+            return self
+                .answer_scoped(&profile, &scope, now, peer, token_ref, route)
+                .await;
         }
         let provider = &*self.state.provider;
         match self
@@ -187,16 +189,8 @@ impl ContainerHandler {
             Ok(c) => c,
             Err(e) => return provider_error(&e),
         };
-        let mut handout = crate::audit::handout(
-            interface,
-            profile,
-            &c,
-            rolecall_proto::audit::Caller::default(),
-            None,
-        );
-        handout.time = timefmt::rfc3339(now);
-        handout.role = provider.profile(profile).map(|p| p.role);
-        let rendered = super::replies::Rendered::once(now, c.expiration, render(&c), handout);
+        let rendered =
+            super::replies::Rendered::new(provider, profile, interface, now, &c, render(&c));
         self.hand_out(&rendered, now, peer, Some(token))
     }
 }

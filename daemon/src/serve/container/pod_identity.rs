@@ -46,8 +46,13 @@ pub(super) async fn answer<B>(h: &ContainerHandler, req: &Request<B>, peer: TcpP
     // A scoped session's token is served its narrowed credentials only, as on the profile
     // route.
     if let Some(scope) = h.state.tokens.scope_of(&token_ref.id) {
-        let route = (Interface::Container, render::pod_identity_json as fn(&_) -> _);
-        return h.answer_scoped(&profile, &scope, now, peer, token_ref, route).await;
+        let route = (
+            Interface::Container,
+            render::pod_identity_json as fn(&_) -> _,
+        );
+        return h
+            .answer_scoped(&profile, &scope, now, peer, token_ref, route)
+            .await;
     }
     let provider = &*h.state.provider;
     match h

@@ -35,12 +35,29 @@ pub(crate) struct Rendered {
 }
 
 impl Rendered {
-    /// A reply rendered for one request only (a scoped session's), never kept.
-    pub fn once(now: i64, expiration: i64, body: Vec<u8>, handout: Handout) -> Self {
+    /// `c` rendered for `profile`, with the audit record of its hand-out (but for the caller
+    /// and the token, which each request fills in). Generation 0: [`Replies`] sets its own.
+    pub fn new(
+        provider: &dyn CredentialProvider,
+        profile: &str,
+        interface: Interface,
+        now: i64,
+        c: &RoleCredentials,
+        body: Vec<u8>,
+    ) -> Self {
+        let mut handout = crate::audit::handout(
+            interface,
+            profile,
+            c,
+            rolecall_proto::audit::Caller::default(),
+            None,
+        );
+        handout.time = timefmt::rfc3339(now);
+        handout.role = provider.profile(profile).map(|p| p.role);
         Rendered {
             second: now,
             generation: 0,
-            expiration,
+            expiration: c.expiration,
             body: Bytes::from(body),
             handout,
         }
@@ -88,21 +105,9 @@ impl Replies {
             }
         }
         let c = provider.credentials(profile).await?;
-        let mut handout = crate::audit::handout(
-            interface,
-            profile,
-            &c,
-            rolecall_proto::audit::Caller::default(),
-            None,
-        );
-        handout.time = timefmt::rfc3339(now);
-        handout.role = provider.profile(profile).map(|p| p.role);
         let rendered = Arc::new(Rendered {
-            second: now,
             generation: generation.unwrap_or_default(),
-            expiration: c.expiration,
-            body: Bytes::from(render(&c)),
-            handout,
+            ..Rendered::new(provider, profile, interface, now, &c, render(&c))
         });
         if let Some(g) = generation {
             // Entries of earlier seconds go on the way: the map holds the profiles asked for in

@@ -4,11 +4,11 @@
 
 use super::SocketPeer;
 use crate::broker::Broker;
+use crate::credentials::RoleCredentials;
 use crate::endpoints::EnvSnapshot;
 use crate::opener::Browser;
 use crate::serve::container::ContainerState;
 use crate::shutdown::Shutdown;
-use crate::credentials::RoleCredentials;
 use rolecall_proto::api::{ErrorBody, Status};
 use std::sync::Arc;
 
