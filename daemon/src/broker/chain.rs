@@ -73,6 +73,35 @@ pub(super) async fn assume(
     parent: &RoleCredentials,
 ) -> Result<RoleCredentials, SourceError> {
     let role_arn = pc.role_arn.as_deref().unwrap_or(&pc.role);
+    let client = sts_client_as(reg, pc, parent, "rolecall-chain")?;
+    let call = client
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name(session_name(profile))
+        .duration_seconds(requested_duration(pc) as i32)
+        .set_external_id(pc.external_id.clone())
+        .set_source_identity(pc.source_identity.clone())
+        .set_tags(session_tags(profile, pc)?);
+    let out = call
+        .send()
+        .await
+        .map_err(|e| failure(profile, role_arn, &e))?;
+    let arn = out
+        .assumed_role_user()
+        .map(|u| u.arn().to_string())
+        .unwrap_or_default();
+    tracing::debug!(profile, role = role_arn, assumed = %arn, "assumed a chained role");
+    assumed_credentials(&out, profile, role_arn)
+}
+
+/// An STS client signing with `signer`, through the STS endpoint the profile's root source uses
+/// (its `endpoint_url`, else the environment's override, else AWS's regional endpoint).
+pub(super) fn sts_client_as(
+    reg: &Registry,
+    pc: &ProfileConfig,
+    signer: &RoleCredentials,
+    label: &'static str,
+) -> Result<aws_sdk_sts::Client, SourceError> {
     let source_cfg = reg.config.sources.get(&pc.source);
     let region = pc
         .region
@@ -86,49 +115,55 @@ pub(super) async fn assume(
     )
     .map_err(SourceError::Config)?;
     let signing = aws_credential_types::Credentials::new(
-        parent.access_key_id.clone(),
-        parent.secret_access_key.to_string(),
-        Some(parent.session_token.to_string()),
+        signer.access_key_id.clone(),
+        signer.secret_access_key.to_string(),
+        Some(signer.session_token.to_string()),
         None,
-        "rolecall-chain",
+        label,
     );
-    let client = endpoints::sts_client(
+    Ok(endpoints::sts_client(
         &region,
         endpoint.as_deref(),
         Some(aws_credential_types::provider::SharedCredentialsProvider::new(signing)),
-    );
-    let mut call = client
-        .assume_role()
-        .role_arn(role_arn)
-        .role_session_name(session_name(profile))
-        .duration_seconds(requested_duration(pc) as i32)
-        .set_external_id(pc.external_id.clone())
-        .set_source_identity(pc.source_identity.clone());
-    for (k, v) in &pc.session_tags {
-        let tag = aws_sdk_sts::types::Tag::builder()
-            .key(k)
-            .value(v)
-            .build()
-            .map_err(|e| {
-                SourceError::Config(format!("profile '{profile}': session tag {k:?}: {e}"))
-            })?;
-        call = call.tags(tag);
+    ))
+}
+
+/// The profile's `session_tags` as STS tags; `None` when it has none (the request then carries
+/// no `Tags` parameter at all, as before).
+pub(super) fn session_tags(
+    profile: &str,
+    pc: &ProfileConfig,
+) -> Result<Option<Vec<aws_sdk_sts::types::Tag>>, SourceError> {
+    if pc.session_tags.is_empty() {
+        return Ok(None);
     }
-    let out = call
-        .send()
-        .await
-        .map_err(|e| failure(profile, role_arn, &e))?;
+    pc.session_tags
+        .iter()
+        .map(|(k, v)| {
+            aws_sdk_sts::types::Tag::builder()
+                .key(k)
+                .value(v)
+                .build()
+                .map_err(|e| {
+                    SourceError::Config(format!("profile '{profile}': session tag {k:?}: {e}"))
+                })
+        })
+        .collect::<Result<_, _>>()
+        .map(Some)
+}
+
+/// The credentials an AssumeRole of `role_arn` answered.
+pub(super) fn assumed_credentials(
+    out: &aws_sdk_sts::operation::assume_role::AssumeRoleOutput,
+    profile: &str,
+    role_arn: &str,
+) -> Result<RoleCredentials, SourceError> {
     let c = out.credentials().ok_or_else(|| SourceError::Upstream {
         message: format!(
             "profile '{profile}': AssumeRole of {role_arn} answered without credentials"
         ),
         retryable: true,
     })?;
-    let arn = out
-        .assumed_role_user()
-        .map(|u| u.arn().to_string())
-        .unwrap_or_default();
-    tracing::debug!(profile, role = role_arn, assumed = %arn, "assumed a chained role");
     Ok(RoleCredentials {
         access_key_id: c.access_key_id().to_string(),
         secret_access_key: Zeroizing::new(c.secret_access_key().to_string()),

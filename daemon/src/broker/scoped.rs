@@ -21,14 +21,12 @@ use super::cache::{CacheKey, Cached};
 use super::errors::{fetch_error_body, parent_failed};
 use super::{lock, Broker, CredentialRequest, Outcome, Registry, EXPIRY_MARGIN_SECS};
 use crate::config::{ProfileConfig, SourceConfig};
-use crate::endpoints::{self, Service};
 use crate::sources::{RoleCredentials, SourceError};
 use rolecall_proto::api::{ErrorBody, ErrorCode};
 use rolecall_proto::scope::SessionScope;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
-use zeroize::Zeroizing;
 
 /// The broker's scoped sessions: cached and in flight, by key.
 #[derive(Default)]
@@ -351,31 +349,20 @@ async fn assume(
     base: &Base,
     scope: &SessionScope,
 ) -> Result<RoleCredentials, SourceError> {
-    let source_cfg = reg.config.sources.get(&pc.source);
-    let region = pc
-        .region
-        .clone()
-        .or_else(|| super::whoami::source_region(source_cfg))
-        .unwrap_or_else(|| "us-east-1".to_string());
-    let endpoint = endpoints::resolve(
-        Service::Sts,
-        super::whoami::source_endpoint(source_cfg),
-        &reg.env,
-    )
-    .map_err(SourceError::Config)?;
-    let signing = aws_credential_types::Credentials::new(
-        base.signer.access_key_id.clone(),
-        base.signer.secret_access_key.to_string(),
-        Some(base.signer.session_token.to_string()),
-        None,
-        "rolecall-scoped",
-    );
-    let client = endpoints::sts_client(
-        &region,
-        endpoint.as_deref(),
-        Some(aws_credential_types::provider::SharedCredentialsProvider::new(signing)),
-    );
+    let client = super::chain::sts_client_as(reg, pc, &base.signer, "rolecall-scoped")?;
     let hash = scope.policy_hash();
+    // No `PolicyArns` parameter at all without managed policies.
+    let policy_arns = (!scope.policy_arns.is_empty()).then(|| {
+        scope
+            .policy_arns
+            .iter()
+            .map(|arn| {
+                aws_sdk_sts::types::PolicyDescriptorType::builder()
+                    .arn(arn)
+                    .build()
+            })
+            .collect()
+    });
     let mut call = client
         .assume_role()
         .role_arn(&base.role_arn)
@@ -383,51 +370,18 @@ async fn assume(
         // Every base is a role session: AWS caps what it assumes at one hour.
         .duration_seconds(super::chain::requested_duration(pc) as i32)
         .set_policy(scope.policy.clone())
+        .set_policy_arns(policy_arns)
         .set_source_identity(scope.source_identity.clone());
-    for arn in &scope.policy_arns {
-        call = call.policy_arns(
-            aws_sdk_sts::types::PolicyDescriptorType::builder()
-                .arn(arn)
-                .build(),
-        );
-    }
     if base.chained {
-        call = call.set_external_id(pc.external_id.clone());
-        for (k, v) in &pc.session_tags {
-            let tag = aws_sdk_sts::types::Tag::builder()
-                .key(k)
-                .value(v)
-                .build()
-                .map_err(|e| {
-                    SourceError::Config(format!("profile '{profile}': session tag {k:?}: {e}"))
-                })?;
-            call = call.tags(tag);
-        }
+        call = call
+            .set_external_id(pc.external_id.clone())
+            .set_tags(super::chain::session_tags(profile, pc)?);
     }
     let out = call
         .send()
         .await
         .map_err(|e| super::chain::failure(profile, &base.role_arn, &e))?;
-    let c = out.credentials().ok_or_else(|| SourceError::Upstream {
-        message: format!(
-            "profile '{profile}': AssumeRole of {} answered without credentials",
-            base.role_arn
-        ),
-        retryable: true,
-    })?;
-    Ok(RoleCredentials {
-        access_key_id: c.access_key_id().to_string(),
-        secret_access_key: Zeroizing::new(c.secret_access_key().to_string()),
-        session_token: Zeroizing::new(c.session_token().to_string()),
-        expiration: c.expiration().secs(),
-        account_id: base
-            .role_arn
-            .split(':')
-            .nth(4)
-            .unwrap_or_default()
-            .to_string(),
-        role_arn: base.role_arn.clone(),
-    })
+    super::chain::assumed_credentials(&out, profile, &base.role_arn)
 }
 
 #[cfg(test)]
