@@ -143,20 +143,11 @@ impl Request {
                 interactive,
                 wait,
                 via,
-            } => {
-                let mut p = format!(
-                    "/v1/credentials/{}?interactive={}",
-                    path_segment(profile),
-                    u8::from(*interactive)
-                );
-                if let Some(w) = wait {
-                    p.push_str(&format!("&wait={w}"));
-                }
-                if let Some(v) = via {
-                    p.push_str(&format!("&via={}", path_segment(v)));
-                }
-                p
-            }
+            } => format!(
+                "/v1/credentials/{}{}",
+                path_segment(profile),
+                credentials_query(*interactive, *wait, via.as_deref())
+            ),
             Request::Login { source } => format!("/v1/login/{}", path_segment(source)),
             Request::LoginState { source, wait } => {
                 let mut p = format!("/v1/login/{}", path_segment(source));
@@ -179,20 +170,11 @@ impl Request {
                 interactive,
                 wait,
                 via,
-            } => {
-                let mut p = format!(
-                    "/v1/scoped/{}/credentials?interactive={}",
-                    path_segment(profile),
-                    u8::from(*interactive)
-                );
-                if let Some(w) = wait {
-                    p.push_str(&format!("&wait={w}"));
-                }
-                if let Some(v) = via {
-                    p.push_str(&format!("&via={}", path_segment(v)));
-                }
-                p
-            }
+            } => format!(
+                "/v1/scoped/{}/credentials{}",
+                path_segment(profile),
+                credentials_query(*interactive, *wait, via.as_deref())
+            ),
             Request::ScopedToken { profile } => {
                 format!("/v1/scoped/{}/token", path_segment(profile))
             }
@@ -222,11 +204,12 @@ impl Request {
             ["version"] => (Some(Request::Version), None, None),
             ["credentials", profile] => {
                 let get = is_get.then(|| -> Result<_, ParseError> {
+                    let (interactive, wait, via) = query.credentials()?;
                     Ok(Request::Credentials {
                         profile: name(profile),
-                        interactive: query.flag("interactive")?,
-                        wait: query.wait()?,
-                        via: query.get("via").map(str::to_string),
+                        interactive,
+                        wait,
+                        via,
                     })
                 });
                 (get.transpose()?, None, None)
@@ -269,11 +252,12 @@ impl Request {
             ["scoped", profile, "credentials"] => {
                 // This POST carries the same query as a credentials GET.
                 let post = (method == "POST").then(|| -> Result<_, ParseError> {
+                    let (interactive, wait, via) = query.credentials()?;
                     Ok(Request::ScopedCredentials {
                         profile: name(profile),
-                        interactive: query.flag("interactive")?,
-                        wait: query.wait()?,
-                        via: query.get("via").map(str::to_string),
+                        interactive,
+                        wait,
+                        via,
                     })
                 });
                 (None, post.transpose()?, None)
@@ -336,6 +320,15 @@ impl Query {
         }
     }
 
+    /// The query of a credentials request: `interactive`, `wait`, `via`.
+    fn credentials(&self) -> Result<(bool, Option<u64>, Option<String>), ParseError> {
+        Ok((
+            self.flag("interactive")?,
+            self.wait()?,
+            self.get("via").map(str::to_string),
+        ))
+    }
+
     fn wait(&self) -> Result<Option<u64>, ParseError> {
         match self.get("wait") {
             None | Some("") => Ok(None),
@@ -347,6 +340,18 @@ impl Query {
                 }),
         }
     }
+}
+
+/// The query of a credentials request (plain or scoped), as [`Query::credentials`] reads it.
+fn credentials_query(interactive: bool, wait: Option<u64>, via: Option<&str>) -> String {
+    let mut q = format!("?interactive={}", u8::from(interactive));
+    if let Some(w) = wait {
+        q.push_str(&format!("&wait={w}"));
+    }
+    if let Some(v) = via {
+        q.push_str(&format!("&via={}", path_segment(v)));
+    }
+    q
 }
 
 /// Percent-encodes one path segment (a profile or source name).
