@@ -335,12 +335,14 @@ impl CredentialProvider for BrokerProvider {
         Some(self.0.generation())
     }
 
-    fn audit(&self, mut handout: rolecall_proto::audit::Handout) {
+    fn audit(
+        &self,
+        record: &Arc<audit::Template>,
+        caller: audit::TcpCaller,
+        token: Option<rolecall_proto::audit::TokenRef>,
+    ) {
         if let Some(log) = &self.1 {
-            if handout.role.is_none() {
-                handout.role = self.0.profile(&handout.profile).map(|p| p.role);
-            }
-            log.record(handout);
+            log.record_templated(record, caller, token);
         }
     }
 }

@@ -10,8 +10,12 @@
 //! Who the caller is must be read while the request is being answered (a `credential_process`
 //! exits right after), so [`caller`] runs on the serving path; it costs a few `/proc` reads.
 
+mod batch;
 pub mod caller;
+pub mod template;
 pub mod writer;
+
+pub use template::{TcpCaller, Template};
 
 use rolecall_proto::audit::{Caller, Handout, Interface, Record, TokenRef};
 use rolecall_proto::timefmt;
@@ -55,10 +59,21 @@ impl Limits {
     }
 }
 
+/// What the serving paths queue for the writer.
+enum Entry {
+    Record(Record),
+    /// A hand-out whose record was serialised earlier but for its caller and token.
+    Templated {
+        template: Arc<Template>,
+        caller: TcpCaller,
+        token: Option<TokenRef>,
+    },
+}
+
 /// A handle on the log; cheap to clone.
 #[derive(Clone)]
 pub struct AuditLog {
-    tx: SyncSender<Record>,
+    tx: SyncSender<Entry>,
     shared: Arc<Shared>,
 }
 
@@ -117,9 +132,27 @@ impl AuditLog {
 
     /// Queues one record; never blocks. A full queue drops it and counts it.
     pub fn record(&self, handout: Handout) {
+        self.queue(Entry::Record(Record::Credentials(Box::new(handout))));
+    }
+
+    /// Queues the record of a hand-out to a TCP client from its `template`; never blocks.
+    pub fn record_templated(
+        &self,
+        template: &Arc<Template>,
+        caller: TcpCaller,
+        token: Option<TokenRef>,
+    ) {
+        self.queue(Entry::Templated {
+            template: Arc::clone(template),
+            caller,
+            token,
+        });
+    }
+
+    fn queue(&self, entry: Entry) {
         // Counted before the send: the writer may finish the record before try_send returns.
         self.shared.pending.fetch_add(1, Ordering::AcqRel);
-        match self.tx.try_send(Record::Credentials(Box::new(handout))) {
+        match self.tx.try_send(entry) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                 self.shared.pending.fetch_sub(1, Ordering::AcqRel);
@@ -170,16 +203,16 @@ impl AuditLog {
 /// written with one `write`, and the serving threads rarely have to wake the writer.
 const BATCH_WINDOW: std::time::Duration = std::time::Duration::from_millis(5);
 
-fn run_writer(mut file: writer::Writer, rx: Receiver<Record>, shared: Arc<Shared>) {
-    let mut batch = Batch::default();
+fn run_writer(mut file: writer::Writer, rx: Receiver<Entry>, shared: Arc<Shared>) {
+    let mut batch = batch::Batch::default();
     // Ends when every handle is gone (the daemon is stopping) and the queue is drained.
     while let Ok(first) = rx.recv() {
         std::thread::sleep(BATCH_WINDOW);
         file.check_replaced();
         let mut next = Some(first);
         let mut taken = 0;
-        while let Some(rec) = next {
-            batch.add(&mut file, &rec, &shared);
+        while let Some(entry) = next {
+            batch.add(entry);
             taken += 1;
             next = rx.try_recv().ok();
         }
@@ -188,49 +221,13 @@ fn run_writer(mut file: writer::Writer, rx: Receiver<Record>, shared: Arc<Shared
         let lost = shared.dropped.swap(0, Ordering::Relaxed);
         if lost > 0 {
             shared.warned.store(false, Ordering::Relaxed);
-            let note = Record::Dropped {
+            let note = Entry::Record(Record::Dropped {
                 time: timefmt::rfc3339(timefmt::now_epoch()),
                 count: lost,
-            };
-            batch.add(&mut file, &note, &shared);
+            });
+            batch.add(note);
             batch.flush(&mut file, &shared);
         }
-    }
-}
-
-/// Lines waiting to be written together; cut where the file would rotate, so that every file
-/// still ends at a line boundary within `audit_max_size`.
-#[derive(Default)]
-struct Batch {
-    bytes: Vec<u8>,
-    lines: u64,
-}
-
-impl Batch {
-    fn add(&mut self, file: &mut writer::Writer, rec: &Record, shared: &Shared) {
-        let Ok(mut line) = serde_json::to_vec(rec) else {
-            return;
-        };
-        line.push(b'\n');
-        if self.lines > 0 && file.would_rotate(self.bytes.len() + line.len()) {
-            self.flush(file, shared);
-        }
-        self.bytes.extend_from_slice(&line);
-        self.lines += 1;
-    }
-
-    fn flush(&mut self, file: &mut writer::Writer, shared: &Shared) {
-        if self.lines == 0 {
-            return;
-        }
-        if let Err(e) = file.append(&self.bytes) {
-            shared.dropped.fetch_add(self.lines, Ordering::Relaxed);
-            if !shared.warned.swap(true, Ordering::Relaxed) {
-                tracing::error!(error = %e, "cannot write the audit log");
-            }
-        }
-        self.bytes.clear();
-        self.lines = 0;
     }
 }
 
@@ -256,6 +253,7 @@ pub fn handout(
         // Credentials of a scoped session are known by their access key id, whichever
         // interface hands them out.
         session_policy: crate::broker::scoped::policy_hash_of(&creds.access_key_id),
+        count: None,
     }
 }
 

@@ -68,15 +68,19 @@ for s in scripts:
         if m:
             add("prompt: constant-line binary (the limit)", f"{m[1]} ms", "-", "-", "")
     elif s == "container":
-        d = re.search(r"^rolecalld\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)", text, re.M)
-        r = re.search(r"^hyper reference\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+(\d+)", text, re.M)
-        ratio = re.search(r"ratio rolecalld/reference: ([\d.]+) \(goal ([^)]*)\) (\S+)", text)
-        p99 = re.search(r"rolecalld p99: ([\d.]+) ms \(goal ([^)]*)\) (\S+)", text)
-        if d and r:
-            add("container endpoint req/s (wrk -t2 -c64)", d[1], f"hyper reference {r[1]}" + (f" (ratio {ratio[1]}, goal {ratio[2]})" if ratio else ""),
-                "-", ratio[3] if ratio else "")
-        if p99:
-            add("container endpoint p99", f"{p99[1]} ms", f"goal {p99[2]}", "-", p99[3])
+        how = re.search(r"^== (.*wrk -t\d+ -c\d+), (\d+) rounds of (\S+)", text, re.M)
+        how = f"{'pinned ' if how and 'taskset' in how[1] else ''}wrk -c64, median of {how[2]} x {how[3]}" if how else "wrk"
+        ref = re.search(r"^median reference\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", text, re.M)
+        for route, label in (("container", "container endpoint"), ("imds", "IMDS credentials")):
+            d = re.search(rf"^median {route}\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", text, re.M)
+            ratio = re.search(rf"ratio {route}/reference: ([\d.]+) \(goal ([^)]*)\) (\S+)", text)
+            p99 = re.search(rf"{route} p99: ([\d.]+) ms \(goal ([^;)]*)[^)]*\) (\S+)", text)
+            if d and ref:
+                add(f"{label} req/s ({how})", d[1],
+                    f"hyper reference {ref[1]}" + (f" (ratio {ratio[1]}, goal {ratio[2]})" if ratio else ""),
+                    "-", ratio[3] if ratio else "")
+            if p99:
+                add(f"{label} p99", f"{p99[1]} ms", f"goal {p99[2]} ms" + (f" (reference {ref[3]} ms)" if ref else ""), "-", p99[3])
         m = re.search(r"RSS under load: (\S+) KiB \(spread (\d+) KiB\) (.*)$", text, re.M)
         if m:
             add("container endpoint RSS under load", f"{m[1]} KiB", "flat (spread <= 2048 KiB)", "-", "ok" if "MISSED" not in m[3] else "MISSED")

@@ -11,6 +11,8 @@
 #   tests/benches/callgrind.sh               # N=2000, binaries from target/release
 #   BIN=/some/dir N=500 tests/benches/callgrind.sh
 #   TOP=25 tests/benches/callgrind.sh        # also the 25 costliest functions of each
+#   INCLUSIVE=yes TOP=60 …                   # … counting what they call (symbols: docs/performance.md)
+#   KEEP=/tmp/cg tests/benches/callgrind.sh  # keep the dumps (callgrind_annotate --tree=…)
 #   TOOL=strace tests/benches/callgrind.sh   # system calls per request instead (callgrind
 #                                            # counts user-space instructions only)
 set -euo pipefail
@@ -135,8 +137,11 @@ measure() {
     exit 1
   fi
   awk -v t="$total" -v n="$N" -v name="$name" 'BEGIN { printf "%-28s %12.0f instructions/request\n", name, t / n }'
+  if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP/${name//[^a-zA-Z0-9]/_}" && cp "$WORK"/cg.*.* "$KEEP/${name//[^a-zA-Z0-9]/_}/"
+  fi
   if [ -n "${TOP:-}" ]; then
-    callgrind_annotate --inclusive=no --threshold=100 "$WORK"/cg.*.* 2>/dev/null \
+    callgrind_annotate --inclusive="${INCLUSIVE:-no}" --threshold=100 "$WORK"/cg.*.* 2>/dev/null \
       | awk '/^-+$/ {sep++} sep >= 3 && NF' | grep -v '^-' | head -n "$((TOP + 1))" | sed 's/^/    /'
   fi
 }

@@ -250,6 +250,9 @@ fn describe(h: &Handout) -> String {
     if let Some(hash) = &h.session_policy {
         parts.push(format!("scoped {hash}"));
     }
+    if let Some(n) = h.count.filter(|n| *n > 1) {
+        parts.push(format!("x{n}"));
+    }
     if parts.is_empty() {
         "unknown".into()
     } else {
@@ -324,6 +327,7 @@ mod tests {
             },
             token: None,
             session_policy: None,
+            count: None,
         };
         assert_eq!(describe(&h), "python3.11[11] via rolecall[12] uid 1000");
         h.caller = Caller {
@@ -338,6 +342,11 @@ mod tests {
         assert_eq!(
             describe(&h),
             "127.0.0.1:4000 uid 1000 token ab12 (bound to pid 7)"
+        );
+        h.count = Some(40);
+        assert_eq!(
+            describe(&h),
+            "127.0.0.1:4000 uid 1000 token ab12 (bound to pid 7) x40"
         );
     }
 }

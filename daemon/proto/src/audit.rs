@@ -142,6 +142,11 @@ pub struct Handout {
     /// (`sha256:<16 hex>`, see `rolecall_proto::scope::SessionScope::policy_hash`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_policy: Option<String>,
+    /// How many identical hand-outs this line stands for, when more than one: the same
+    /// credentials to the same connection through the same token within the writer's batch
+    /// window (a few milliseconds). Absent: one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 #[cfg(test)]
@@ -166,6 +171,7 @@ mod tests {
             },
             token: None,
             session_policy: None,
+            count: None,
         }));
         let line = serde_json::to_string(&r).unwrap();
         assert_eq!(

@@ -7,8 +7,8 @@
 //! request is answered, before a short-lived caller exits and its pid can be reused.
 //!
 //! TCP clients (container endpoint, IMDS): the address, and for loopback peers the uid that
-//! owns the client socket, as the listener found it when
-//! it admitted the connection.
+//! owns the client socket, as the listener found it when it admitted the connection (looked
+//! up once per connection, not per request): [`super::TcpCaller`].
 
 use rolecall_proto::audit::Caller;
 
@@ -23,17 +23,6 @@ pub fn socket(uid: u32, pid: Option<i32>) -> Caller {
         ppid,
         parent_exe: ppid.and_then(exe_of),
         addr: None,
-    }
-}
-
-/// The caller of a request on a TCP listener: the client's address, and the uid the listener
-/// found owning the client's socket when it admitted the connection (looked up once per
-/// connection, not per request).
-pub fn tcp_peer(peer: &crate::httpd::TcpPeer) -> Caller {
-    Caller {
-        uid: peer.uid,
-        addr: Some(peer.peer.to_string()),
-        ..Caller::default()
     }
 }
 

@@ -174,3 +174,81 @@ fn a_symlinked_log_is_refused() {
     let e = AuditLog::start(dir.path().into(), Limits::new(1 << 20, 3)).unwrap_err();
     assert!(e.contains("cannot open the audit log"), "{e}");
 }
+
+#[test]
+fn identical_hand_outs_in_one_batch_are_one_line_with_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = Arc::new(Limits::new(1 << 20, 3));
+    let mut file = writer::Writer::open(dir.path().into(), Arc::clone(&limits)).unwrap();
+    let shared = Shared {
+        dropped: AtomicU64::new(0),
+        pending: AtomicU64::new(0),
+        thread: std::sync::Mutex::new(None),
+        warned: AtomicBool::new(false),
+        limits,
+    };
+    let template = |n| {
+        let mut h = handout(Interface::Container, "dev", &creds(n), Caller::default(), None);
+        h.time = "2026-12-04T10:00:00Z".into();
+        Arc::new(Template::of(&h))
+    };
+    let (first, other) = (template(1), template(2));
+    let conn = |port| TcpCaller {
+        uid: Some(1000),
+        addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+    };
+    let token = |id: &str| {
+        Some(TokenRef {
+            id: id.into(),
+            bound_pid: None,
+        })
+    };
+    let handout = |t: &Arc<Template>, caller, tok| Entry::Templated {
+        template: Arc::clone(t),
+        caller,
+        token: tok,
+    };
+    let mut batch = batch::Batch::default();
+    for _ in 0..3 {
+        batch.add(handout(&first, conn(4000), token("aa")));
+        batch.add(handout(&first, conn(4001), token("aa")));
+    }
+    batch.add(Entry::Record(Record::Dropped {
+        time: "t".into(),
+        count: 1,
+    }));
+    batch.add(handout(&first, conn(4000), token("bb")));
+    batch.add(handout(&other, conn(4000), token("aa")));
+    batch.add(handout(&first, conn(4000), None));
+    batch.add(handout(&first, conn(4000), token("aa")));
+    batch.flush(&mut file, &shared);
+
+    let got = lines(dir.path(), 0);
+    let summary: Vec<String> = got
+        .iter()
+        .map(|r| match r {
+            Record::Credentials(h) => format!(
+                "{} {} {} x{}",
+                h.access_key_id,
+                h.caller.addr.as_deref().unwrap_or("-"),
+                h.token.as_ref().map_or("-", |t| t.id.as_str()),
+                h.count.unwrap_or(1)
+            ),
+            Record::Dropped { count, .. } => format!("dropped {count}"),
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "ASIA0000000000000001 127.0.0.1:4000 aa x4",
+            "ASIA0000000000000001 127.0.0.1:4001 aa x3",
+            "dropped 1",
+            "ASIA0000000000000001 127.0.0.1:4000 bb x1",
+            "ASIA0000000000000002 127.0.0.1:4000 aa x1",
+            "ASIA0000000000000001 127.0.0.1:4000 - x1",
+        ]
+    );
+    // A line of one hand-out carries no count.
+    let text = std::fs::read_to_string(file_path(dir.path(), 0)).unwrap();
+    assert_eq!(text.matches("\"count\":").count(), 3, "{text}");
+}

@@ -81,9 +81,15 @@ pub trait CredentialProvider: Send + Sync + 'static {
         None
     }
 
-    /// Records credentials the endpoint handed out (the daemon's audit log; nothing by default).
-    fn audit(&self, handout: rolecall_proto::audit::Handout) {
-        let _ = handout;
+    /// Records credentials the endpoint handed out to `caller` (the daemon's audit log;
+    /// nothing by default): `record` is the hand-out's record but for the caller and the token.
+    fn audit(
+        &self,
+        record: &Arc<crate::audit::Template>,
+        caller: crate::audit::TcpCaller,
+        token: Option<rolecall_proto::audit::TokenRef>,
+    ) {
+        let _ = (record, caller, token);
     }
 
     /// Credentials for `profile` narrowed by `scope` (a scoped session's token), as

@@ -2,11 +2,49 @@
 //! name (its own ip:port, `localhost`, or the forwarded link-local address), never requests a
 //! browser made on behalf of a web page (DNS rebinding, `Origin`, fetch metadata headers).
 
+use arc_swap::ArcSwapOption;
+use http::header::{HeaderName, HeaderValue, HOST, ORIGIN};
 use http::HeaderMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+// Constants rather than `&str` keys: a string key is parsed into a header name on every lookup.
+const SEC_FETCH_SITE: HeaderName = HeaderName::from_static("sec-fetch-site");
+const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 
 /// Why a request was refused (one line for the error body; not secret).
 pub type Refusal = &'static str;
+
+/// The guard of one listener: [`check_any`] with the link-local addresses forwarded to it,
+/// remembering the last Host value it accepted. Every request of an SDK names the endpoint the
+/// same way, and whether a Host value is accepted depends only on its bytes and the listener's
+/// address, so a request bringing the same bytes is accepted without parsing them again.
+pub struct Guard {
+    forwarded: Vec<IpAddr>,
+    accepted: ArcSwapOption<(HeaderValue, SocketAddr)>,
+}
+
+impl Guard {
+    pub fn new(forwarded: &[IpAddr]) -> Self {
+        Self {
+            forwarded: forwarded.to_vec(),
+            accepted: ArcSwapOption::empty(),
+        }
+    }
+
+    pub fn check(&self, headers: &HeaderMap, local: SocketAddr) -> Result<(), Refusal> {
+        refuse_browsers(headers)?;
+        let host = only_host(headers)?;
+        if let Some(known) = &*self.accepted.load() {
+            if known.0 == host && known.1 == local {
+                return Ok(());
+            }
+        }
+        allowed(host, local, &self.forwarded)?;
+        self.accepted.store(Some(Arc::new((host.clone(), local))));
+        Ok(())
+    }
+}
 
 /// Checks Host and the browser-only headers. `forwarded` is the link-local address (and port
 /// 80) that `rolecall container setup` forwards to this listener (`169.254.170.2` for the
@@ -22,21 +60,36 @@ pub fn check_any(
     local: SocketAddr,
     forwarded: &[IpAddr],
 ) -> Result<(), Refusal> {
-    // Browsers always send Origin on cross-origin fetches and Sec-Fetch-* on everything; no
-    // AWS SDK sends either.
-    if headers.contains_key(http::header::ORIGIN) {
-        return Err("requests with an Origin header are refused");
+    refuse_browsers(headers)?;
+    allowed(only_host(headers)?, local, forwarded)
+}
+
+/// Browsers always send Origin on cross-origin fetches and Sec-Fetch-* on everything; no AWS
+/// SDK sends either. One pass over the (few) header names rather than a lookup per name.
+fn refuse_browsers(headers: &HeaderMap) -> Result<(), Refusal> {
+    for name in headers.keys() {
+        if name == ORIGIN {
+            return Err("requests with an Origin header are refused");
+        }
+        if name == SEC_FETCH_SITE || name == SEC_FETCH_MODE {
+            return Err("requests from a browser are refused");
+        }
     }
-    if headers.contains_key("sec-fetch-site") || headers.contains_key("sec-fetch-mode") {
-        return Err("requests from a browser are refused");
+    Ok(())
+}
+
+fn only_host(headers: &HeaderMap) -> Result<&HeaderValue, Refusal> {
+    let mut hosts = headers.get_all(HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(h), None) => Ok(h),
+        (None, _) => Err("a Host header is required"),
+        (Some(_), Some(_)) => Err("more than one Host header"),
     }
-    let mut hosts = headers.get_all(http::header::HOST).iter();
-    let host = match (hosts.next(), hosts.next()) {
-        (Some(h), None) => h.to_str().map_err(|_| "the Host header is not valid")?,
-        (None, _) => return Err("a Host header is required"),
-        (Some(_), Some(_)) => return Err("more than one Host header"),
-    };
-    if forwarded.iter().any(|f| host_allowed(host, local, *f)) {
+}
+
+fn allowed(host: &HeaderValue, local: SocketAddr, forwarded: &[IpAddr]) -> Result<(), Refusal> {
+    let host = host.to_str().map_err(|_| "the Host header is not valid")?;
+    if host_allowed(host, local, forwarded) {
         Ok(())
     } else {
         Err("the Host header does not name this endpoint")
@@ -63,7 +116,7 @@ fn split_host_port(host: &str) -> Option<(&str, Option<u16>)> {
 /// A Host naming the loopback or link-local address itself cannot come from a rebinding
 /// attack (a browser puts the attacker's domain there), so a missing port is accepted; a
 /// port that is given must be the one the name is reached on.
-fn host_allowed(host: &str, local: SocketAddr, forwarded: IpAddr) -> bool {
+fn host_allowed(host: &str, local: SocketAddr, forwarded: &[IpAddr]) -> bool {
     let Some((name, port)) = split_host_port(host) else {
         return false;
     };
@@ -77,7 +130,7 @@ fn host_allowed(host: &str, local: SocketAddr, forwarded: IpAddr) -> bool {
         return port.is_none_or(|p| p == local.port());
     }
     // Traffic DNAT-ed (or relayed) from the link-local address keeps that Host.
-    ip == forwarded && port.is_none_or(|p| p == 80)
+    forwarded.contains(&ip) && port.is_none_or(|p| p == 80)
 }
 
 #[cfg(test)]
@@ -173,5 +226,35 @@ mod tests {
             FWD
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_guard_remembers_only_what_it_accepted_on_that_address() {
+        let local: SocketAddr = "127.0.0.1:9911".parse().unwrap();
+        let other: SocketAddr = "127.0.0.1:9912".parse().unwrap();
+        let guard = Guard::new(&[FWD]);
+        let own = headers(&[("host", "127.0.0.1:9911")]);
+        for _ in 0..2 {
+            assert!(guard.check(&own, local).is_ok());
+        }
+        // The same bytes on another listener address, and anything refused, still are.
+        assert!(guard.check(&own, other).is_err());
+        assert!(guard
+            .check(&headers(&[("host", "evil.example")]), local)
+            .is_err());
+        assert!(guard
+            .check(
+                &headers(&[("host", "127.0.0.1:9911"), ("origin", "null")]),
+                local
+            )
+            .is_err());
+        assert!(guard
+            .check(
+                &headers(&[("host", "127.0.0.1:9911"), ("host", "127.0.0.1:9911")]),
+                local
+            )
+            .is_err());
+        assert!(guard.check(&headers(&[]), local).is_err());
+        assert!(guard.check(&own, local).is_ok());
     }
 }

@@ -24,6 +24,7 @@ pub(super) struct ContainerHandler {
     profile_replies: Replies,
     /// Rendered Pod Identity replies.
     pub pod_replies: Replies,
+    guard: guard::Guard,
 }
 
 /// A JSON reply with the headers every answer of these endpoints carries.
@@ -78,12 +79,12 @@ impl ContainerHandler {
             state,
             profile_replies: Replies::default(),
             pod_replies: Replies::default(),
+            guard: guard::Guard::new(&[ECS_LINK_LOCAL, pod_identity::LINK_LOCAL]),
         }
     }
 
     async fn answer(&self, req: Request<Incoming>, peer: TcpPeer) -> Reply {
-        let forwarded = [ECS_LINK_LOCAL, pod_identity::LINK_LOCAL];
-        if let Err(why) = guard::check_any(req.headers(), peer.local, &forwarded) {
+        if let Err(why) = self.guard.check(req.headers(), peer.local) {
             return error_reply(StatusCode::FORBIDDEN, "Forbidden", why);
         }
         if has_body(&req) {
@@ -121,7 +122,7 @@ impl ContainerHandler {
             .map(|v| v.as_bytes());
         let now = timefmt::now_epoch();
         // One answer for a missing, wrong, revoked or other-profile token.
-        let Some(token_ref) = self.state.tokens.verified(&profile, token, now) else {
+        let Some(presented) = self.state.tokens.verified(&profile, token, now) else {
             return error_reply(
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
@@ -130,10 +131,10 @@ impl ContainerHandler {
         };
         // A scoped session's token is served its narrowed credentials only, never the
         // profile's rendered reply (which holds the unscoped keys).
-        if let Some(scope) = self.state.tokens.scope_of(&token_ref.id) {
+        if let Some(scope) = presented.scope {
             let route = (Interface::Container, render::container_json as fn(&_) -> _);
             return self
-                .answer_scoped(&profile, &scope, now, peer, token_ref, route)
+                .answer_scoped(&profile, &scope, now, peer, presented.token, route)
                 .await;
         }
         let provider = &*self.state.provider;
@@ -148,7 +149,7 @@ impl ContainerHandler {
             )
             .await
         {
-            Ok(r) => self.hand_out(&r, now, peer, Some(token_ref)),
+            Ok(r) => self.hand_out(&r, now, peer, Some(presented.token)),
             Err(e) => provider_error(&e),
         }
     }

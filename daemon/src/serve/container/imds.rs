@@ -174,6 +174,7 @@ where
     let handler = Arc::new(ImdsHandler {
         state,
         replies: Replies::default(),
+        guard: super::guard::Guard::new(&[IMDS_LINK_LOCAL]),
     });
     crate::httpd::serve(listener, limits, handler, shutdown).await;
 }
@@ -182,6 +183,7 @@ struct ImdsHandler {
     state: Arc<ImdsState>,
     /// The rendered credentials reply.
     replies: Replies,
+    guard: super::guard::Guard,
 }
 
 fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
@@ -194,7 +196,7 @@ fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
 
 impl ImdsHandler {
     async fn answer(&self, req: Request<Incoming>, peer: TcpPeer) -> Reply {
-        if let Err(why) = super::guard::check(req.headers(), peer.local, IMDS_LINK_LOCAL) {
+        if let Err(why) = self.guard.check(req.headers(), peer.local) {
             return text(StatusCode::FORBIDDEN, why);
         }
         if has_body(&req) {

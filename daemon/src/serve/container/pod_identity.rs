@@ -36,7 +36,7 @@ pub(super) async fn answer<B>(h: &ContainerHandler, req: &Request<B>, peer: TcpP
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    let Some((profile, token_ref)) = h.state.tokens.identify(token, now) else {
+    let Some((profile, presented)) = h.state.tokens.identify(token, now) else {
         return error_reply(
             StatusCode::UNAUTHORIZED,
             "Unauthorized",
@@ -45,13 +45,13 @@ pub(super) async fn answer<B>(h: &ContainerHandler, req: &Request<B>, peer: TcpP
     };
     // A scoped session's token is served its narrowed credentials only, as on the profile
     // route.
-    if let Some(scope) = h.state.tokens.scope_of(&token_ref.id) {
+    if let Some(scope) = presented.scope {
         let route = (
             Interface::Container,
             render::pod_identity_json as fn(&_) -> _,
         );
         return h
-            .answer_scoped(&profile, &scope, now, peer, token_ref, route)
+            .answer_scoped(&profile, &scope, now, peer, presented.token, route)
             .await;
     }
     let provider = &*h.state.provider;
@@ -67,7 +67,7 @@ pub(super) async fn answer<B>(h: &ContainerHandler, req: &Request<B>, peer: TcpP
         .await
     {
         // Which token it was (its id, never its value), as on the profile route.
-        Ok(r) => h.hand_out(&r, now, peer, Some(token_ref)),
+        Ok(r) => h.hand_out(&r, now, peer, Some(presented.token)),
         Err(e) => provider_error(&e),
     }
 }

@@ -14,10 +14,11 @@
 //! happens at most once a second per profile.
 
 use super::CredentialProvider;
+use crate::audit::{TcpCaller, Template};
 use crate::credentials::RoleCredentials;
 use arc_swap::ArcSwap;
 use bytes::Bytes;
-use rolecall_proto::audit::{Handout, Interface};
+use rolecall_proto::audit::Interface;
 use rolecall_proto::timefmt;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ pub(crate) struct Rendered {
     /// The reply body (holds the secret key and token).
     pub body: Bytes,
     /// The audit record of a hand-out of it, but for the caller and the token.
-    pub handout: Handout,
+    pub audit: Arc<Template>,
 }
 
 impl Rendered {
@@ -59,7 +60,7 @@ impl Rendered {
             generation: 0,
             expiration: c.expiration,
             body: Bytes::from(body),
-            handout,
+            audit: Arc::new(Template::of(&handout)),
         }
     }
 
@@ -70,10 +71,7 @@ impl Rendered {
         peer: &crate::httpd::TcpPeer,
         token: Option<rolecall_proto::audit::TokenRef>,
     ) -> crate::httpd::Reply {
-        let mut handout = self.handout.clone();
-        handout.caller = crate::audit::caller::tcp_peer(peer);
-        handout.token = token;
-        provider.audit(handout);
+        provider.audit(&self.audit, TcpCaller::from(peer), token);
         super::handler::json_reply(http::StatusCode::OK, self.body.clone())
     }
 }
@@ -175,8 +173,19 @@ mod tests {
         let get = |now| replies.get(&p, "dev", Interface::Container, now, body);
         let first = get(100).await.unwrap();
         assert_eq!(&first.body[..], b"ASIA0");
-        assert_eq!(first.handout.time, timefmt::rfc3339(100));
-        assert_eq!(first.handout.role.as_deref(), Some("Dev"));
+        let caller = TcpCaller {
+            uid: Some(1000),
+            addr: "127.0.0.1:4000".parse().unwrap(),
+        };
+        let mut line = Vec::new();
+        first.audit.write_line(&caller, None, 1, &mut line);
+        let record: rolecall_proto::audit::Record = serde_json::from_slice(&line).unwrap();
+        let rolecall_proto::audit::Record::Credentials(h) = record else {
+            panic!("not a hand-out: {record:?}")
+        };
+        assert_eq!(h.time, timefmt::rfc3339(100));
+        assert_eq!(h.role.as_deref(), Some("Dev"));
+        assert_eq!(h.caller.addr.as_deref(), Some("127.0.0.1:4000"));
         assert!(Arc::ptr_eq(&first, &get(100).await.unwrap()));
         assert_eq!(p.fetches.load(Ordering::SeqCst), 1);
         // The next second asks the provider again.

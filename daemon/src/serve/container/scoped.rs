@@ -4,9 +4,7 @@
 //! scoped session's credentials, on the profile route and the Pod Identity route alike.
 
 use super::{ContainerState, MintTokenReply};
-use crate::credentials::RoleCredentials;
 use rolecall_proto::api::{ErrorBody, ErrorCode, MintTokenRequest};
-use rolecall_proto::audit::TokenRef;
 use rolecall_proto::scope::SessionScope;
 
 impl ContainerState {
@@ -31,18 +29,5 @@ impl ContainerState {
         )?;
         tracing::info!(id = %reply.id, profile, policy = %hash, "container token of a scoped session minted");
         Ok(reply)
-    }
-
-    /// What a verified token is served: its scoped session's credentials when it was minted
-    /// with a scope, else the profile's.
-    pub async fn credentials_for(
-        &self,
-        profile: &str,
-        token: &TokenRef,
-    ) -> Result<RoleCredentials, ErrorBody> {
-        match self.tokens.scope_of(&token.id) {
-            Some(scope) => self.provider.scoped_credentials(profile, &scope).await,
-            None => self.provider.credentials(profile).await,
-        }
     }
 }

@@ -34,6 +34,24 @@ pub trait TokenVault: Send + Sync + 'static {
     fn save(&self, tokens: &[StoredToken]) -> Result<(), String>;
 }
 
+/// A live token a request presented, found in one lookup: which one it was (its id and bound
+/// process, for the audit log; never the token) and, for a scoped session's token, the scope it
+/// is served under.
+#[derive(Debug)]
+pub struct Presented {
+    pub token: rolecall_proto::audit::TokenRef,
+    pub scope: Option<rolecall_proto::scope::SessionScope>,
+}
+
+impl Presented {
+    fn of(e: &index::Entry) -> Self {
+        Self {
+            token: e.token_ref(),
+            scope: e.stored.scope.clone(),
+        }
+    }
+}
+
 /// One token as persisted: its hash, never the token itself.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StoredToken {
@@ -282,17 +300,6 @@ impl TokenStore {
         })
     }
 
-    /// The scope a token (by id) was minted with: `None` for a token of the profile's own
-    /// credentials.
-    pub fn scope_of(&self, id: &str) -> Option<rolecall_proto::scope::SessionScope> {
-        self.index
-            .load()
-            .entries
-            .iter()
-            .find(|e| e.stored.id == id)
-            .and_then(|e| e.stored.scope.clone())
-    }
-
     /// Whether `presented` is a live token for `profile` at `now`.
     pub fn verify(&self, profile: &str, presented: Option<&[u8]>, now: i64) -> bool {
         self.verified(profile, presented, now).is_some()
@@ -305,29 +312,19 @@ impl TokenStore {
         self.identify(presented, now).map(|(profile, _)| profile)
     }
 
-    /// [`TokenStore::profile_of`] with which token it was (for the audit log).
-    pub fn identify(
-        &self,
-        presented: Option<&[u8]>,
-        now: i64,
-    ) -> Option<(String, rolecall_proto::audit::TokenRef)> {
+    /// [`TokenStore::profile_of`] with what the token is (for the audit log and the scope).
+    pub fn identify(&self, presented: Option<&[u8]>, now: i64) -> Option<(String, Presented)> {
         let index = self.index.load();
         let e = index.find(&sha256(presented?), None, now)?;
-        Some((e.stored.profile.clone(), e.token_ref()))
+        Some((e.stored.profile.clone(), Presented::of(e)))
     }
 
-    /// Which live token for `profile` `presented` is (its id and bound process, for the audit
-    /// log; never the token); `None` for a missing, wrong, revoked, expired or other-profile
-    /// one, all alike.
-    pub fn verified(
-        &self,
-        profile: &str,
-        presented: Option<&[u8]>,
-        now: i64,
-    ) -> Option<rolecall_proto::audit::TokenRef> {
+    /// Which live token for `profile` `presented` is; `None` for a missing, wrong, revoked,
+    /// expired or other-profile one, all alike.
+    pub fn verified(&self, profile: &str, presented: Option<&[u8]>, now: i64) -> Option<Presented> {
         let index = self.index.load();
         let e = index.find(&sha256(presented?), Some(profile), now)?;
-        Some(e.token_ref())
+        Some(Presented::of(e))
     }
 
     /// Gives every live token of `profile` that has a lifetime the new end `expires`; answers
