@@ -68,7 +68,7 @@ for s in scripts:
         if m:
             add("prompt: constant-line binary (the limit)", f"{m[1]} ms", "-", "-", "")
     elif s == "container":
-        how = re.search(r"^== (.*wrk -t\d+ -c\d+), (\d+) rounds of (\S+)", text, re.M)
+        how = re.search(r"^== (.*wrk -t\d+ -c\d+), (\d+) rounds of ([^,\s]+)", text, re.M)
         how = f"{'pinned ' if how and 'taskset' in how[1] else ''}wrk -c64, median of {how[2]} x {how[3]}" if how else "wrk"
         ref = re.search(r"^median reference\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", text, re.M)
         for route, label in (("container", "container endpoint"), ("imds", "IMDS credentials")):
