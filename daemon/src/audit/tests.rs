@@ -188,7 +188,13 @@ fn identical_hand_outs_in_one_batch_are_one_line_with_a_count() {
         limits,
     };
     let template = |n| {
-        let mut h = handout(Interface::Container, "dev", &creds(n), Caller::default(), None);
+        let mut h = handout(
+            Interface::Container,
+            "dev",
+            &creds(n),
+            Caller::default(),
+            None,
+        );
         h.time = "2026-12-04T10:00:00Z".into();
         Arc::new(Template::of(&h))
     };
