@@ -88,7 +88,7 @@ pub struct Caller {
 
 /// The container token a request presented: its id (what `rolecall status` lists), never its
 /// value.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq, Hash)]
 pub struct TokenRef {
     pub id: String,
     /// The process the token is bound to (`rolecall exec`).

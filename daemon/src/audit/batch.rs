@@ -34,7 +34,7 @@ struct Same {
     template: usize,
     uid: Option<u32>,
     addr: SocketAddr,
-    token: Option<(String, Option<u32>)>,
+    token: Option<TokenRef>,
 }
 
 #[derive(Default)]
@@ -60,7 +60,7 @@ impl Batch {
                     template: Arc::as_ptr(&template) as usize,
                     uid: caller.uid,
                     addr: caller.addr,
-                    token: token.as_ref().map(|t| (t.id.clone(), t.bound_pid)),
+                    token: token.clone(),
                 };
                 match self.groups.entry(same) {
                     Slot::Occupied(at) => {

@@ -94,6 +94,20 @@ impl Req {
         form_urlencoded::parse(&self.body).into_owned().collect()
     }
 
+    /// Every header as (lowercase name, value), values that are not text left out: what the
+    /// SigV4 verifier canonicalises.
+    pub fn header_pairs(&self) -> Vec<(String, String)> {
+        self.parts
+            .headers
+            .iter()
+            .filter_map(|(k, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (k.as_str().to_string(), v.to_string()))
+            })
+            .collect()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.parts.headers.get(name).and_then(|v| v.to_str().ok())
     }

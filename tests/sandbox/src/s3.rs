@@ -74,16 +74,7 @@ fn http_date(t: time::OffsetDateTime) -> String {
 
 /// The caller: credentials the sandbox issued, unexpired, with a valid S3 signature.
 fn authenticate(sb: &Sandbox, req: &Req) -> Result<IssuedCredential, Resp> {
-    let headers: Vec<(String, String)> = req
-        .parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_string(), v.to_string()))
-        })
-        .collect();
+    let headers = req.header_pairs();
     let declared = req.header("x-amz-content-sha256").unwrap_or_default();
     if declared.starts_with("STREAMING-") {
         return Err(error(

@@ -15,10 +15,12 @@ const SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
 /// Why a request was refused (one line for the error body; not secret).
 pub type Refusal = &'static str;
 
-/// The guard of one listener: [`check_any`] with the link-local addresses forwarded to it,
-/// remembering the last Host value it accepted. Every request of an SDK names the endpoint the
-/// same way, and whether a Host value is accepted depends only on its bytes and the listener's
-/// address, so a request bringing the same bytes is accepted without parsing them again.
+/// The guard of one listener: checks Host and the browser-only headers. `forwarded` are the
+/// link-local addresses (and port 80) that `rolecall container setup` forwards to the listener
+/// (`169.254.170.2` and `169.254.170.23` for the container endpoint, `169.254.169.254` for
+/// IMDS). It remembers the last Host value it accepted: every request of an SDK names the
+/// endpoint the same way, and whether a Host value is accepted depends only on its bytes and
+/// the listener's address, so a request bringing the same bytes is not parsed again.
 pub struct Guard {
     forwarded: Vec<IpAddr>,
     accepted: ArcSwapOption<(HeaderValue, SocketAddr)>,
@@ -44,24 +46,6 @@ impl Guard {
         self.accepted.store(Some(Arc::new((host.clone(), local))));
         Ok(())
     }
-}
-
-/// Checks Host and the browser-only headers. `forwarded` is the link-local address (and port
-/// 80) that `rolecall container setup` forwards to this listener (`169.254.170.2` for the
-/// container endpoint, `169.254.169.254` for IMDS).
-pub fn check(headers: &HeaderMap, local: SocketAddr, forwarded: IpAddr) -> Result<(), Refusal> {
-    check_any(headers, local, &[forwarded])
-}
-
-/// [`check`] for a listener that several link-local addresses are forwarded to (the container
-/// endpoint: `169.254.170.2` for ECS-style clients, `169.254.170.23` for Pod Identity ones).
-pub fn check_any(
-    headers: &HeaderMap,
-    local: SocketAddr,
-    forwarded: &[IpAddr],
-) -> Result<(), Refusal> {
-    refuse_browsers(headers)?;
-    allowed(only_host(headers)?, local, forwarded)
 }
 
 /// Browsers always send Origin on cross-origin fetches and Sec-Fetch-* on everything; no AWS
@@ -139,6 +123,19 @@ mod tests {
     use http::HeaderValue;
 
     const FWD: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(169, 254, 170, 2));
+
+    /// A fresh guard each time, so that no check is answered from an earlier one's memory.
+    fn check(headers: &HeaderMap, local: SocketAddr, forwarded: IpAddr) -> Result<(), Refusal> {
+        Guard::new(&[forwarded]).check(headers, local)
+    }
+
+    fn check_any(
+        headers: &HeaderMap,
+        local: SocketAddr,
+        forwarded: &[IpAddr],
+    ) -> Result<(), Refusal> {
+        Guard::new(forwarded).check(headers, local)
+    }
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -154,11 +154,15 @@ pub async fn route(app: &Arc<dyn Control>, req: Request<Incoming>) -> Reply {
             wait,
             via,
         } => {
-            let ask = CredentialRequest {
-                interactive,
-                wait: wait.map(Duration::from_secs),
-            };
-            credentials(app, &profile, ask, via.as_deref(), peer, None).await
+            credentials(
+                app,
+                &profile,
+                ask(interactive, wait),
+                via.as_deref(),
+                peer,
+                None,
+            )
+            .await
         }
         api::Request::Login { source } => match read_json::<LoginRequest>(req).await {
             Ok(body) => reply(app.broker().login(&source, body).await),
@@ -226,10 +230,7 @@ pub async fn route(app: &Arc<dyn Control>, req: Request<Incoming>) -> Reply {
             wait,
             via,
         } => {
-            let ask = CredentialRequest {
-                interactive,
-                wait: wait.map(Duration::from_secs),
-            };
+            let ask = ask(interactive, wait);
             scoped::credentials(app, &profile, ask, via.as_deref(), peer, req).await
         }
         api::Request::ScopedToken { profile } => scoped::token(app, &profile, req).await,
@@ -250,6 +251,14 @@ fn reply<T: Serialize>(r: Result<T, ErrorBody>) -> Reply {
     match r {
         Ok(v) => ok(&v),
         Err(e) => error(e),
+    }
+}
+
+/// How a credentials request may wait for a login, as its query asked.
+fn ask(interactive: bool, wait: Option<u64>) -> CredentialRequest {
+    CredentialRequest {
+        interactive,
+        wait: wait.map(Duration::from_secs),
     }
 }
 

@@ -34,16 +34,7 @@ pub fn get_caller_identity(sb: &Sandbox, req: &Req) -> Result<Resp, StsError> {
 /// The caller of a SigV4-signed STS action: credentials the sandbox issued, unexpired, with
 /// their session token, and a signature made with their secret.
 pub fn authenticate(sb: &Sandbox, req: &Req) -> Result<IssuedCredential, StsError> {
-    let headers: Vec<(String, String)> = req
-        .parts
-        .headers
-        .iter()
-        .filter_map(|(k, v)| {
-            v.to_str()
-                .ok()
-                .map(|v| (k.as_str().to_string(), v.to_string()))
-        })
-        .collect();
+    let headers = req.header_pairs();
     let signed = SignedRequest {
         method: req.method().as_str(),
         path: req.path(),
