@@ -380,6 +380,48 @@ async fn idle_and_slow_connections_are_closed() {
     srv.stop().await;
 }
 
+#[tokio::test]
+async fn after_a_reply_the_next_head_must_arrive_in_time_however_it_trickles() {
+    let limits = Limits {
+        header_read_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(600),
+        ..Limits::default()
+    };
+    let srv = start(limits, 3600).await;
+    let dev = srv.mint("dev");
+    let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+    let req = format!(
+        "GET /v1/container/dev HTTP/1.1\r\nHost: {}\r\nAuthorization: {dev}\r\n\r\n",
+        srv.addr
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert_eq!(parse(&buf[..n]).0, 200);
+    // The next head, one byte every 50 ms: each byte is traffic (the idle limit is far), but
+    // the head is not whole within 300 ms of the reply.
+    let started = tokio::time::Instant::now();
+    let closed = async {
+        for b in req.as_bytes() {
+            if s.write_all(&[*b]).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    let r = tokio::time::timeout(Duration::from_secs(5), closed).await;
+    assert!(r.is_ok(), "the trickling connection was not closed");
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(300),
+        "closed before its deadline ({took:?})"
+    );
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest).await;
+    assert!(rest.is_empty(), "no reply to the late head");
+    srv.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_idle_connections_do_not_lock_out_good_clients() {
     // Long timeouts: only the eviction can close the idle sockets while the test runs.

@@ -2,11 +2,12 @@
 //! what it knows of the client ([`TcpPeer`], [`PeerCred`]), and the stream wrapper that
 //! records when bytes last moved (for the idle timeout).
 
+use super::slots::ConnState;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -84,13 +85,15 @@ impl Listener for tokio::net::UnixListener {
 /// says; one clock read per request instead of two.
 pub(crate) struct ActivityIo<S> {
     pub inner: S,
+    /// The listener's epoch ([`super::slots::Tracker::epoch`]).
     pub epoch: Instant,
-    pub last: Arc<AtomicU64>,
+    pub conn: Arc<ConnState>,
 }
 
 impl<S> ActivityIo<S> {
     fn touch(&self) {
-        self.last
+        self.conn
+            .last_read_ms
             .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 }

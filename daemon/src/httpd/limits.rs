@@ -21,7 +21,9 @@ pub struct Limits {
     pub max_connections: usize,
     /// Request line + headers, in bytes (larger: 431 and the connection closes).
     pub max_header_bytes: usize,
-    /// A client must send its whole request head within this time.
+    /// A client must send its whole request head within this time of connecting or of its
+    /// previous reply (so an idle keep-alive connection is closed after it too: hyper's rule,
+    /// kept when the deadline moved to the listener's sweeper).
     pub header_read_timeout: Duration,
     /// A connection with no traffic (and no request in progress) for this long is closed.
     pub idle_timeout: Duration,

@@ -10,6 +10,10 @@
 //! request cost no lookup), and a graceful stop that lets replies being written finish within
 //! [`Limits::drain`].
 //!
+//! No connection arms a timer of its own: one sweeper task per listener ([`sweeper`]) keeps
+//! every connection's deadlines and raises a flag on those whose time is up, so a request
+//! wakes only its own connection's task, and that task polls only hyper's connection.
+//!
 //! The cap does not simply refuse new connections when full: that would let anyone who opens
 //! a few hundred idle sockets lock the SDKs out. Instead, a new connection evicts the oldest
 //! connection that has no request in progress (idle keep-alive, or headers still trickling in,
@@ -20,6 +24,7 @@
 mod io;
 mod limits;
 mod slots;
+mod sweeper;
 
 pub use io::{Listener, PeerCred, TcpPeer};
 pub use limits::{Limits, WhenFull};
@@ -29,16 +34,17 @@ use futures::FutureExt as _;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use io::ActivityIo;
-use slots::{BusyGuard, Tracker};
+use slots::{ask, BusyGuard, ConnState, Tracker};
 use std::future::Future;
 use std::os::fd::AsRawFd;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
+use std::task::Poll;
 use std::time::Duration;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::Semaphore;
 
 /// Every reply is a complete body in memory.
 pub type Reply = Response<Full<Bytes>>;
@@ -73,13 +79,6 @@ pub trait Handler: Send + Sync + 'static {
     fn timeout_reply(&self) -> Reply;
 }
 
-/// `now + d`, or a far future when that does not fit (`Duration::MAX` means "never").
-fn after(d: Duration) -> tokio::time::Instant {
-    let now = crate::clock::monotonic();
-    now.checked_add(d)
-        .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 86_400))
-}
-
 /// Serves `handler` on `listener` until `shutdown` completes, then stops accepting and lets
 /// open connections finish the reply they are writing (bounded by [`Limits::drain`]).
 pub async fn serve<L, H, F>(listener: L, limits: Limits, handler: Arc<H>, shutdown: F)
@@ -89,12 +88,12 @@ where
     F: Future<Output = ()> + Send,
 {
     let tracker = Arc::new(Tracker::default());
-    let (stop_tx, stop_rx) = watch::channel(false);
+    let sweeper = tokio::spawn(sweeper::run(tracker.clone(), limits.clone()));
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut builder = hyper::server::conn::http1::Builder::new();
+    // No timer for hyper: the header deadline is the sweeper's (see `sweeper`).
     builder
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_header_size(limits.max_header_bytes)
         .keep_alive(limits.keep_alive)
@@ -140,53 +139,56 @@ where
         let conn = Connection {
             handler: handler.clone(),
             builder: builder.clone(),
-            limits: limits.clone(),
-            stop: stop_rx.clone(),
+            request_timeout: limits.request_timeout,
+            epoch: tracker.epoch,
         };
         let tracker = tracker.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            conn.run(stream, peer, &slot).await;
+            conn.run(stream, peer, &slot.conn).await;
             tracker.release(slot.id);
         });
     }
     drop(listener);
-    let _ = stop_tx.send(true);
-    // Let connections finish the reply they are writing.
+    sweeper::finish_all(&tracker, crate::clock::monotonic());
+    // Let connections finish the reply they are writing (the sweeper closes each one when its
+    // grace is over).
     let deadline = crate::clock::monotonic() + limits.drain + Duration::from_millis(200);
     while tracker.len() > 0 && crate::clock::monotonic() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    sweeper::close_all(&tracker);
+    sweeper.abort();
 }
 
 /// One accepted connection's share of the listener.
 struct Connection<H> {
     handler: Arc<H>,
     builder: Arc<hyper::server::conn::http1::Builder>,
-    limits: Limits,
-    stop: watch::Receiver<bool>,
+    request_timeout: Duration,
+    epoch: tokio::time::Instant,
 }
 
 impl<H: Handler> Connection<H> {
-    async fn run<S>(mut self, stream: S, peer: H::Peer, slot: &slots::Admitted)
+    /// Serves the connection until it ends or the listener asks it to close (`state`'s
+    /// attention bits, raised by the sweeper, an eviction or a stop).
+    async fn run<S>(self, stream: S, peer: H::Peer, state: &Arc<ConnState>)
     where
         S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let epoch = crate::clock::monotonic();
-        let last = Arc::new(AtomicU64::new(0));
         let io = TokioIo::new(ActivityIo {
             inner: stream,
-            epoch,
-            last: last.clone(),
+            epoch: self.epoch,
+            conn: state.clone(),
         });
         // Checked at the first request (the client's socket surely exists then), once per
         // connection.
         let verdict: Arc<OnceLock<Result<H::Peer, Refusal>>> = Arc::default();
-        let (handler, busy) = (self.handler.clone(), slot.busy.clone());
-        let request_timeout = self.limits.request_timeout;
+        let (handler, shared) = (self.handler.clone(), state.clone());
+        let request_timeout = self.request_timeout;
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let handler = handler.clone();
-            let guard = BusyGuard::new(busy.clone());
+            let guard = BusyGuard::new(shared.clone());
             let verdict = verdict.clone();
             async move {
                 let _guard = guard;
@@ -222,47 +224,31 @@ impl<H: Handler> Connection<H> {
         });
         let conn = self.builder.serve_connection(io, service);
         tokio::pin!(conn);
-        let idle_ms = u64::try_from(self.limits.idle_timeout.as_millis()).unwrap_or(u64::MAX);
-        let hard_end = after(self.limits.connection_timeout);
-        let mut closing: Option<tokio::time::Instant> = None;
-        loop {
-            let tick = match closing {
-                Some(deadline) => deadline,
-                None => after(self.limits.idle_timeout / 4).min(hard_end),
-            };
-            tokio::select! {
-                r = conn.as_mut() => {
-                    if let Err(e) = r {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                    break;
+        let mut finishing = false;
+        std::future::poll_fn(|cx| {
+            state.waker.register(cx.waker());
+            if state.attention.load(Ordering::Acquire) != 0 {
+                let asked = state.attention.swap(0, Ordering::AcqRel);
+                if asked & ask::CLOSE != 0 {
+                    return Poll::Ready(()); // dropped with the connection, unanswered
                 }
                 // Evicted while no request was in progress: close at once, so that a flood of
                 // idle sockets cannot pile up file descriptors in a grace period. (A request
                 // that started since the eviction was decided finishes first.)
-                _ = slot.evict.notified(), if closing.is_none() => {
-                    if slot.busy.load(Ordering::Acquire) == 0 {
-                        break;
-                    }
-                    conn.as_mut().graceful_shutdown();
-                    closing = Some(after(self.limits.drain));
+                if asked & ask::EVICTED != 0 && state.busy.load(Ordering::Acquire) == 0 {
+                    return Poll::Ready(());
                 }
-                _ = self.stop.changed(), if closing.is_none() => {
+                if !finishing {
                     conn.as_mut().graceful_shutdown();
-                    closing = Some(after(self.limits.drain));
-                }
-                _ = tokio::time::sleep_until(tick) => {
-                    if closing.is_some() || crate::clock::monotonic() >= hard_end {
-                        break; // grace over, or the connection's time is up: drop it
-                    }
-                    let quiet = (epoch.elapsed().as_millis() as u64)
-                        .saturating_sub(last.load(Ordering::Relaxed));
-                    if quiet >= idle_ms && slot.busy.load(Ordering::Acquire) == 0 {
-                        conn.as_mut().graceful_shutdown();
-                        closing = Some(after(self.limits.drain));
-                    }
+                    finishing = true;
                 }
             }
-        }
+            conn.as_mut().poll(cx).map(|r| {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            })
+        })
+        .await;
     }
 }
