@@ -339,7 +339,7 @@ impl CredentialProvider for BrokerProvider {
         &self,
         record: &Arc<audit::Template>,
         caller: audit::TcpCaller,
-        token: Option<rolecall_proto::audit::TokenRef>,
+        token: Option<Arc<rolecall_proto::audit::TokenRef>>,
     ) {
         if let Some(log) = &self.1 {
             log.record_templated(record, caller, token);

@@ -66,7 +66,7 @@ enum Entry {
     Templated {
         template: Arc<Template>,
         caller: TcpCaller,
-        token: Option<TokenRef>,
+        token: Option<Arc<TokenRef>>,
     },
 }
 
@@ -140,7 +140,7 @@ impl AuditLog {
         &self,
         template: &Arc<Template>,
         caller: TcpCaller,
-        token: Option<TokenRef>,
+        token: Option<Arc<TokenRef>>,
     ) {
         self.queue(Entry::Templated {
             template: Arc::clone(template),

@@ -11,8 +11,8 @@
 
 use super::{Entry, Shared, TcpCaller, Template};
 use rolecall_proto::audit::{Record, TokenRef};
+use rustc_hash::FxHashMap;
 use std::collections::hash_map::Entry as Slot;
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -22,25 +22,29 @@ enum Pending {
     Handouts {
         template: Arc<Template>,
         caller: TcpCaller,
-        token: Option<TokenRef>,
+        token: Option<Arc<TokenRef>>,
         count: u64,
     },
 }
 
-/// What makes two hand-outs the same line. The template is compared by identity: one
-/// rendered reply's record (equal records rendered apart merely stay two lines).
+/// What makes two hand-outs the same line. The template and the token are compared by
+/// identity (their `Arc`s live in the batch until it is written, so an address is not reused
+/// meanwhile): one rendered reply's record, one token's entry (equal ones made apart merely
+/// stay two lines).
 #[derive(PartialEq, Eq, Hash)]
 struct Same {
     template: usize,
     uid: Option<u32>,
     addr: SocketAddr,
-    token: Option<TokenRef>,
+    token: Option<usize>,
 }
 
 #[derive(Default)]
 pub(super) struct Batch {
     order: Vec<Pending>,
-    groups: HashMap<Same, usize>,
+    /// Fx, not SipHash: only hand-outs that passed the token check are keyed, and one
+    /// connection gives one key per batch, so at most a few hundred keys can collide.
+    groups: FxHashMap<Same, usize>,
     bytes: Vec<u8>,
     /// Lines in `bytes`, and the hand-outs they stand for (counted as lost if writing fails).
     lines: u64,
@@ -60,7 +64,7 @@ impl Batch {
                     template: Arc::as_ptr(&template) as usize,
                     uid: caller.uid,
                     addr: caller.addr,
-                    token: token.clone(),
+                    token: token.as_ref().map(|t| Arc::as_ptr(t) as usize),
                 };
                 match self.groups.entry(same) {
                     Slot::Occupied(at) => {
@@ -103,7 +107,7 @@ impl Batch {
                     token,
                     count,
                 } => {
-                    template.write_line(caller, token.as_ref(), *count, &mut self.bytes);
+                    template.write_line(caller, token.as_deref(), *count, &mut self.bytes);
                     *count
                 }
             };

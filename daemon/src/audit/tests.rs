@@ -203,12 +203,18 @@ fn identical_hand_outs_in_one_batch_are_one_line_with_a_count() {
         uid: Some(1000),
         addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
     };
-    let token = |id: &str| {
-        Some(TokenRef {
-            id: id.into(),
-            bound_pid: None,
+    // One token is one `Arc` (its entry in the token index), however many requests present it.
+    let tokens: std::collections::HashMap<&str, Arc<TokenRef>> = ["aa", "bb"]
+        .into_iter()
+        .map(|id| {
+            let t = TokenRef {
+                id: id.into(),
+                bound_pid: None,
+            };
+            (id, Arc::new(t))
         })
-    };
+        .collect();
+    let token = |id: &str| Some(Arc::clone(&tokens[id]));
     let handout = |t: &Arc<Template>, caller, tok| Entry::Templated {
         template: Arc::clone(t),
         caller,

@@ -16,6 +16,7 @@
 //! The same listener also answers `GET /v1/credentials`, the EKS Pod Identity–style route
 //! ([`pod_identity`]), where the token alone selects the profile.
 
+mod digest;
 pub mod guard;
 mod handler;
 pub mod imds;
@@ -87,7 +88,7 @@ pub trait CredentialProvider: Send + Sync + 'static {
         &self,
         record: &Arc<crate::audit::Template>,
         caller: crate::audit::TcpCaller,
-        token: Option<rolecall_proto::audit::TokenRef>,
+        token: Option<Arc<rolecall_proto::audit::TokenRef>>,
     ) {
         let _ = (record, caller, token);
     }

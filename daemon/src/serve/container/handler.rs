@@ -112,7 +112,7 @@ impl ContainerHandler {
             .path()
             .strip_prefix(ROUTE_PREFIX)
             .filter(|p| !p.is_empty() && !p.contains('/'))
-            .and_then(|p| percent_encoding::percent_decode_str(p).decode_utf8().ok())
+            .and_then(profile_name)
         else {
             return error_reply(StatusCode::NOT_FOUND, "NotFound", "no such route");
         };
@@ -160,7 +160,7 @@ impl ContainerHandler {
         r: &super::replies::Rendered,
         now: i64,
         peer: TcpPeer,
-        token: Option<TokenRef>,
+        token: Option<Arc<TokenRef>>,
     ) -> Reply {
         if r.expiration <= now {
             // The broker never hands out expired keys; if it ever did, say so rather than
@@ -182,7 +182,7 @@ impl ContainerHandler {
         scope: &rolecall_proto::scope::SessionScope,
         now: i64,
         peer: TcpPeer,
-        token: TokenRef,
+        token: Arc<TokenRef>,
         (interface, render): (Interface, fn(&RoleCredentials) -> Vec<u8>),
     ) -> Reply {
         let provider = &*self.state.provider;
@@ -194,6 +194,17 @@ impl ContainerHandler {
             super::replies::Rendered::new(provider, profile, interface, now, &c, render(&c));
         self.hand_out(&rendered, now, peer, Some(token))
     }
+}
+
+/// A profile name from its path segment: percent-decoded, and valid UTF-8. Names without a
+/// `%` (all of them, in practice) are the segment itself: no byte-by-byte decoding pass.
+fn profile_name(segment: &str) -> Option<std::borrow::Cow<'_, str>> {
+    if !segment.contains('%') {
+        return Some(std::borrow::Cow::Borrowed(segment));
+    }
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .ok()
 }
 
 impl crate::httpd::Handler for ContainerHandler {
@@ -224,5 +235,23 @@ impl crate::httpd::Handler for ContainerHandler {
 
     fn refused_reply(&self, why: Refusal) -> Reply {
         error_reply(StatusCode::FORBIDDEN, "Forbidden", why)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::profile_name;
+    use std::borrow::Cow;
+
+    #[test]
+    fn profile_names_are_percent_decoded_only_when_encoded() {
+        assert!(matches!(
+            profile_name("dev-admin"),
+            Some(Cow::Borrowed("dev-admin"))
+        ));
+        assert_eq!(profile_name("team%20a").as_deref(), Some("team a"));
+        assert_eq!(profile_name("caf%C3%A9").as_deref(), Some("café"));
+        // Not UTF-8 once decoded: no such profile.
+        assert_eq!(profile_name("bad%FF"), None);
     }
 }

@@ -7,6 +7,7 @@
 //! more than [`MIN_REMAINING`] left: botocore stretches IMDS credentials near expiry instead of
 //! failing, which would keep a client on dead keys.
 
+use super::digest::{same_hash, sha256};
 use super::handler::{closing, has_body};
 use super::replies::Replies;
 use super::{CredentialProvider, Limits};
@@ -21,14 +22,12 @@ use hyper::Request;
 use rand::RngCore as _;
 use rolecall_proto::audit::Interface;
 use rolecall_proto::timefmt;
-use sha2::{Digest as _, Sha256};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
 use tokio::time::Instant;
 
@@ -38,8 +37,11 @@ pub const IMDS_LINK_LOCAL: IpAddr = IpAddr::V4(Ipv4Addr::new(169, 254, 169, 254)
 /// Credentials with this little time left are not served.
 pub const MIN_REMAINING: Duration = Duration::from_secs(20 * 60);
 
-const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
-const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
+// Header names, not strings: a lookup by `&str` parses the name again on every request.
+const TTL_HEADER: header::HeaderName =
+    header::HeaderName::from_static("x-aws-ec2-metadata-token-ttl-seconds");
+const TOKEN_HEADER: header::HeaderName =
+    header::HeaderName::from_static("x-aws-ec2-metadata-token");
 const CREDS_PREFIX: &str = "/latest/meta-data/iam/security-credentials/";
 /// Live session tokens kept at most: bounds memory and lookup time under a flood of token
 /// requests. When full, the oldest session never used for a read goes first (a flood of `PUT`s
@@ -101,7 +103,7 @@ impl ImdsState {
         rand::rngs::OsRng.fill_bytes(&mut raw);
         use base64::Engine as _;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let hash = sha256(token.as_bytes());
         let now = crate::clock::monotonic();
         let _one_writer = self.new_sessions.lock().unwrap_or_else(|e| e.into_inner());
         let mut s: Vec<Arc<Session>> = self
@@ -139,12 +141,12 @@ impl ImdsState {
 
     fn session_valid(&self, presented: Option<&[u8]>) -> bool {
         let Some(p) = presented else { return false };
-        let hash: [u8; 32] = Sha256::digest(p).into();
+        let hash = sha256(p);
         let now = crate::clock::monotonic();
         let s = self.sessions.load();
         let mut ok = subtle::Choice::from(0);
         for x in s.iter() {
-            let this = x.hash.ct_eq(&hash) & subtle::Choice::from((x.until > now) as u8);
+            let this = same_hash(&x.hash, &hash) & subtle::Choice::from((x.until > now) as u8);
             // Written once per session: later reads leave the shared line alone.
             if bool::from(this) && !x.used.load(Ordering::Relaxed) {
                 x.used.store(true, Ordering::Relaxed);
@@ -219,7 +221,7 @@ impl ImdsHandler {
             }
             let ttl = req
                 .headers()
-                .get(TTL_HEADER)
+                .get(&TTL_HEADER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
                 .filter(|t| (1..=21_600).contains(t));
@@ -238,7 +240,7 @@ impl ImdsHandler {
             return text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed");
         }
         // IMDSv2 only: every read needs a session token.
-        let presented = req.headers().get(TOKEN_HEADER).map(|v| v.as_bytes());
+        let presented = req.headers().get(&TOKEN_HEADER).map(|v| v.as_bytes());
         if !self.state.session_valid(presented) {
             return text(StatusCode::UNAUTHORIZED, "unauthorized");
         }

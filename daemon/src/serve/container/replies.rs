@@ -20,7 +20,7 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use rolecall_proto::audit::Interface;
 use rolecall_proto::timefmt;
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 /// One profile's rendered reply.
@@ -69,7 +69,7 @@ impl Rendered {
         &self,
         provider: &dyn CredentialProvider,
         peer: &crate::httpd::TcpPeer,
-        token: Option<rolecall_proto::audit::TokenRef>,
+        token: Option<Arc<rolecall_proto::audit::TokenRef>>,
     ) -> crate::httpd::Reply {
         provider.audit(&self.audit, TcpCaller::from(peer), token);
         super::handler::json_reply(http::StatusCode::OK, self.body.clone())
@@ -79,7 +79,9 @@ impl Rendered {
 /// Rendered replies by profile, for one route.
 #[derive(Default)]
 pub(crate) struct Replies {
-    map: ArcSwap<HashMap<String, Arc<Rendered>>>,
+    /// Keyed by configured profile names only (a request's name is only looked up): no
+    /// SipHash needed.
+    map: ArcSwap<FxHashMap<String, Arc<Rendered>>>,
 }
 
 impl Replies {
@@ -111,7 +113,7 @@ impl Replies {
             // Entries of earlier seconds go on the way: the map holds the profiles asked for in
             // the current second at most.
             self.map.rcu(|map| {
-                let mut next: HashMap<String, Arc<Rendered>> = map
+                let mut next: FxHashMap<String, Arc<Rendered>> = map
                     .iter()
                     .filter(|(_, r)| r.second == now && r.generation == g)
                     .map(|(k, r)| (k.clone(), Arc::clone(r)))

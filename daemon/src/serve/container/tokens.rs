@@ -39,14 +39,14 @@ pub trait TokenVault: Send + Sync + 'static {
 /// is served under.
 #[derive(Debug)]
 pub struct Presented {
-    pub token: rolecall_proto::audit::TokenRef,
+    pub token: Arc<rolecall_proto::audit::TokenRef>,
     pub scope: Option<rolecall_proto::scope::SessionScope>,
 }
 
 impl Presented {
     fn of(e: &index::Entry) -> Self {
         Self {
-            token: e.token_ref(),
+            token: Arc::clone(&e.token),
             scope: e.stored.scope.clone(),
         }
     }
@@ -209,7 +209,7 @@ impl TokenStore {
                     // creation rather than forever.
                     s.expires = Some(s.created.saturating_add(LEGACY_TTL_SECS));
                 }
-                Some(Entry { stored: s, hash })
+                Some(Entry::new(s, hash))
             })
             .collect();
         Ok(Self::with(entries, Some(vault)))
@@ -281,10 +281,7 @@ impl TokenStore {
             source: new.source.map(str::to_string),
             scope: new.scope.clone(),
         };
-        let entry = Entry {
-            stored: stored.clone(),
-            hash,
-        };
+        let entry = Entry::new(stored.clone(), hash);
         self.update(
             |entries| {
                 entries.retain(|e| live(&e.stored, now));

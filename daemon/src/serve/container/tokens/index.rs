@@ -9,27 +9,35 @@
 //! as a missing one, and the time no longer grows with the number of tokens.
 
 use super::{live, StoredToken};
-use sha2::{Digest as _, Sha256};
-use std::collections::HashMap;
-use subtle::{Choice, ConstantTimeEq as _};
+use rolecall_proto::audit::TokenRef;
+use rustc_hash::FxHashMap;
+use std::sync::Arc;
+use subtle::Choice;
+
+use super::super::digest::same_hash;
+pub(super) use super::super::digest::sha256;
 
 #[derive(Clone)]
 pub(super) struct Entry {
     pub stored: StoredToken,
     pub hash: [u8; 32],
+    /// What the audit log says of the token (its id and bound process, which never change),
+    /// made once: a request takes a reference count, not a copy of the id.
+    pub token: Arc<TokenRef>,
 }
 
 impl Entry {
-    pub fn token_ref(&self) -> rolecall_proto::audit::TokenRef {
-        rolecall_proto::audit::TokenRef {
-            id: self.stored.id.clone(),
-            bound_pid: self.stored.bound_pid,
+    pub fn new(stored: StoredToken, hash: [u8; 32]) -> Self {
+        let token = Arc::new(TokenRef {
+            id: stored.id.clone(),
+            bound_pid: stored.bound_pid,
+        });
+        Self {
+            stored,
+            hash,
+            token,
         }
     }
-}
-
-pub(super) fn sha256(data: &[u8]) -> [u8; 32] {
-    Sha256::digest(data).into()
 }
 
 fn prefix(hash: &[u8; 32]) -> u64 {
@@ -40,12 +48,15 @@ fn prefix(hash: &[u8; 32]) -> u64 {
 
 pub(super) struct Index {
     pub entries: Vec<Entry>,
-    by_prefix: HashMap<u64, Vec<usize>>,
+    /// The keys are SHA-256 bytes, uniform already: a multiply (Fx) spreads them as well as
+    /// SipHash would.
+    by_prefix: FxHashMap<u64, Vec<usize>>,
 }
 
 impl Index {
     pub fn new(entries: Vec<Entry>) -> Self {
-        let mut by_prefix: HashMap<u64, Vec<usize>> = HashMap::with_capacity(entries.len());
+        let mut by_prefix: FxHashMap<u64, Vec<usize>> =
+            FxHashMap::with_capacity_and_hasher(entries.len(), Default::default());
         for (i, e) in entries.iter().enumerate() {
             by_prefix.entry(prefix(&e.hash)).or_default().push(i);
         }
@@ -56,12 +67,10 @@ impl Index {
     pub fn find(&self, hash: &[u8; 32], profile: Option<&str>, now: i64) -> Option<&Entry> {
         let candidates = self.by_prefix.get(&prefix(hash))?;
         candidates.iter().map(|&i| &self.entries[i]).find(|e| {
-            let same_profile = match profile {
-                Some(p) => e.stored.profile.as_bytes().ct_eq(p.as_bytes()),
-                None => Choice::from(1),
-            };
+            // Profile names are no secret (the request's path names one): compared plainly.
+            let same_profile = Choice::from(profile.is_none_or(|p| e.stored.profile == p) as u8);
             bool::from(
-                hash.ct_eq(&e.hash) & same_profile & Choice::from(live(&e.stored, now) as u8),
+                same_hash(hash, &e.hash) & same_profile & Choice::from(live(&e.stored, now) as u8),
             )
         })
     }
@@ -72,8 +81,8 @@ mod tests {
     use super::*;
 
     fn entry(id: &str, profile: &str, hash: [u8; 32]) -> Entry {
-        Entry {
-            stored: StoredToken {
+        Entry::new(
+            StoredToken {
                 id: id.into(),
                 profile: profile.into(),
                 sha256: String::new(),
@@ -85,7 +94,7 @@ mod tests {
                 scope: None,
             },
             hash,
-        }
+        )
     }
 
     #[test]
