@@ -53,7 +53,7 @@ impl Broker {
         }
         if let Some(parent) = pc.via.clone() {
             return self
-                .chained_credentials(profile, &parent, &pc, &key, req)
+                .chained_credentials(profile, &parent, &pc, &key, refresh_ahead, req)
                 .await;
         }
         let mut login_done = false;
@@ -65,7 +65,9 @@ impl Broker {
                     return Ok(c);
                 }
             }
-            let outcome = self.fetch_shared(&key, profile, &pc, &source, None).await;
+            let outcome = self
+                .fetch_shared(&key, profile, &pc, &source, None, Some(refresh_ahead))
+                .await;
             let now = self.clock.now();
             let err = match outcome {
                 Ok(c) if c.expiration - now > EXPIRY_MARGIN_SECS => return Ok(c),
@@ -109,14 +111,24 @@ impl Broker {
         parent: &str,
         pc: &ProfileConfig,
         key: &CacheKey,
+        refresh_ahead: i64,
         req: CredentialRequest,
     ) -> Result<RoleCredentials, ErrorBody> {
         let (_, source) = self.resolve(profile)?;
         let parent_creds = Box::pin(self.credentials(parent, req))
             .await
             .map_err(|e| parent_failed(profile, parent, e))?;
+        // The parent's fetch may have let another caller's AssumeRole run and finish meanwhile:
+        // `refresh_ahead` lets the flight step take what it cached.
         let outcome = self
-            .fetch_shared(key, profile, pc, &source, Some(parent_creds))
+            .fetch_shared(
+                key,
+                profile,
+                pc,
+                &source,
+                Some(parent_creds),
+                Some(refresh_ahead),
+            )
             .await;
         let now = self.clock.now();
         match outcome {
@@ -179,7 +191,8 @@ impl Broker {
             Some(parent) => Some(self.parent_for_refresh(profile, parent).await?),
             None => None,
         };
-        self.fetch_shared(&key, profile, &pc, &source, parent).await
+        self.fetch_shared(&key, profile, &pc, &source, parent, None)
+            .await
     }
 
     /// The refresh scheduler backs off a failing upstream: until `until` (epoch seconds), or

@@ -12,6 +12,12 @@ use tokio::sync::watch;
 
 impl Broker {
     /// One upstream fetch per key at a time; later callers join the running one.
+    ///
+    /// `reuse_fresh` (refresh-ahead seconds): the caller found the cache stale earlier and has
+    /// waited since (for a parent's credentials, or merely for its thread): when no fetch is
+    /// running, credentials that one cached meanwhile are taken instead of fetching again.
+    /// Checked under the flight lock; a flight caches before it leaves that map, so a caller
+    /// either joins the flight or sees what it cached. `None` for forced refetches.
     pub(super) async fn fetch_shared(
         self: &Arc<Self>,
         key: &CacheKey,
@@ -19,12 +25,18 @@ impl Broker {
         pc: &ProfileConfig,
         source: &Arc<dyn Source>,
         parent: Option<RoleCredentials>,
+        reuse_fresh: Option<i64>,
     ) -> Outcome {
         let mut rx = {
             let mut inflight = lock(&self.inflight);
             match inflight.get(key) {
                 Some(rx) => rx.clone(),
                 None => {
+                    if let Some(ahead) = reuse_fresh {
+                        if let Some(c) = self.cached_fresh(key, self.clock.now(), ahead) {
+                            return Ok(c);
+                        }
+                    }
                     let (tx, rx) = watch::channel(None);
                     inflight.insert(key.clone(), rx.clone());
                     let this = Arc::clone(self);

@@ -89,6 +89,32 @@ async fn two_hundred_concurrent_requests_cause_one_fetch() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_caller_that_missed_a_finished_flight_takes_what_it_cached() {
+    let s = setup();
+    let first = get(&s.broker, QUIET).await.unwrap();
+    // A caller that found the cache stale just before that fetch finished (it was waiting for
+    // a chained profile's parent, or for its thread) reaches the single flight only now.
+    let (pc, source) = s.broker.resolve("dev").unwrap();
+    let key = CacheKey::of(&s.broker.registry(), &pc);
+    let ahead = s.broker.daemon_config().refresh_ahead.as_secs() as i64;
+    let late = s
+        .broker
+        .fetch_shared(&key, "dev", &pc, &source, None, Some(ahead))
+        .await
+        .unwrap();
+    assert_eq!(late.access_key_id, first.access_key_id);
+    assert_eq!(s.source.fetches(), 1);
+    // A forced refetch does fetch.
+    let forced = s
+        .broker
+        .fetch_shared(&key, "dev", &pc, &source, None, None)
+        .await
+        .unwrap();
+    assert_ne!(forced.access_key_id, first.access_key_id);
+    assert_eq!(s.source.fetches(), 2);
+}
+
+#[tokio::test(start_paused = true)]
 async fn cached_until_refresh_ahead_then_refetched() {
     let s = setup();
     let first = get(&s.broker, QUIET).await.unwrap();
