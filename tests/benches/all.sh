@@ -84,6 +84,9 @@ for s in scripts:
         m = re.search(r"RSS under load: (\S+) KiB \(spread (\d+) KiB\) (.*)$", text, re.M)
         if m:
             add("container endpoint RSS under load", f"{m[1]} KiB", "flat (spread <= 2048 KiB)", "-", "ok" if "MISSED" not in m[3] else "MISSED")
+        m = re.search(r"audit under load: (\d+) hand-outs on record, (\S+) dropped", text)
+        if m:
+            add("audit records dropped under load", m[2], f"0 (of {m[1]} hand-outs)", "-", "ok" if m[2] == "0" and m[1] != "0" else "MISSED")
     for line in text.splitlines():
         # figure|what|ours|limit|peer|goal verdict
         if line.startswith("figure|"):
