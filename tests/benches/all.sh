@@ -81,6 +81,13 @@ for s in scripts:
                     "-", ratio[3] if ratio else "")
             if p99:
                 add(f"{label} p99", f"{p99[1]} ms", f"goal {p99[2]} ms" + (f" (reference {ref[3]} ms)" if ref else ""), "-", p99[3])
+            # CPU per request (median over the rounds; no goal): what each server costs,
+            # whatever limited a round's req/s.
+            cpu = lambda n: re.search(rf"^median {n}(?:\s+[\d.]+){{4}}\s+([\d.]+)\s+([\d.]+)\s*$", text, re.M)
+            ours, theirs = cpu(route), cpu("reference")
+            if ours and theirs:
+                add(f"{label} CPU per request", f"{ours[2]} us ({ours[1]} % of its core)",
+                    f"hyper reference {theirs[2]} us ({theirs[1]} %)", "-", "")
         m = re.search(r"RSS under load: (\S+) KiB \(spread (\d+) KiB\) (.*)$", text, re.M)
         if m:
             add("container endpoint RSS under load", f"{m[1]} KiB", "flat (spread <= 2048 KiB)", "-", "ok" if "MISSED" not in m[3] else "MISSED")

@@ -17,9 +17,10 @@
 #   ROUNDS=3 DURATION=10s LONG=30 tests/benches/container.sh
 #   PIN=0 tests/benches/container.sh            # the goal rounds unpinned (wrk -t2 -c64)
 #   BIN=/old/build tests/benches/container.sh   # another build of the three binaries
-#   PERF=/tmp/rc.perf tests/benches/container.sh # also a perf profile of rolecalld during a
-#                                                # 10 s container run (needs a build with symbols:
-#                                                # CARGO_PROFILE_RELEASE_STRIP=none, see
+#   PERF=/tmp/rc.perf tests/benches/container.sh # also perf profiles of rolecalld and of the
+#                                                # reference (/tmp/rc.perf.reference), each
+#                                                # during a 10 s run (rolecalld needs a build with
+#                                                # symbols: CARGO_PROFILE_RELEASE_STRIP=none, see
 #                                                # docs/performance.md), printed after the table
 set -euo pipefail
 
@@ -110,7 +111,8 @@ BODY="$(curl -sf -H "Authorization: $TOKEN" "$URL")"
 SIZE="${#BODY}"
 
 "${ON_SERVER_CPU[@]}" "$REL/container-reference" 127.0.0.1:0 "$TOKEN" "$SIZE" >"$WORK/ref.out" &
-PIDS+=("$!")
+REFERENCE=$!
+PIDS+=("$REFERENCE")
 for _ in $(seq 100); do [ -s "$WORK/ref.out" ] && break; sleep 0.1; done
 REF="http://$(head -1 "$WORK/ref.out")/v1/container/dev-admin"
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: $TOKEN" "$REF")" = 200 ]
@@ -151,21 +153,40 @@ ORDER=(container imds reference)
 MISSED=()
 
 echo "== ${WRK[*]}, $ROUNDS rounds of $DURATION, ${SIZE}-byte reply$([ "$PIN" = 1 ] && echo ", servers on CPU $SERVER_CPU")" >&2
-printf '%-26s %10s %9s %9s %7s\n' "" "req/s" "p50 ms" "p99 ms" "errors"
+# Besides wrk's figures, each round reads the server's CPU time (user + system, all its
+# threads) before and after: "cpu %" is its share of its core over the round, "cpu us/req" the
+# CPU it spent per request. A server below ~95 % of its core was not the bottleneck (wrk or the
+# host was), and its req/s then says little; CPU per request says what each server costs
+# whatever limited the round.
+TICK="$(getconf CLK_TCK)"
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+declare -A SERVER_PID=([container]="$DAEMON" [imds]="$DAEMON" [reference]="$REFERENCE")
+printf '%-26s %10s %9s %9s %7s %7s %11s\n' "" "req/s" "p50 ms" "p99 ms" "errors" "cpu %" "cpu us/req"
 : >"$WORK/rounds"
 for round in $(seq "$ROUNDS"); do
   for i in 0 1 2; do
     name="${ORDER[$(((i + round) % 3))]}"
+    pid="${SERVER_PID[$name]}"
+    t0="$(cpu_ticks "$pid")" w0="$(date +%s%N)"
     F="$(run_wrk "$name-$round" "${TARGET_URL[$name]}" "$DURATION")"
-    echo "$name $F" >>"$WORK/rounds"
+    t1="$(cpu_ticks "$pid")" w1="$(date +%s%N)"
     read -r rps p50 p99 err <<<"$F"
-    printf '%-26s %10s %9s %9s %7s\n' "round $round $name" "$rps" "$p50" "$p99" "$err"
+    read -r pct us <<<"$(awk -v t="$((t1 - t0))" -v hz="$TICK" -v ns="$((w1 - w0))" -v rps="$rps" \
+      'BEGIN { s = t / hz; printf "%.0f %.2f\n", 100 * s / (ns / 1e9), (rps > 0 ? 1e6 * s / (rps * ns / 1e9) : 0) }')"
+    echo "$name $F $pct $us" >>"$WORK/rounds"
+    printf '%-26s %10s %9s %9s %7s %7s %11s\n' "round $round $name" "$rps" "$p50" "$p99" "$err" "$pct" "$us"
   done
 done
-# Medians over the rounds (req/s, p50, p99 each on its own).
+# Medians over the rounds (req/s, p50, p99, CPU each on its own).
 median() { awk -v n="$1" -v col="$2" '$1 == n {print $col}' "$WORK/rounds" | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 for name in "${ORDER[@]}"; do
-  printf '%-26s %10s %9s %9s %7s\n' "median $name" "$(median "$name" 2)" "$(median "$name" 3)" "$(median "$name" 4)" 0
+  printf '%-26s %10s %9s %9s %7s %7s %11s\n' "median $name" "$(median "$name" 2)" "$(median "$name" 3)" "$(median "$name" 4)" 0 \
+    "$(median "$name" 6)" "$(median "$name" 7)"
+done
+# Not a goal: what the reference's CPU per request is of each server's (1 = as cheap).
+for name in container imds; do
+  awk -v name="$name" -v d="$(median "$name" 7)" -v r="$(median reference 7)" \
+    'BEGIN { if (d > 0) printf "cpu per request, reference/%s: %.2f\n", name, r / d }'
 done
 R_RPS="$(median reference 2)"
 goals() {
@@ -177,18 +198,24 @@ goals() {
 while read -r goal; do MISSED+=("$goal"); done < <(grep MISSED "$WORK/goals" || true)
 
 if [ -n "${PERF:-}" ]; then
-  echo "== perf profile of rolecalld under wrk (10 s): $PERF" >&2
-  perf record -q -F 1999 -g -o "$PERF" -p "$DAEMON" -- sleep 10 2>"$WORK/perf.err" &
-  PERF_PID=$!
-  "${WRK[@]}" -d10s -s "$WORK/bench.lua" "$URL" >/dev/null
-  wait "$PERF_PID" || { echo "bench: perf record failed: $(head -1 "$WORK/perf.err")" >&2; exit 2; }
-  perf report -i "$PERF" -g none --no-children --sort comm,dso,symbol --percent-limit 0.7 --stdio 2>/dev/null \
-    | grep -v '^$' | grep -E '^ +[0-9.]+%' | head -60
+  # The same profile of the reference, to compare entry by entry ($PERF.reference).
+  for target in rolecalld reference; do
+    case "$target" in
+      rolecalld) pid="$DAEMON" out="$PERF" url="$URL" ;;
+      reference) pid="$REFERENCE" out="$PERF.reference" url="$REF" ;;
+    esac
+    echo "== perf profile of the $target under wrk (10 s): $out" >&2
+    perf record -q -F 1999 -g -o "$out" -p "$pid" -- sleep 10 2>"$WORK/perf.err" &
+    PERF_PID=$!
+    "${WRK[@]}" -d10s -s "$WORK/bench.lua" "$url" >/dev/null
+    wait "$PERF_PID" || { echo "bench: perf record failed: $(head -1 "$WORK/perf.err")" >&2; exit 2; }
+    perf report -i "$out" -g none --no-children --sort comm,dso,symbol --percent-limit 0.7 --stdio 2>/dev/null \
+      | grep -v '^$' | grep -E '^ +[0-9.]+%' | head -60
+  done
 fi
 
 echo "== ${LONG}-second run against rolecalld: CPU and RSS every 5 s" >&2
-TICK="$(getconf CLK_TCK)"
-cpu() { awk '{print $14 + $15}' "/proc/$DAEMON/stat"; }
+cpu() { cpu_ticks "$DAEMON"; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$DAEMON/status"; }
 CPU0="$(cpu)"
 RSS0="$(rss)"
