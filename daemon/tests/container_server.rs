@@ -357,6 +357,31 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     srv.stop().await;
 }
 
+/// `printf 'GET …' | nc -N host port` and some scripts shut down their write side once the
+/// request is sent: the reply must still come, every time.
+#[tokio::test]
+async fn a_client_that_half_closes_after_its_request_is_answered() {
+    let srv = start(Limits::default(), 3600).await;
+    let dev = srv.mint("dev");
+    let req = format!(
+        "GET /v1/container/dev HTTP/1.1\r\nHost: {}\r\nAuthorization: {dev}\r\n\r\n",
+        srv.addr
+    );
+    for attempt in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        s.shutdown().await.unwrap();
+        let mut buf = Vec::new();
+        let _ = s.read_to_end(&mut buf).await;
+        assert!(
+            !buf.is_empty(),
+            "attempt {attempt}: closed without an answer"
+        );
+        assert_eq!(parse(&buf).0, 200, "attempt {attempt}");
+    }
+    srv.stop().await;
+}
+
 #[tokio::test]
 async fn idle_and_slow_connections_are_closed() {
     let limits = Limits {
