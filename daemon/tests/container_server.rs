@@ -137,6 +137,11 @@ fn parse(buf: &[u8]) -> (u16, String) {
     (status, body.to_string())
 }
 
+/// A request for profile `dev` with `token` that leaves the connection open.
+fn keep_alive_request(addr: SocketAddr, token: &str) -> String {
+    format!("GET /v1/container/dev HTTP/1.1\r\nHost: {addr}\r\nAuthorization: {token}\r\n\r\n")
+}
+
 async fn get(addr: SocketAddr, path: &str, host: &str, extra: &str) -> (u16, String) {
     raw(
         addr,
@@ -344,10 +349,7 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
     let srv = start(Limits::default(), 3600).await;
     let dev = srv.mint("dev");
     let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    let req = format!(
-        "GET /v1/container/dev HTTP/1.1\r\nHost: {}\r\nAuthorization: {dev}\r\n\r\n",
-        srv.addr
-    );
+    let req = keep_alive_request(srv.addr, &dev);
     for _ in 0..3 {
         s.write_all(req.as_bytes()).await.unwrap();
         let mut buf = vec![0u8; 4096];
@@ -363,10 +365,7 @@ async fn keep_alive_serves_many_requests_on_one_connection() {
 async fn a_client_that_half_closes_after_its_request_is_answered() {
     let srv = start(Limits::default(), 3600).await;
     let dev = srv.mint("dev");
-    let req = format!(
-        "GET /v1/container/dev HTTP/1.1\r\nHost: {}\r\nAuthorization: {dev}\r\n\r\n",
-        srv.addr
-    );
+    let req = keep_alive_request(srv.addr, &dev);
     for attempt in 0..200 {
         let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
         s.write_all(req.as_bytes()).await.unwrap();
@@ -415,10 +414,7 @@ async fn after_a_reply_the_next_head_must_arrive_in_time_however_it_trickles() {
     let srv = start(limits, 3600).await;
     let dev = srv.mint("dev");
     let mut s = tokio::net::TcpStream::connect(srv.addr).await.unwrap();
-    let req = format!(
-        "GET /v1/container/dev HTTP/1.1\r\nHost: {}\r\nAuthorization: {dev}\r\n\r\n",
-        srv.addr
-    );
+    let req = keep_alive_request(srv.addr, &dev);
     s.write_all(req.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 4096];
     let n = s.read(&mut buf).await.unwrap();

@@ -215,9 +215,8 @@ if [ -n "${PERF:-}" ]; then
 fi
 
 echo "== ${LONG}-second run against rolecalld: CPU and RSS every 5 s" >&2
-cpu() { cpu_ticks "$DAEMON"; }
 rss() { awk '/VmRSS/ {print $2}' "/proc/$DAEMON/status"; }
-CPU0="$(cpu)"
+CPU0="$(cpu_ticks "$DAEMON")"
 RSS0="$(rss)"
 "${WRK[@]}" -d"${LONG}s" -s "$WORK/bench.lua" "$URL" >"$WORK/long.out" &
 LONG_WRK=$!
@@ -227,7 +226,7 @@ for _ in $(seq $((LONG / 5))); do
   SAMPLES="$SAMPLES $(rss)"
 done
 wait "$LONG_WRK"
-CPU1="$(cpu)"
+CPU1="$(cpu_ticks "$DAEMON")"
 L="$(wrk_figures "rolecalld (long run)" "$WORK/long.out")"
 read -r L_RPS L_P50 L_P99 L_ERR <<<"$L"
 echo "rolecalld over ${LONG}s: $L_RPS req/s, p50 $L_P50 ms, p99 $L_P99 ms, $L_ERR errors"
@@ -238,8 +237,8 @@ echo "$SAMPLES" | awk '{ min = $2; max = $2; for (i = 2; i <= NF; i++) { if ($i 
   printf "RSS under load: %d..%d KiB (spread %d KiB) %s\n", min, max, max - min, (max - min <= 2048 ? "flat" : "GROWING? MISSED") }' \
   | tee "$WORK/rss"
 if grep -q MISSED "$WORK/rss"; then MISSED+=("RSS not flat under load"); fi
-# The audit writer runs below the serving threads' priority; it must still keep up: no record
-# dropped (no `dropped` line in the files kept, no warning in the daemon's log; the log rotates,
+# The audit writer shares the server's core with the serving thread; it must still keep up: no
+# record dropped (no `dropped` line in the files kept, no warning in the daemon's log; the log rotates,
 # so the hand-outs still on record are fewer than those served).
 read -r AUDITED DROPPED < <(python3 - "$WORK/state" <<'PY'
 import json, pathlib, sys

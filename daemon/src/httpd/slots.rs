@@ -58,8 +58,8 @@ pub(crate) struct Slot {
     fd: Option<RawFd>,
     pub opened: Instant,
     /// The sweeper's memory: `served` and whether a request was in progress at its last look,
-    /// and since when (by its clock) the
-    /// connection has been waiting for a request head with none dispatched.
+    /// and since when (by its clock) the connection has been waiting for a request head with
+    /// none dispatched.
     pub seen_served: u64,
     pub seen_busy: bool,
     pub waiting_since: Instant,

@@ -46,11 +46,9 @@ pub(crate) async fn run(tracker: Arc<Tracker>, limits: Limits) {
 /// One look at every connection.
 pub(crate) fn look(tracker: &Tracker, limits: &Limits, now: Instant) {
     let now_ms = tracker.millis(now);
-    let mut slots = tracker.lock();
-    for slot in slots.open.values_mut() {
-        look_at(slot, limits, now, now_ms);
-    }
-    for slot in slots.evicted.values_mut() {
+    let mut guard = tracker.lock();
+    let slots = &mut *guard;
+    for slot in slots.open.values_mut().chain(slots.evicted.values_mut()) {
         look_at(slot, limits, now, now_ms);
     }
 }

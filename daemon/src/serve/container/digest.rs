@@ -19,7 +19,8 @@ pub(crate) fn same_hash(a: &[u8; 32], b: &[u8; 32]) -> Choice {
     diff.ct_eq(&0)
 }
 
-fn word(bytes: &[u8]) -> u64 {
+/// Eight bytes as a word (kept in memory only, so in the machine's byte order).
+pub(crate) fn word(bytes: &[u8]) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(bytes);
     u64::from_ne_bytes(w)

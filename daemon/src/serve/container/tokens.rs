@@ -12,9 +12,10 @@
 //! (`rolecall exec`) lives as long as that process. Signing out of a source revokes the tokens
 //! of its profiles.
 
+use super::digest::sha256;
 use arc_swap::ArcSwap;
 use base64::Engine as _;
-use index::{sha256, Entry, Index};
+use index::{Entry, Index};
 use rand::RngCore as _;
 use rolecall_proto::api::ContainerTokenStatus;
 use serde::{Deserialize, Serialize};

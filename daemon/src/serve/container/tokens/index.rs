@@ -14,8 +14,7 @@ use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use subtle::Choice;
 
-use super::super::digest::same_hash;
-pub(super) use super::super::digest::sha256;
+use super::super::digest::{same_hash, word};
 
 #[derive(Clone)]
 pub(super) struct Entry {
@@ -41,9 +40,7 @@ impl Entry {
 }
 
 fn prefix(hash: &[u8; 32]) -> u64 {
-    let mut p = [0u8; 8];
-    p.copy_from_slice(&hash[..8]);
-    u64::from_le_bytes(p)
+    word(&hash[..8])
 }
 
 pub(super) struct Index {
